@@ -1,0 +1,10 @@
+//! `timeout` on each target.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(unix)]
+fn main() {
+    morgana_unix::run(timeout::ARGS, |platform, args| {
+        let config = timeout::Config::from_args(args)?;
+        Ok(async move { timeout::start(platform, config).await.map(|_| ()) })
+    })
+}

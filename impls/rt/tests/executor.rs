@@ -1,0 +1,127 @@
+//! The executor's contract: tasks, timers, virtual time, stall detection.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::channel::oneshot;
+use futures::future::{Either, select};
+use morgana::{Clock, Instant, Spawn};
+use morgana_rt::{Executor, Stalled, VirtualTime};
+
+#[test]
+fn ten_virtual_minutes_take_no_time() {
+    let time = VirtualTime::new();
+    let exec = Executor::new(time.clone());
+    let h = exec.handle();
+    let started = std::time::Instant::now();
+    let ticks = exec
+        .block_on(&mut time.park(), async {
+            let mut n = 0;
+            while h.now() < Instant::from_millis(600_000) {
+                h.sleep(Duration::from_millis(100)).await;
+                n += 1;
+            }
+            n
+        })
+        .unwrap();
+    assert_eq!(ticks, 6000);
+    assert_eq!(h.now(), Instant::from_millis(600_000));
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn spawned_tasks_interleave_by_deadline() {
+    let time = VirtualTime::new();
+    let exec = Executor::new(time.clone());
+    let h = exec.handle();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    exec.block_on(&mut time.park(), async {
+        for (name, ms) in [("c", 300u64), ("a", 100), ("b", 200)] {
+            let (h2, log) = (h.clone(), log.clone());
+            h.spawn(async move {
+                h2.sleep(Duration::from_millis(ms)).await;
+                log.borrow_mut().push((name, h2.now().as_millis()));
+            });
+        }
+        h.sleep(Duration::from_secs(1)).await;
+    })
+    .unwrap();
+    assert_eq!(*log.borrow(), vec![("a", 100), ("b", 200), ("c", 300)]);
+    assert_eq!(exec.live_tasks(), 0);
+}
+
+#[test]
+fn tasks_wake_each_other_without_timers() {
+    let time = VirtualTime::new();
+    let exec = Executor::new(time.clone());
+    let h = exec.handle();
+    let out = exec
+        .block_on(&mut time.park(), async {
+            let (tx, rx) = oneshot::channel();
+            h.spawn(async move {
+                tx.send(42).unwrap();
+            });
+            rx.await.unwrap()
+        })
+        .unwrap();
+    assert_eq!(out, 42);
+    assert_eq!(h.now(), Instant::ZERO);
+}
+
+#[test]
+fn deadlock_is_reported_not_skipped() {
+    let time = VirtualTime::new();
+    let exec = Executor::new(time.clone());
+    let (_tx, rx) = oneshot::channel::<()>();
+    let err = exec.block_on(&mut time.park(), rx).unwrap_err();
+    assert_eq!(err, Stalled::Deadlock { at: Instant::ZERO });
+    assert!(err.to_string().contains("no runnable task and no timer"));
+}
+
+#[test]
+fn time_limit_caps_the_jump() {
+    let time = VirtualTime::new();
+    let exec = Executor::new(time.clone());
+    let h = exec.handle();
+    let err = exec
+        .block_on(&mut time.park_until(Instant::from_millis(5_000)), h.sleep(Duration::from_secs(3600)))
+        .unwrap_err();
+    assert!(matches!(err, Stalled::TimeLimit { .. }), "{err}");
+}
+
+#[test]
+fn a_timeout_race_is_decided_by_the_earlier_deadline() {
+    let time = VirtualTime::new();
+    let exec = Executor::new(time.clone());
+    let h = exec.handle();
+    let won = exec
+        .block_on(&mut time.park(), async {
+            let slow = std::pin::pin!(h.sleep(Duration::from_secs(3)));
+            let timeout = std::pin::pin!(h.sleep(Duration::from_secs(2)));
+            match select(slow, timeout).await {
+                Either::Left(_) => "task",
+                Either::Right(_) => "timeout",
+            }
+        })
+        .unwrap();
+    assert_eq!(won, "timeout");
+    assert_eq!(h.now(), Instant::from_millis(2000));
+    // The loser's timer is still registered once, not once per poll.
+    assert!(h.pending_timers() <= 1);
+}
+
+#[test]
+fn one_timer_entry_per_task() {
+    let time = VirtualTime::new();
+    let exec = Executor::new(time.clone());
+    let h = exec.handle();
+    exec.block_on(&mut time.park(), async {
+        let waker = futures::task::noop_waker();
+        for i in 0..100 {
+            h.wake_at(Instant::from_millis(1000 - i), &waker);
+        }
+        assert_eq!(h.pending_timers(), 1);
+    })
+    .unwrap();
+}

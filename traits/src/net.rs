@@ -1,0 +1,166 @@
+//! `Net`: an Ethernet interface, polled with a task `Context`.
+//!
+//! The shape is smoltcp's `phy::Device` and embassy's `embassy-net-driver`: the device lends its
+//! own buffer to a closure through a token, so a frame goes from the wire to the stack without a
+//! copy. When no token is available the device stores the context's waker and wakes it once one
+//! is. One task drives a given `Net` (a stack's runner); it is never shared.
+//!
+//! ```
+//! use core::task::Context;
+//! use morgana::net::{Net, RxToken, TxToken};
+//!
+//! /// Bounce every received frame back to the sender, swapping the MAC addresses.
+//! fn reflect<N: Net>(net: &mut N, cx: &mut Context<'_>) {
+//!     while let Some((rx, tx)) = net.receive(cx) {
+//!         let mut frame = [0u8; 1514];
+//!         let len = rx.consume(|buf| {
+//!             frame[..buf.len()].copy_from_slice(buf);
+//!             buf.len()
+//!         });
+//!         if len < 14 {
+//!             continue;
+//!         }
+//!         tx.consume(len, |out| {
+//!             out.copy_from_slice(&frame[..len]);
+//!             out[..6].copy_from_slice(&frame[6..12]);
+//!             out[6..12].copy_from_slice(&frame[..6]);
+//!         });
+//!     }
+//! }
+//! ```
+
+use core::task::Context;
+
+/// Length of an Ethernet header (destination, source, EtherType).
+pub const ETHERNET_HEADER_LEN: usize = 14;
+
+/// A network interface that sends and receives Ethernet frames.
+pub trait Net {
+    /// Token for one received frame.
+    type RxToken<'a>: RxToken
+    where
+        Self: 'a;
+    /// Token for sending one frame.
+    type TxToken<'a>: TxToken
+    where
+        Self: 'a;
+
+    /// A received frame together with a token to answer it, or `None` after registering the
+    /// waker of `cx` to be woken when a frame arrives.
+    fn receive(&mut self, cx: &mut Context<'_>) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)>;
+
+    /// A token to send one frame, or `None` after registering the waker of `cx` to be woken when
+    /// there is room again.
+    fn transmit(&mut self, cx: &mut Context<'_>) -> Option<Self::TxToken<'_>>;
+
+    /// Whether the link is up; a change wakes the waker of `cx`.
+    fn link_state(&mut self, cx: &mut Context<'_>) -> LinkState;
+
+    /// MTU and offloads.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The interface's MAC address.
+    fn mac(&self) -> [u8; 6];
+
+    /// Counters since the device was opened.
+    fn stats(&self) -> NetStats;
+}
+
+/// A received frame, lent by the device.
+pub trait RxToken {
+    /// Call `f` with the frame (Ethernet header included) and return its result.
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, f: F) -> R;
+}
+
+/// Room for one frame to send, lent by the device.
+pub trait TxToken {
+    /// Call `f` with a buffer of exactly `len` bytes to fill, then send it.
+    ///
+    /// A `len` above [`Capabilities::max_frame_len`] is not sent: `f` still runs (on scratch
+    /// space), and the frame is counted in [`NetStats::tx_dropped`].
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R;
+}
+
+/// Link state of an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// The link is down: frames are neither sent nor received.
+    Down,
+    /// The link is up.
+    Up,
+}
+
+/// What an interface can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Largest IP packet the link carries (1500 on Ethernet).
+    pub mtu: usize,
+    /// Whether the device checks and fills IPv4/TCP/UDP checksums itself.
+    pub checksum_offload: bool,
+}
+
+impl Capabilities {
+    /// Capabilities of an Ethernet link with the given MTU and no offloads.
+    pub const fn ethernet(mtu: usize) -> Self {
+        Self { mtu, checksum_offload: false }
+    }
+
+    /// Largest frame, Ethernet header included, that the device sends or delivers.
+    pub const fn max_frame_len(&self) -> usize {
+        self.mtu + ETHERNET_HEADER_LEN
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self::ethernet(1500)
+    }
+}
+
+/// Frame and byte counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frames received and handed to the stack.
+    pub rx_frames: u64,
+    /// Bytes of those frames.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Bytes of those frames.
+    pub tx_bytes: u64,
+    /// Received frames dropped (too long, no buffer, injected loss).
+    pub rx_dropped: u64,
+    /// Frames not sent (too long, no room, injected loss).
+    pub tx_dropped: u64,
+}
+
+impl<T: Net + ?Sized> Net for &mut T {
+    type RxToken<'a>
+        = T::RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = T::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, cx: &mut Context<'_>) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        T::receive(self, cx)
+    }
+    fn transmit(&mut self, cx: &mut Context<'_>) -> Option<Self::TxToken<'_>> {
+        T::transmit(self, cx)
+    }
+    fn link_state(&mut self, cx: &mut Context<'_>) -> LinkState {
+        T::link_state(self, cx)
+    }
+    fn capabilities(&self) -> Capabilities {
+        T::capabilities(self)
+    }
+    fn mac(&self) -> [u8; 6] {
+        T::mac(self)
+    }
+    fn stats(&self) -> NetStats {
+        T::stats(self)
+    }
+}

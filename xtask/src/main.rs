@@ -1,0 +1,198 @@
+//! `cargo xtask`: the one entry point to build, run, test and measure Morgana unikernels.
+//!
+//! ```text
+//! cargo xtask list                                  apps and targets
+//! cargo xtask run APP [--target unix] [-- ARGS]     run an app
+//! cargo xtask build APP [--target unix]             build an app, print the binary's path
+//! cargo xtask test                                  fmt, clippy, tests, no_std builds
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+
+mod test;
+
+/// Bare-metal Rust target used to check the `no_std` crates.
+const NO_STD_TARGET: &str = "x86_64-unknown-none";
+
+/// Crates that promise to be `no_std` and are built for [`NO_STD_TARGET`] by `cargo xtask test`.
+const NO_STD_CRATES: &[&str] = &["morgana", "morgana-testkit", "morgana-rt", "morgana-mem"];
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run, test and measure Morgana unikernels")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List the apps and the targets.
+    List,
+    /// Build and run an app.
+    Run {
+        /// The app (see `cargo xtask list`).
+        app: String,
+        /// Where to run it.
+        #[arg(long, default_value = "unix")]
+        target: String,
+        /// Build with optimisations.
+        #[arg(long)]
+        release: bool,
+        /// Arguments for the app (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Build an app and print where its binary is.
+    Build {
+        /// The app (see `cargo xtask list`).
+        app: String,
+        /// What to build it for.
+        #[arg(long, default_value = "unix")]
+        target: String,
+        /// Build with optimisations.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Check everything CI checks: formatting, lints, tests, no_std builds.
+    Test,
+}
+
+/// The targets an app can be built for.
+const TARGETS: &[(&str, &str)] = &[("unix", "hosted Linux process (default)")];
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    let result = match cli.command {
+        Cmd::List => {
+            list(&root);
+            Ok(())
+        }
+        Cmd::Run { app, target, release, args } => {
+            check_app_and_target(&root, &app, &target).and_then(|()| run_unix(&app, release, &args))
+        }
+        Cmd::Build { app, target, release } => {
+            check_app_and_target(&root, &app, &target).and_then(|()| build_unix(&root, &app, release))
+        }
+        Cmd::Test => test::run(&root),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { message, code }) => {
+            if !message.is_empty() {
+                eprintln!("{message}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// A command that failed: one line for the user and the exit status.
+pub struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    /// Fail with status 1.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: 1 }
+    }
+
+    /// A usage error: status 2.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self { message: message.into(), code: 2 }
+    }
+
+    /// Pass a child's exit status through, having already printed its output.
+    pub fn status(code: Option<i32>) -> Self {
+        Self { message: String::new(), code: code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1) }
+    }
+}
+
+/// Result of an xtask step.
+pub type Outcome = Result<(), Failure>;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// The apps: every directory under `apps/` with a `Cargo.toml`.
+pub fn apps(root: &Path) -> Vec<String> {
+    let mut apps: Vec<String> = std::fs::read_dir(root.join("apps"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.path().join("Cargo.toml").is_file())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    apps.sort();
+    apps
+}
+
+fn list(root: &Path) {
+    println!("apps:");
+    for app in apps(root) {
+        let about = std::fs::read_to_string(root.join("apps").join(&app).join("Cargo.toml"))
+            .ok()
+            .and_then(|toml| {
+                toml.lines()
+                    .find_map(|l| l.strip_prefix("description = ").map(|d| d.trim_matches('"').to_string()))
+            })
+            .unwrap_or_default();
+        println!("  {app:<12} {about}");
+    }
+    println!("targets:");
+    for (t, about) in TARGETS {
+        println!("  {t:<12} {about}");
+    }
+}
+
+fn check_app_and_target(root: &Path, app: &str, target: &str) -> Outcome {
+    let apps = apps(root);
+    if !apps.iter().any(|a| a == app) {
+        return Err(Failure::usage(format!("unknown app '{app}'; valid apps: {}", apps.join(", "))));
+    }
+    if !TARGETS.iter().any(|(t, _)| *t == target) {
+        let valid: Vec<&str> = TARGETS.iter().map(|(t, _)| *t).collect();
+        return Err(Failure::usage(format!(
+            "unknown target '{target}'; valid targets: {}",
+            valid.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A `cargo` command, honouring `$CARGO` when run through cargo.
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Run `cmd`, echoing it; a failure passes its exit status through.
+pub fn exec(cmd: &mut Command) -> Outcome {
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(Failure::status(s.code())),
+        Err(e) => Err(Failure::new(format!("cannot start {:?}: {e}", cmd.get_program()))),
+    }
+}
+
+fn profile_args(release: bool) -> &'static [&'static str] {
+    if release { &["--release"] } else { &[] }
+}
+
+fn run_unix(app: &str, release: bool, args: &[String]) -> Outcome {
+    exec(cargo().args(["run", "--quiet", "-p", app]).args(profile_args(release)).arg("--").args(args))
+}
+
+fn build_unix(root: &Path, app: &str, release: bool) -> Outcome {
+    exec(cargo().args(["build", "--quiet", "-p", app, "--bin", app]).args(profile_args(release)))?;
+    let bin = root.join("target").join(if release { "release" } else { "debug" }).join(app);
+    let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    println!("{} ({} KiB)", bin.display(), size / 1024);
+    Ok(())
+}
