@@ -37,6 +37,8 @@ pub enum StackError {
     NoRoute,
     /// The local port is already in use.
     AddrInUse,
+    /// The host refuses the operation (e.g. a port below 1024 without privileges).
+    PermissionDenied,
     /// The operation needs a connected flow, or the flow was shut down for writing.
     NotConnected,
     /// An argument is invalid (port 0 to connect to, a malformed name, ...).
@@ -59,6 +61,7 @@ impl fmt::Display for StackError {
             Self::TimedOut => f.write_str("timed out"),
             Self::NoRoute => f.write_str("no route to host"),
             Self::AddrInUse => f.write_str("address already in use"),
+            Self::PermissionDenied => f.write_str("permission denied"),
             Self::NotConnected => f.write_str("not connected"),
             Self::InvalidInput => f.write_str("invalid argument"),
             Self::NameNotFound => f.write_str("name not found"),
@@ -80,6 +83,7 @@ impl embedded_io::Error for StackError {
             Self::TimedOut => K::TimedOut,
             Self::NoRoute => K::AddrNotAvailable,
             Self::AddrInUse => K::AddrInUse,
+            Self::PermissionDenied => K::PermissionDenied,
             Self::NotConnected => K::NotConnected,
             Self::InvalidInput => K::InvalidInput,
             Self::NameNotFound => K::NotFound,

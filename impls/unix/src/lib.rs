@@ -1,8 +1,17 @@
 //! # morgana-unix: the hosted Linux target
 //!
-//! Runs a Morgana app as an ordinary Linux process: system clocks, the OS random number
-//! generator, `log` on stdout, and an executor that sleeps the thread until the next timer. The
-//! app's source does not change; only its `main.rs` calls [`run`].
+//! Runs a Morgana app as an ordinary Linux process with real devices, as Mirage's `unix` target
+//! does. The app's source does not change; its `main.rs` calls [`run`] and asks this crate for
+//! the devices its arguments name.
+//!
+//! | what | here |
+//! |---|---|
+//! | event loop | [`ReactorPark`]: the executor parks in `epoll_wait` on every registered fd, with the next timer as the timeout; an idle app burns no CPU |
+//! | network | [`SocketStack`] (`--net socket`, default: `TcpStack` + `UdpStack` + `Resolver` on host sockets, no root) and [`TapNet`] (a TAP interface as a `Net`) |
+//! | block | [`FileBlock`]: a file or host block device, `pread`/`pwrite`, `fdatasync` |
+//! | key-value | [`DirKv`]: a directory, atomic `set`, SHA-256 digests, keys confined to the root |
+//! | clocks, entropy, console | [`SystemTime`], [`OsEntropy`] (`getrandom`), [`StdoutConsole`] and `log` on stdout |
+//! | arguments | [`run`] parses [`COMMON`](morgana::args::COMMON), [`UNIX_ARGS`] and the app's; [`stack`], [`block`], [`kv`] build devices from them |
 //!
 //! ```no_run
 //! use morgana::{Clock, Duration, Platform};
@@ -23,11 +32,31 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod block;
+mod console;
+mod either;
 mod entropy;
+mod kv;
 mod logger;
+pub mod reactor;
 mod run;
+mod socket;
+#[allow(unsafe_code)]
+mod sys;
+mod tap;
 mod time;
+mod wiring;
 
+pub use block::{FileBlock, FileBlockError, FileBlockOptions};
+pub use console::StdoutConsole;
+pub use either::{Either, NoStack};
 pub use entropy::OsEntropy;
-pub use run::{UnixPlatform, run, run_with};
-pub use time::{SleepPark, SystemTime};
+pub use kv::DirKv;
+pub use reactor::{Async, Reactor, ReactorPark};
+pub use run::{Runtime, StartError, UNIX_ARGS, UnixPlatform, run, run_with};
+pub use socket::{
+    SocketConnection, SocketListener, SocketReadHalf, SocketStack, SocketUdp, SocketWriteHalf, stack_error,
+};
+pub use tap::{TapError, TapNet, TapRx, TapTx};
+pub use time::SystemTime;
+pub use wiring::{NetChoice, UnixStack, block, kv, kv_opt, socket_stack, stack};

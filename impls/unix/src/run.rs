@@ -1,25 +1,108 @@
-//! The process entry: arguments, logging, the executor, the exit status.
+//! The process entry: arguments, logging, the event loop, the exit status.
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 use std::future::Future;
+use std::io;
 use std::str::FromStr;
 
 use morgana::args::{ArgError, ArgSpec, Args, COMMON};
-use morgana_rt::{Executor, RtPlatform};
+use morgana_rt::{Executor, RtPlatform, Stalled};
 
 use crate::entropy::OsEntropy;
 use crate::logger;
-use crate::time::{SleepPark, SystemTime};
+use crate::reactor::{Reactor, ReactorPark};
+use crate::time::SystemTime;
 
 /// The platform an app receives on unix.
 pub type UnixPlatform = RtPlatform<SystemTime, OsEntropy>;
 
-/// Parse the command line against [`COMMON`] and `app_args`, start logging, and run the app that
-/// `build` returns until it completes; then exit the process with its status.
+/// Arguments only the hosted target understands, besides [`COMMON`].
+pub const UNIX_ARGS: &[ArgSpec] = &[
+    ArgSpec::value(
+        "block-size",
+        "SIZE",
+        "create the --block file, sparse, with SIZE bytes (e.g. 1M) if it is missing",
+    ),
+    ArgSpec::flag("block-read-only", "open the --block file read-only"),
+];
+
+/// Why an app could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A bad argument value (exit status 2).
+    Args(ArgError),
+    /// A missing or inconsistent argument, with what to do about it (exit status 2).
+    Usage(String),
+    /// A device could not be opened; the line says why and how to fix it (exit status 1).
+    Device(String),
+}
+
+impl StartError {
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Args(_) | Self::Usage(_) => 2,
+            Self::Device(_) => 1,
+        }
+    }
+}
+
+impl Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Args(e) => e.fmt(f),
+            Self::Usage(m) | Self::Device(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<ArgError> for StartError {
+    fn from(e: ArgError) -> Self {
+        Self::Args(e)
+    }
+}
+
+/// An executor parked on the thread's event loop, and the platform apps get from it.
+pub struct Runtime {
+    exec: Executor<SystemTime>,
+    park: ReactorPark,
+    platform: UnixPlatform,
+}
+
+impl Runtime {
+    /// A runtime whose clock starts now.
+    pub fn new() -> io::Result<Self> {
+        Self::with_time(SystemTime::new())
+    }
+
+    /// A runtime reading `time`.
+    pub fn with_time(time: SystemTime) -> io::Result<Self> {
+        let park = ReactorPark::new(Reactor::current()?, time);
+        let exec = Executor::new(time);
+        let platform = RtPlatform::new(exec.handle(), OsEntropy);
+        Ok(Self { exec, park, platform })
+    }
+
+    /// The platform handed to apps: system clocks, OS entropy, spawning on this runtime.
+    pub fn platform(&self) -> UnixPlatform {
+        self.platform.clone()
+    }
+
+    /// Run `main` and the tasks it spawns until `main` completes.
+    pub fn block_on<F: Future>(&mut self, main: F) -> Result<F::Output, Stalled> {
+        self.exec.block_on(&mut self.park, main)
+    }
+}
+
+/// Parse the command line against [`COMMON`], [`UNIX_ARGS`] and `app_args`, start logging, and
+/// run the app that `build` returns until it completes; then exit the process with its status.
 ///
-/// `--help` prints the usage and exits 0; a bad argument prints one line and exits 2; an app
-/// error prints `error: ...` and exits 1.
-pub fn run<F, E>(app_args: &[ArgSpec], build: impl FnOnce(UnixPlatform, &Args) -> Result<F, ArgError>) -> !
+/// `--help` prints the usage and exits 0; a bad argument prints one line and exits 2; a device
+/// that cannot be opened prints one line and exits 1; an app error prints `error: ...` and
+/// exits 1.
+pub fn run<F, E>(app_args: &[ArgSpec], build: impl FnOnce(UnixPlatform, &Args) -> Result<F, StartError>) -> !
 where
     F: Future<Output = Result<(), E>>,
     E: Display,
@@ -32,7 +115,7 @@ where
 pub fn run_with<F, E>(
     argv: impl IntoIterator<Item = String>,
     app_args: &[ArgSpec],
-    build: impl FnOnce(UnixPlatform, &Args) -> Result<F, ArgError>,
+    build: impl FnOnce(UnixPlatform, &Args) -> Result<F, StartError>,
 ) -> i32
 where
     F: Future<Output = Result<(), E>>,
@@ -40,7 +123,7 @@ where
 {
     let program = std::env::args().next().and_then(|p| p.rsplit('/').next().map(String::from));
     let program = program.unwrap_or_else(|| "app".into());
-    let specs = [COMMON, app_args];
+    let specs = [COMMON, UNIX_ARGS, app_args];
     let args = match Args::parse(&specs, argv) {
         Ok(a) => a,
         Err(e) => return arg_failure(&program, &specs, e),
@@ -53,13 +136,22 @@ where
     };
     let time = SystemTime::new();
     logger::init(time, level);
-    let exec = Executor::new(time);
-    let platform = RtPlatform::new(exec.handle(), OsEntropy);
-    let app = match build(platform, &args) {
-        Ok(app) => app,
-        Err(e) => return arg_failure(&program, &specs, e),
+    let mut rt = match Runtime::with_time(time) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{program}: cannot create the event loop (epoll): {e}");
+            return 1;
+        }
     };
-    match exec.block_on(&mut SleepPark::new(time), app) {
+    let app = match build(rt.platform(), &args) {
+        Ok(app) => app,
+        Err(StartError::Args(e)) => return arg_failure(&program, &specs, e),
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return e.exit_code();
+        }
+    };
+    match rt.block_on(app) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
             eprintln!("error: {e}");

@@ -1,9 +1,9 @@
-//! System clocks, and a park that sleeps the thread until the next deadline.
+//! System clocks: `CLOCK_MONOTONIC` for timers, `CLOCK_REALTIME` for POSIX time.
 
 use std::time::{Duration, Instant as StdInstant, UNIX_EPOCH};
 
 use morgana::Instant;
-use morgana_rt::{Park, Stalled, TimeSource};
+use morgana_rt::TimeSource;
 
 /// The host's monotonic clock (origin: when this value was made) and its real-time clock.
 #[derive(Debug, Clone, Copy)]
@@ -36,32 +36,5 @@ impl TimeSource for SystemTime {
 
     fn now_unix(&self) -> Duration {
         std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
-    }
-}
-
-/// Parks by sleeping the thread until the next deadline; with no deadline and nothing that can
-/// wake a task from outside, the app can never continue, which is reported as a stall.
-#[derive(Debug, Clone, Copy)]
-pub struct SleepPark {
-    time: SystemTime,
-}
-
-impl SleepPark {
-    /// A park for executors reading `time`.
-    pub fn new(time: SystemTime) -> Self {
-        Self { time }
-    }
-}
-
-impl Park for SleepPark {
-    fn park(&mut self, deadline: Option<Instant>) -> Result<(), Stalled> {
-        match deadline {
-            Some(at) => {
-                let wait = self.time.to_std(at).saturating_duration_since(StdInstant::now());
-                std::thread::sleep(wait);
-                Ok(())
-            }
-            None => Err(Stalled::Deadlock { at: self.time.now() }),
-        }
     }
 }
