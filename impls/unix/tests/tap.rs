@@ -1,0 +1,271 @@
+//! `TapNet` against the Linux side of real TAP devices, inside network namespaces these tests
+//! create (root). Each test re-runs one `#[ignore]`d helper of this binary inside its namespace
+//! with `ip netns exec`, so the TAP device is born there; the namespace is removed afterwards,
+//! also when the helper fails.
+//!
+//! Without root these tests fail with a clear message, unless `MORGANA_SKIP_ROOT_TESTS=1`.
+
+mod common;
+
+use std::future::poll_fn;
+use std::pin::pin;
+use std::process::{Command, Output};
+use std::task::Poll;
+
+use common::run;
+use futures::future::{Either, select};
+use morgana::net::{Net, RxToken, TxToken};
+use morgana::{Clock, Duration, Platform};
+use morgana_unix::{TapError, TapNet};
+
+/// Set in the environment of a helper run by one of the tests below.
+const HELPER: &str = "MORGANA_TAP_HELPER";
+
+fn needs_root() -> bool {
+    if std::env::var("MORGANA_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipped: MORGANA_SKIP_ROOT_TESTS=1");
+        return false;
+    }
+    assert!(
+        is_root(),
+        "this test needs root (it creates a network namespace and TAP devices): run it as root, or set \
+         MORGANA_SKIP_ROOT_TESTS=1 to skip it"
+    );
+    true
+}
+
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)) == Some("0")
+}
+
+fn sh(cmd: &[&str]) -> Output {
+    let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        let name = format!("mg{tag}{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        sh(&["ip", "netns", "add", &name]);
+        Self(name)
+    }
+
+    /// Run the helper test `helper` of this binary inside the namespace.
+    fn run_helper(&self, helper: &str) {
+        let exe = std::env::current_exe().unwrap();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .arg(exe)
+            .args(["--exact", helper, "--ignored", "--nocapture", "--test-threads=1"])
+            .env(HELPER, "1")
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("1 passed"), "helper {helper} failed:\n{text}");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// Whether this process is a helper started by a test (and so inside its namespace).
+fn in_helper() -> bool {
+    let yes = std::env::var(HELPER).is_ok();
+    if !yes {
+        eprintln!("helper: only meaningful when started by its test, inside a namespace");
+    }
+    yes
+}
+
+#[test]
+fn a_tap_device_sees_frames_from_linux_and_answers_ping() {
+    if needs_root() {
+        Netns::new("tp").run_helper("helper_answer_ping");
+    }
+}
+
+#[test]
+fn two_bridged_tap_devices_pass_the_net_suite() {
+    if needs_root() {
+        Netns::new("tb").run_helper("helper_bridged_pair");
+    }
+}
+
+#[test]
+fn without_cap_net_admin_the_error_says_what_to_do() {
+    const LINE: &str = "TAP needs root or CAP_NET_ADMIN; run as root or use --net socket";
+    if !is_root() {
+        assert_eq!(TapNet::open("mgnoperm0").unwrap_err().to_string(), LINE);
+        return;
+    }
+    if std::env::var("MORGANA_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+        return;
+    }
+    // As root, drop CAP_NET_ADMIN from a copy of this test binary and ask it to open a TAP.
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", "-net_admin", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "helper_unprivileged", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(HELPER, "1")
+        .output()
+        .expect("setpriv (util-linux)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    assert!(text.contains(&format!("error line: {LINE}\n")), "{text}");
+}
+
+#[test]
+#[ignore = "helper of without_cap_net_admin_the_error_says_what_to_do"]
+fn helper_unprivileged() {
+    if in_helper() {
+        let e = TapNet::open("mgnoperm0").unwrap_err();
+        assert!(matches!(e, TapError::Permission), "{e:?}");
+        println!("error line: {e}");
+    }
+}
+
+const LINUX_IP: [u8; 4] = [10, 77, 0, 1];
+const OUR_IP: [u8; 4] = [10, 77, 0, 2];
+const OUR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x77, 0x00, 0x02];
+
+/// The next frame `net` receives that `want` accepts, or `None` after `timeout`.
+async fn next_frame<N: Net, C: Clock>(
+    net: &mut N,
+    clock: &C,
+    timeout: Duration,
+    want: impl Fn(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
+    let rx = pin!(poll_fn(|cx| {
+        while let Some((rx, _)) = net.receive(cx) {
+            let frame = rx.consume(|f| f.to_vec());
+            if want(&frame) {
+                return Poll::Ready(frame);
+            }
+        }
+        Poll::Pending
+    }));
+    match select(rx, pin!(clock.sleep(timeout))).await {
+        Either::Left((f, _)) => Some(f),
+        Either::Right(_) => None,
+    }
+}
+
+fn send<N: Net>(net: &mut N, frame: &[u8]) {
+    let waker = futures::task::noop_waker();
+    let tx = net.transmit(&mut std::task::Context::from_waker(&waker)).expect("a TAP can always send");
+    tx.consume(frame.len(), |buf| buf.copy_from_slice(frame));
+}
+
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 =
+        data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[test]
+#[ignore = "helper of a_tap_device_sees_frames_from_linux_and_answers_ping"]
+fn helper_answer_ping() {
+    if !in_helper() {
+        return;
+    }
+    let mut tap = TapNet::open("mgtap0").unwrap().with_mac(OUR_MAC);
+    assert_eq!(tap.name(), "mgtap0");
+    sh(&["ip", "addr", "add", "10.77.0.1/24", "dev", "mgtap0"]);
+    sh(&["ip", "link", "set", "mgtap0", "up"]);
+    let linux_mac = std::fs::read_to_string("/sys/class/net/mgtap0/address").unwrap();
+    let linux_mac: Vec<u8> =
+        linux_mac.trim().split(':').map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
+    // The Linux side pings the unikernel's address: first it must ask for our MAC (ARP).
+    let ping = Command::new("ping").args(["-c", "1", "-W", "5", "10.77.0.2"]).spawn().expect("ping");
+    run(|p| async move {
+        let clock = p.clock();
+        let wait = Duration::from_secs(5);
+        let arp = next_frame(&mut tap, &clock, wait, |f| {
+            f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 1] && f[38..42] == OUR_IP
+        })
+        .await
+        .expect("an ARP request for 10.77.0.2 from the Linux side");
+        assert_eq!(&arp[0..6], &[0xff; 6], "ARP requests are broadcast");
+        assert_eq!(&arp[6..12], &linux_mac[..], "sent by the Linux side of the TAP");
+        assert_eq!(&arp[28..32], &LINUX_IP, "asking on behalf of 10.77.0.1");
+
+        // Answer it; Linux then sends the echo request to our MAC.
+        let mut reply = Vec::with_capacity(42);
+        reply.extend_from_slice(&linux_mac);
+        reply.extend_from_slice(&OUR_MAC);
+        reply.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
+        reply.extend_from_slice(&OUR_MAC);
+        reply.extend_from_slice(&OUR_IP);
+        reply.extend_from_slice(&linux_mac);
+        reply.extend_from_slice(&LINUX_IP);
+        send(&mut tap, &reply);
+        let echo = next_frame(&mut tap, &clock, wait, |f| {
+            f.len() >= 42 && f[12..14] == [0x08, 0x00] && f[23] == 1 && f[30..34] == OUR_IP && f[34] == 8
+        })
+        .await
+        .expect("an ICMP echo request to our MAC once our ARP reply arrived");
+        assert_eq!(&echo[0..6], &OUR_MAC, "Linux learned our MAC from the reply we sent");
+
+        // Echo reply: swap MACs and addresses, type 0, fresh ICMP checksum.
+        let mut pong = echo.clone();
+        pong[0..6].copy_from_slice(&echo[6..12]);
+        pong[6..12].copy_from_slice(&OUR_MAC);
+        pong[26..30].copy_from_slice(&OUR_IP);
+        pong[30..34].copy_from_slice(&LINUX_IP);
+        let ihl = usize::from(echo[14] & 0x0f) * 4;
+        let icmp = 14 + ihl;
+        let ip_len = usize::from(u16::from_be_bytes([echo[16], echo[17]]));
+        pong[icmp] = 0;
+        pong[icmp + 2..icmp + 4].copy_from_slice(&[0, 0]);
+        let sum = checksum(&pong[icmp..14 + ip_len]);
+        pong[icmp + 2..icmp + 4].copy_from_slice(&sum.to_be_bytes());
+        send(&mut tap, &pong);
+        let stats = tap.stats();
+        assert!(stats.rx_frames >= 2 && stats.tx_frames == 2 && stats.tx_dropped == 0, "{stats:?}");
+    });
+    let status = ping.wait_with_output().unwrap().status;
+    assert!(status.success(), "ping from the Linux side got our echo reply");
+}
+
+#[test]
+#[ignore = "helper of two_bridged_tap_devices_pass_the_net_suite"]
+fn helper_bridged_pair() {
+    if !in_helper() {
+        return;
+    }
+    // Quiet links: no IPv6 autoconfiguration chatter (the suite skips other traffic anyway).
+    std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1").unwrap();
+    let mut a = TapNet::open("mgtapa").unwrap();
+    let mut b = TapNet::open("mgtapb").unwrap();
+    sh(&["ip", "link", "add", "mgbr0", "type", "bridge", "forward_delay", "0"]);
+    for dev in ["mgtapa", "mgtapb"] {
+        sh(&["ip", "link", "set", dev, "master", "mgbr0"]);
+        sh(&["ip", "link", "set", dev, "up"]);
+    }
+    sh(&["ip", "link", "set", "mgbr0", "up"]);
+    // Bridge ports forward once they reach state 3 (forwarding).
+    let forwarding = |dev: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{dev}/brport/state")).is_ok_and(|s| s.trim() == "3")
+    };
+    let started = std::time::Instant::now();
+    while !(forwarding("mgtapa") && forwarding("mgtapb")) {
+        assert!(started.elapsed().as_secs() < 10, "bridge ports never started forwarding");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run(|p| async move {
+        morgana_testkit::net::check_pair(&mut a, &mut b, &p.clock()).await;
+    });
+}
