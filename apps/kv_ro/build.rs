@@ -1,0 +1,5 @@
+//! Compile `data/` into the unikernel (Mirage's crunch).
+
+fn main() {
+    morgana_crunch::build::embed("data", "data.rs").expect("embed data/");
+}
