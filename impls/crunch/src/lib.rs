@@ -2,7 +2,7 @@
 //!
 //! Mirage's `crunch` turns a directory into code, so a unikernel can serve files without any
 //! disk: the bare-metal target serves its web pages this way. Here a build script calls
-//! [`build::embed`] (feature `build`), which writes a sorted table of the directory's files, each
+//! `build::embed` (feature `build`), which writes a sorted table of the directory's files, each
 //! with `include_bytes!`, its SHA-256 and its modification time; the crate includes the table
 //! and gets a [`Crunch`], a read-only [`KvRo`] store that needs no allocator for lookups, no
 //! file system and no `std`.
@@ -77,7 +77,7 @@ fn cmp_key(file: &File, key: &Key) -> Ordering {
 
 impl Crunch {
     /// A store over `files`, which must be sorted by key segments with valid, distinct keys,
-    /// none a prefix of another (what [`build::embed`] generates).
+    /// none a prefix of another (what `build::embed` generates).
     pub const fn new(files: &'static [File]) -> Self {
         Self { files }
     }

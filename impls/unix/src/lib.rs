@@ -38,7 +38,7 @@ mod either;
 mod entropy;
 mod kv;
 mod logger;
-pub mod reactor;
+mod reactor;
 mod run;
 mod socket;
 #[allow(unsafe_code)]

@@ -32,6 +32,8 @@ struct Inner {
     epoll: OwnedFd,
     /// Indexed by token; `None` slots are free.
     slots: RefCell<Vec<Option<Slot>>>,
+    /// Tokens of the free slots.
+    free: RefCell<Vec<usize>>,
 }
 
 /// The thread's event loop (a cheap handle; clones share it).
@@ -53,7 +55,11 @@ impl Reactor {
                 return Ok(r.clone());
             }
             let r = Reactor {
-                inner: Rc::new(Inner { epoll: sys::epoll_create()?, slots: RefCell::new(Vec::new()) }),
+                inner: Rc::new(Inner {
+                    epoll: sys::epoll_create()?,
+                    slots: RefCell::default(),
+                    free: RefCell::default(),
+                }),
             };
             *c = Some(r.clone());
             Ok(r)
@@ -64,7 +70,7 @@ impl Reactor {
     fn register(&self, fd: BorrowedFd<'_>) -> io::Result<Registration> {
         let token = {
             let mut slots = self.inner.slots.borrow_mut();
-            match slots.iter().position(Option::is_none) {
+            match self.inner.free.borrow_mut().pop() {
                 Some(i) => {
                     slots[i] = Some(Slot::default());
                     i
@@ -77,6 +83,7 @@ impl Reactor {
         };
         if let Err(e) = sys::epoll_add(self.inner.epoll.as_fd(), fd, token as u64) {
             self.inner.slots.borrow_mut()[token] = None;
+            self.inner.free.borrow_mut().push(token);
             return Err(e);
         }
         Ok(Registration { reactor: self.clone(), token })
@@ -136,8 +143,10 @@ impl Registration {
         // Closing the fd would drop it from the epoll set too, but only once no duplicate of
         // it is left open: say so explicitly.
         let _ = sys::epoll_del(self.reactor.inner.epoll.as_fd(), fd);
-        if let Some(slot) = self.reactor.inner.slots.borrow_mut().get_mut(self.token) {
-            *slot = None;
+        if let Some(slot) = self.reactor.inner.slots.borrow_mut().get_mut(self.token)
+            && slot.take().is_some()
+        {
+            self.reactor.inner.free.borrow_mut().push(self.token);
         }
     }
 

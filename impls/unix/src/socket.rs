@@ -2,7 +2,7 @@
 //!
 //! This is the default network on unix, Mirage's `--net socket`: no root, no setup, the host's
 //! addresses and routes. Every socket is non-blocking and registered with the thread's
-//! [`Reactor`](crate::reactor::Reactor), so a task waiting for data parks in epoll with the rest.
+//! [`Reactor`](crate::Reactor), so a task waiting for data parks in epoll with the rest.
 //! Listeners take every local address (IPv4 and IPv6) unless `--ipv4` names one.
 
 use std::io::{self, Read, Write};
