@@ -12,7 +12,6 @@
 //! one, with `O_NOFOLLOW`: a symlink inside the store is never followed (it is not part of the
 //! store at all), whatever it points at and however it is swapped in.
 
-use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read};
@@ -20,6 +19,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use morgana::kv::{Key, Kind, KvError, KvRo, KvRw};
@@ -30,7 +30,6 @@ use sha2::{Digest, Sha256};
 pub struct DirKv {
     root: File,
     path: PathBuf,
-    temp_seq: Cell<u64>,
 }
 
 /// Open a directory relative to `dir` without following a symlink in `name`.
@@ -141,7 +140,7 @@ impl DirKv {
         let path = path.as_ref();
         let root =
             OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(path)?;
-        Ok(Self { root, path: path.into(), temp_seq: Cell::new(0) })
+        Ok(Self { root, path: path.into() })
     }
 
     /// Use the directory `path` as a store, creating it (and its parents) if needed.
@@ -261,8 +260,9 @@ impl DirKv {
     }
 
     fn temp_name(&self) -> OsString {
-        let n = self.temp_seq.get();
-        self.temp_seq.set(n + 1);
+        // Unique in the process (stores on the same directory may live in several threads).
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
         // Not valid UTF-8, so no key can name it and listings skip it.
         let mut name = b".morgana-tmp-\xff".to_vec();
         name.extend_from_slice(format!("{}-{n}", std::process::id()).as_bytes());

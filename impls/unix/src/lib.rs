@@ -59,4 +59,4 @@ pub use socket::{
 };
 pub use tap::{TapError, TapNet, TapRx, TapTx};
 pub use time::SystemTime;
-pub use wiring::{NetChoice, UnixStack, block, kv, kv_opt, socket_stack, stack};
+pub use wiring::{NetChoice, UnixStack, block, kv, kv_opt, socket_stack, stack, tap};

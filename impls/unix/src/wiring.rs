@@ -22,6 +22,7 @@ use crate::either::{Either, NoStack};
 use crate::kv::DirKv;
 use crate::run::{StartError, UnixPlatform};
 use crate::socket::SocketStack;
+use crate::tap::TapNet;
 
 /// The transport stack apps get on unix: host sockets (`--net socket`, the default) or, once it
 /// is wired, smoltcp on a TAP device (`--net tap:IFNAME`), which will take the right side.
@@ -50,8 +51,12 @@ impl ArgValue for NetChoice {
 }
 
 /// The transport stack chosen by `--net`, configured by `--ipv4` and friends.
+///
+/// Wiring smoltcp is a change here only: make the right side of [`UnixStack`] the
+/// `morgana-tcpip` stack, and in the `tap` branch open [`tap`], build the stack over it from
+/// `--ipv4`, `--ipv4-gateway`, `--dhcp` and `--dns-server`, spawn its runner on `platform`, and
+/// return `Either::Right`. Apps do not change.
 pub fn stack(platform: &UnixPlatform, args: &Args) -> Result<UnixStack, StartError> {
-    // The smoltcp side will spawn its runner on the platform.
     let _ = platform;
     match args.get::<NetChoice>("net")? {
         NetChoice::Socket => socket_stack(args).map(Either::Left),
@@ -60,6 +65,12 @@ pub fn stack(platform: &UnixPlatform, args: &Args) -> Result<UnixStack, StartErr
              wired into the unix target yet; use --net socket"
         ))),
     }
+}
+
+/// The TAP interface `name`, or the one line that says why not (e.g. "TAP needs root or
+/// CAP_NET_ADMIN; run as root or use --net socket").
+pub fn tap(name: &str) -> Result<TapNet, StartError> {
+    TapNet::open(name).map_err(|e| StartError::Device(e.to_string()))
 }
 
 /// Host sockets, listening on `--ipv4` if given (it must be an address of this host).

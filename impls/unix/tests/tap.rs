@@ -130,7 +130,10 @@ fn helper_unprivileged() {
     if in_helper() {
         let e = TapNet::open("mgnoperm0").unwrap_err();
         assert!(matches!(e, TapError::Permission), "{e:?}");
-        println!("error line: {e}");
+        // What an app's start prints.
+        let start = morgana_unix::tap("mgnoperm0").unwrap_err();
+        assert_eq!(start.exit_code(), 1);
+        println!("error line: {start}");
     }
 }
 
