@@ -42,6 +42,7 @@ pub fn epoll_del(epoll: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()> {
 
 /// One readiness report.
 #[derive(Clone, Copy)]
+#[repr(transparent)]
 pub struct Event(libc::epoll_event);
 
 impl Event {
@@ -70,7 +71,7 @@ impl Event {
 /// Wait up to `timeout_ms` (-1: forever) for events; how many were stored in `events`.
 pub fn epoll_wait(epoll: BorrowedFd<'_>, events: &mut [Event], timeout_ms: i32) -> io::Result<usize> {
     let max = libc::c_int::try_from(events.len()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `Event` is a transparent wrapper of epoll_event (same layout, one field), and the
+    // SAFETY: `Event` is `repr(transparent)` over epoll_event (same layout), and the
     // kernel writes at most `max` entries into the buffer, which is that long.
     let n = check(unsafe {
         libc::epoll_wait(epoll.as_raw_fd(), events.as_mut_ptr().cast::<libc::epoll_event>(), max, timeout_ms)
