@@ -308,19 +308,20 @@ impl<S: Side> Core<S> {
     }
 
     /// Record a fatal error and encode the alert rustls queued for the peer.
+    ///
+    /// Exactly one more call into rustls: it hands out queued records before it looks at the
+    /// input again, and looking again at the input that failed would raise a second alert.
     fn fail(&mut self, e: rustls::Error, out: &mut OutBuf) {
         if self.failed.is_some() {
             return;
         }
+        let alert_queued = !matches!(e, rustls::Error::AlertReceived(_));
         self.failed = Some(e);
-        for _ in 0..4 {
-            match self.conn.process(&mut self.rx[self.start..self.end]).state {
-                Ok(ConnectionState::EncodeTlsData(mut enc)) => {
-                    let _ = out.produce(0, |b| enc.encode(b), encode_required);
-                }
-                Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
-                _ => break,
-            }
+        if alert_queued
+            && let Ok(ConnectionState::EncodeTlsData(mut enc)) =
+                self.conn.process(&mut self.rx[self.start..self.end]).state
+        {
+            let _ = out.produce(0, |b| enc.encode(b), encode_required);
         }
     }
 
@@ -557,6 +558,12 @@ impl<F: Flow, S: Side> TlsStream<F, S> {
     /// The flow underneath.
     pub fn get_ref(&self) -> &F {
         &self.io
+    }
+
+    /// The flow underneath, mutably: writing to it or reading from it corrupts the session
+    /// (tests use this to play a broken peer).
+    pub fn get_mut(&mut self) -> &mut F {
+        &mut self.io
     }
 }
 
