@@ -318,3 +318,60 @@ fn identity_comes_from_a_kv_store_and_bad_files_say_what_is_wrong() {
 fn roots_chain() -> Vec<morgana_tls::rustls::pki_types::CertificateDer<'static>> {
     morgana_tls::certs_from_pem(dev::CA_PEM, "ca").unwrap()
 }
+
+#[test]
+fn the_bare_metal_provider_rustcrypto_interoperates_with_ring() {
+    for version in [&version::TLS13, &version::TLS12] {
+        let echoed = run(|clock| async move {
+            let rustcrypto = Arc::new(rustls_rustcrypto::provider());
+            // Server on rustcrypto, client on ring.
+            let time = TlsTime::new(clock.clone());
+            let id = dev::identity().unwrap();
+            let mut config = ServerConfig::builder_with_details(rustcrypto.clone(), time.provider())
+                .with_protocol_versions(&[version])
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(id.chain, id.key)
+                .unwrap();
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let server = TlsServer::new(Arc::new(config), time);
+            // Client on rustcrypto too, against a ring server.
+            let time = TlsTime::new(clock.clone());
+            let roots = roots_from_pem(dev::CA_PEM, "dev CA").unwrap();
+            let rc_client = TlsClient::new(Arc::new(client_config(rustcrypto, &time, roots).unwrap()), time);
+            let mut echoed = Vec::new();
+            for (server, client) in [(&server, &client(&clock)), (&server_only(&clock, version), &rc_client)]
+            {
+                let (a, b) = pipe(16 * 1024);
+                let (s, c) = join(server.accept(a), client.connect("localhost", b)).await;
+                let (mut s, mut c) = (s.unwrap(), c.unwrap());
+                let msg = pattern(50_000, 3);
+                let (_, got) = join(
+                    async {
+                        let mut buf = vec![0u8; msg.len()];
+                        s.read_exact(&mut buf).await.unwrap();
+                        s.write_all(&buf).await.unwrap();
+                        s.close().await.unwrap();
+                    },
+                    async {
+                        c.write_all(&msg).await.unwrap();
+                        read_to_end(&mut c, 4096).await.unwrap()
+                    },
+                )
+                .await;
+                echoed.push((got == msg, s_version(&c)));
+            }
+            echoed
+        });
+        let expected = if std::ptr::eq(version, &version::TLS13) {
+            ProtocolVersion::TLSv1_3
+        } else {
+            ProtocolVersion::TLSv1_2
+        };
+        assert_eq!(echoed, [(true, Some(expected)), (true, Some(expected))]);
+    }
+}
+
+fn s_version<F: Flow>(c: &morgana_tls::ClientStream<F>) -> Option<ProtocolVersion> {
+    c.protocol_version()
+}
