@@ -589,7 +589,10 @@ impl<F: Flow, S: Side> Read for TlsStream<F, S> {
                     return Err(TlsError::from_rustls(e));
                 }
                 ReadOutcome::NeedInput => {
-                    flush_out(&mut self.out, &mut self.io).await?;
+                    // What the peer must get before it answers (handshake, key update). If the
+                    // flow no longer takes writes, what it still delivers is read all the same
+                    // (like a socket after EPIPE); the next write reports the failure.
+                    let _ = flush_out(&mut self.out, &mut self.io).await;
                     fill(&self.core, &mut self.scratch, &mut self.io).await?;
                 }
             }
