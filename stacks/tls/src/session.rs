@@ -482,6 +482,9 @@ async fn write_plain<S: Side, W: Write>(
 
 /// A TLS session over a flow `F`: a [`Flow`] itself. `S` is the rustls connection (server or
 /// client); see [`ServerStream`](crate::ServerStream) and [`ClientStream`](crate::ClientStream).
+///
+/// Reads are cancel-safe. A `write` is not once it has encrypted: dropping it mid-way leaves
+/// the records queued, and they go out first on the next write or flush.
 pub struct TlsStream<F, S> {
     io: F,
     core: Rc<RefCell<Core<S>>>,
