@@ -5,6 +5,7 @@
 //! cargo xtask run APP [--target unix] [-- ARGS]     run an app
 //! cargo xtask build APP [--target unix]             build an app, print the binary's path
 //! cargo xtask test                                  fmt, clippy, tests, no_std builds
+//! cargo xtask bench www [--quick]                   figures, as ratios against a peer
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -12,13 +13,22 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod bench_www;
 mod test;
 
 /// Bare-metal Rust target used to check the `no_std` crates.
 const NO_STD_TARGET: &str = "x86_64-unknown-none";
 
 /// Crates that promise to be `no_std` and are built for [`NO_STD_TARGET`] by `cargo xtask test`.
-const NO_STD_CRATES: &[&str] = &["morgana", "morgana-testkit", "morgana-rt", "morgana-mem", "morgana-crunch"];
+const NO_STD_CRATES: &[&str] = &[
+    "morgana",
+    "morgana-testkit",
+    "morgana-rt",
+    "morgana-mem",
+    "morgana-crunch",
+    "morgana-tls",
+    "morgana-http",
+];
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run, test and measure Morgana unikernels")]
@@ -58,6 +68,14 @@ enum Cmd {
     },
     /// Check everything CI checks: formatting, lints, tests, no_std builds.
     Test,
+    /// Measure, as ratios against a peer run alongside: `www`.
+    Bench {
+        /// What to measure.
+        what: String,
+        /// One short round, to check that the benchmark runs.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// The targets an app can be built for.
@@ -78,6 +96,10 @@ fn main() -> ExitCode {
             check_app_and_target(&root, &app, &target).and_then(|()| build_unix(&root, &app, release))
         }
         Cmd::Test => test::run(&root),
+        Cmd::Bench { what, quick } => match what.as_str() {
+            "www" => bench_www::run(&root, quick),
+            other => Err(Failure::usage(format!("unknown benchmark '{other}'; valid: www"))),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

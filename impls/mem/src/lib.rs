@@ -11,6 +11,7 @@
 //! - [`MemKv`]: a key-value store with Mirage_kv semantics.
 //! - [`ManualClock`]: a clock a test moves by hand; the executor's virtual time is
 //!   [`morgana_rt::VirtualTime`].
+//! - [`pipe`] and [`MemTcpNet`]: a duplex byte pipe (a `Flow`), and a `TcpStack` over pipes.
 //! - [`SeededEntropy`], [`MemConsole`].
 //! - `sim` (feature `std`): run an app on virtual time and capture what it logs.
 //!
@@ -28,9 +29,11 @@ mod fault_block;
 mod fault_net;
 mod kv;
 mod net;
+mod pipe;
 mod rng;
 #[cfg(feature = "std")]
 pub mod sim;
+mod tcp;
 
 pub use block::MemBlock;
 pub use clock::ManualClock;
@@ -39,4 +42,6 @@ pub use fault_block::{FaultyBlock, PowerCut};
 pub use fault_net::{FaultConfig, FaultStats, FaultyNet};
 pub use kv::MemKv;
 pub use net::{MemNet, Switch, pair};
+pub use pipe::{PipeEnd, PipeReader, PipeWriter, pipe, pipe_chunked};
 pub use rng::{SeededEntropy, SeededRng};
+pub use tcp::{MemListener, MemTcp, MemTcpNet};

@@ -1,0 +1,463 @@
+//! The server side: one connection, many requests (keep-alive and pipelining).
+
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+use core::future::{Future, poll_fn};
+use core::pin::pin;
+use core::task::Poll;
+
+use embedded_io_async::Write;
+use morgana::{Clock, Duration, Flow, Instant, WallClock};
+
+use crate::date::HttpDate;
+use crate::error::HttpError;
+
+/// Limits that keep one client from holding more than its share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request head (request line and headers), in bytes; more is 431.
+    pub max_head: usize,
+    /// Most header fields in a request; more is 431.
+    pub max_headers: usize,
+    /// Longest request line, in bytes; more is 414.
+    pub max_request_line: usize,
+    /// Largest request body accepted (and discarded: this server only reads); more is 413.
+    pub max_body: u64,
+    /// How long a connection may wait for the first byte of its next request.
+    pub idle_timeout: Duration,
+    /// How long a request head may take to arrive once it has started; then 408.
+    pub header_timeout: Duration,
+    /// How long writing one response may take.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_head: 8 * 1024,
+            max_headers: 64,
+            max_request_line: 4 * 1024,
+            max_body: 64 * 1024,
+            idle_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A parsed request head, borrowed from the connection's buffer.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// The method, e.g. `GET`.
+    pub method: &'a str,
+    /// The request target as sent, e.g. `/index.html?x=1`.
+    pub target: &'a str,
+    /// The minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
+    /// The header fields, in order.
+    pub headers: &'a [httparse::Header<'a>],
+}
+
+impl<'a> Request<'a> {
+    /// The target without its query.
+    pub fn path(&self) -> &'a str {
+        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+    }
+
+    /// The value of the first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    }
+
+    /// The value of the header `name` as text, if it is valid UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&'a str> {
+        self.header(name).and_then(|v| core::str::from_utf8(v).ok()).map(str::trim)
+    }
+}
+
+/// Answers requests.
+pub trait Handler {
+    /// Answer `req` through `res`. Write errors are the flow's; a handler that sends no complete
+    /// response makes the server close the connection.
+    async fn handle<W: Write>(&self, req: &Request<'_>, res: Responder<'_, W>) -> Result<(), W::Error>;
+}
+
+impl<T: Handler + ?Sized> Handler for &T {
+    async fn handle<W: Write>(&self, req: &Request<'_>, res: Responder<'_, W>) -> Result<(), W::Error> {
+        T::handle(self, req, res).await
+    }
+}
+
+/// The reason phrase of a status code.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// What was sent for a request.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sent {
+    status: u16,
+    complete: bool,
+}
+
+/// Sends the one response to a request. HEAD requests get the head only; the server adds
+/// `Server`, `Date`, `Content-Length` and `Connection`.
+pub struct Responder<'a, W> {
+    out: &'a mut W,
+    head_only: bool,
+    close: bool,
+    version: u8,
+    date: u64,
+    sent: &'a mut Sent,
+}
+
+impl<'a, W: Write> Responder<'a, W> {
+    /// Whether only the head will be sent (a HEAD request).
+    pub fn head_only(&self) -> bool {
+        self.head_only
+    }
+
+    fn head(&self, status: u16, headers: &[(&str, &str)], content_length: Option<u64>) -> Vec<u8> {
+        let mut h = alloc::string::String::with_capacity(256);
+        let _ = write!(
+            h,
+            "HTTP/1.1 {status} {}\r\nServer: morgana\r\nDate: {}\r\n",
+            reason(status),
+            HttpDate(self.date)
+        );
+        for (k, v) in headers {
+            let _ = write!(h, "{k}: {v}\r\n");
+        }
+        if let Some(n) = content_length {
+            let _ = write!(h, "Content-Length: {n}\r\n");
+        }
+        if self.close {
+            h.push_str("Connection: close\r\n");
+        } else if self.version == 0 {
+            h.push_str("Connection: keep-alive\r\n");
+        }
+        h.push_str("\r\n");
+        h.into_bytes()
+    }
+
+    /// Send a whole response with `body`.
+    pub async fn send(self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), W::Error> {
+        let mut msg = self.head(status, headers, Some(body.len() as u64));
+        if !self.head_only {
+            msg.extend_from_slice(body);
+        }
+        self.out.write_all(&msg).await?;
+        self.out.flush().await?;
+        *self.sent = Sent { status, complete: true };
+        Ok(())
+    }
+
+    /// Send a response that has no body by definition (304, 204): no `Content-Length`.
+    pub async fn send_empty(self, status: u16, headers: &[(&str, &str)]) -> Result<(), W::Error> {
+        let msg = self.head(status, headers, None);
+        self.out.write_all(&msg).await?;
+        self.out.flush().await?;
+        *self.sent = Sent { status, complete: true };
+        Ok(())
+    }
+
+    /// Send the head of a response whose body of `len` bytes follows through the returned
+    /// writer.
+    pub fn start(self, status: u16, headers: &[(&str, &str)], len: u64) -> BodyWriter<'a, W> {
+        let head = self.head(status, headers, Some(len));
+        self.sent.status = status;
+        BodyWriter { out: self.out, head, remaining: len, head_only: self.head_only, sent: self.sent }
+    }
+}
+
+/// Streams a response body of a declared length.
+pub struct BodyWriter<'a, W> {
+    out: &'a mut W,
+    /// The head, until it goes out with the first piece of body.
+    head: Vec<u8>,
+    remaining: u64,
+    head_only: bool,
+    sent: &'a mut Sent,
+}
+
+/// Coalesce the head with body pieces up to this size: one write, one TLS record.
+const COALESCE: usize = 16 * 1024;
+
+impl<W: Write> BodyWriter<'_, W> {
+    /// Bytes of body still to write.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Write the next piece of the body (a piece beyond the declared length is cut).
+    pub async fn write(&mut self, piece: &[u8]) -> Result<(), W::Error> {
+        let piece = &piece[..piece.len().min(usize::try_from(self.remaining).unwrap_or(usize::MAX))];
+        self.remaining -= piece.len() as u64;
+        if self.head_only {
+            return Ok(());
+        }
+        if !self.head.is_empty() {
+            if piece.len() <= COALESCE {
+                self.head.extend_from_slice(piece);
+                let msg = core::mem::take(&mut self.head);
+                return self.out.write_all(&msg).await;
+            }
+            let head = core::mem::take(&mut self.head);
+            self.out.write_all(&head).await?;
+        }
+        self.out.write_all(piece).await
+    }
+
+    /// End the response; complete only if the whole declared body was written.
+    pub async fn finish(mut self) -> Result<(), W::Error> {
+        if !self.head.is_empty() {
+            let head = core::mem::take(&mut self.head);
+            self.out.write_all(&head).await?;
+        }
+        self.out.flush().await?;
+        self.sent.complete = self.remaining == 0 || self.head_only;
+        Ok(())
+    }
+}
+
+/// Run `f` until `at` on `clock`: `None` if the deadline came first.
+pub async fn with_deadline<C: Clock, F: Future>(clock: &C, at: Instant, f: F) -> Option<F::Output> {
+    let mut f = pin!(f);
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = f.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if clock.now() >= at {
+            return Poll::Ready(None);
+        }
+        clock.wake_at(at, cx.waker());
+        Poll::Pending
+    })
+    .await
+}
+
+/// How one connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnStats {
+    /// Requests answered.
+    pub requests: u32,
+}
+
+/// What one parse attempt found.
+enum Parsed {
+    NeedMore,
+    Reject(u16),
+    Done { head_len: usize, body_len: u64, close: bool, complete: bool, status: u16 },
+}
+
+fn has_token(value: &[u8], token: &str) -> bool {
+    value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// Serve HTTP/1.1 on `flow` with `handler` until the client closes, a limit is hit, or the
+/// connection idles out. Malformed requests get their error status and the connection closes;
+/// nothing a client sends makes this panic.
+pub async fn serve<F, H, C>(
+    mut flow: F,
+    handler: &H,
+    clock: &C,
+    limits: &Limits,
+) -> Result<ConnStats, HttpError<F::Error>>
+where
+    F: Flow,
+    H: Handler,
+    C: Clock + WallClock,
+{
+    let mut buf = vec![0u8; limits.max_head.max(64)];
+    let mut filled = 0usize;
+    let mut stats = ConnStats::default();
+    let mut head_deadline: Option<Instant> = None;
+    loop {
+        let parsed = if filled == 0 {
+            Parsed::NeedMore
+        } else {
+            parse_and_answer(&buf[..filled], buf.len(), &mut flow, handler, clock, limits).await?
+        };
+        match parsed {
+            Parsed::NeedMore => {
+                let at = head_deadline.unwrap_or_else(|| clock.now() + limits.idle_timeout);
+                match with_deadline(clock, at, flow.read(&mut buf[filled..])).await {
+                    None if filled == 0 => {
+                        log::debug!("http: idle connection closed");
+                        let _ = with_deadline(clock, clock.now() + limits.write_timeout, flow.close()).await;
+                        return Ok(stats);
+                    }
+                    None => {
+                        reject(&mut flow, 408, clock, limits).await;
+                        return Err(HttpError::TimedOut);
+                    }
+                    Some(Ok(0)) if filled == 0 => {
+                        let _ = with_deadline(clock, clock.now() + limits.write_timeout, flow.close()).await;
+                        return Ok(stats);
+                    }
+                    Some(Ok(0)) => return Err(HttpError::UnexpectedEof),
+                    Some(Ok(n)) => {
+                        if filled == 0 {
+                            head_deadline = Some(clock.now() + limits.header_timeout);
+                        }
+                        filled += n;
+                    }
+                    // A reset or a TLS failure ends the connection; nothing to answer.
+                    Some(Err(e)) => return Err(HttpError::Transport(e)),
+                }
+            }
+            Parsed::Reject(status) => {
+                log::debug!("http: rejected a request with {status}");
+                reject(&mut flow, status, clock, limits).await;
+                return Err(HttpError::Malformed(reason(status)));
+            }
+            Parsed::Done { head_len, body_len, close, complete, status } => {
+                stats.requests += 1;
+                head_deadline = None;
+                log::debug!("http: {status}");
+                if close || !complete {
+                    let _ = with_deadline(clock, clock.now() + limits.write_timeout, flow.close()).await;
+                    return Ok(stats);
+                }
+                // Drop the head and the (ignored) body; keep what follows: a pipelined request.
+                let mut skip = head_len as u64 + body_len;
+                let here = usize::try_from(skip).unwrap_or(usize::MAX).min(filled);
+                buf.copy_within(here..filled, 0);
+                filled -= here;
+                skip -= here as u64;
+                while skip > 0 {
+                    let want = usize::try_from(skip).unwrap_or(usize::MAX).min(buf.len());
+                    let at = clock.now() + limits.header_timeout;
+                    match with_deadline(clock, at, flow.read(&mut buf[..want])).await {
+                        Some(Ok(0)) | None => return Err(HttpError::UnexpectedEof),
+                        Some(Ok(n)) => skip -= n as u64,
+                        Some(Err(e)) => return Err(HttpError::Transport(e)),
+                    }
+                }
+                if filled > 0 {
+                    head_deadline = Some(clock.now() + limits.header_timeout);
+                }
+            }
+        }
+    }
+}
+
+/// Answer a request the server itself refuses, then close.
+async fn reject<F: Flow, C: Clock + WallClock>(flow: &mut F, status: u16, clock: &C, limits: &Limits) {
+    let mut sent = Sent::default();
+    let res = Responder {
+        out: &mut *flow,
+        head_only: false,
+        close: true,
+        version: 1,
+        date: clock.now_unix().as_secs(),
+        sent: &mut sent,
+    };
+    let body = format!("{status} {}\n", reason(status));
+    let at = clock.now() + limits.write_timeout;
+    let _ = with_deadline(
+        clock,
+        at,
+        res.send(status, &[("Content-Type", "text/plain; charset=utf-8")], body.as_bytes()),
+    )
+    .await;
+    let _ = with_deadline(clock, at, flow.shutdown_write()).await;
+}
+
+/// Parse the head at the start of `data` and, if complete and acceptable, answer it.
+async fn parse_and_answer<F, H, C>(
+    data: &[u8],
+    capacity: usize,
+    flow: &mut F,
+    handler: &H,
+    clock: &C,
+    limits: &Limits,
+) -> Result<Parsed, HttpError<F::Error>>
+where
+    F: Flow,
+    H: Handler,
+    C: Clock + WallClock,
+{
+    let line = data.iter().position(|&b| b == b'\n');
+    if line.unwrap_or(data.len()) > limits.max_request_line {
+        return Ok(Parsed::Reject(414));
+    }
+    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(data) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if data.len() >= capacity => {
+            return Ok(Parsed::Reject(if line.is_none() { 414 } else { 431 }));
+        }
+        Ok(httparse::Status::Partial) => return Ok(Parsed::NeedMore),
+        Err(httparse::Error::TooManyHeaders) => return Ok(Parsed::Reject(431)),
+        Err(_) => return Ok(Parsed::Reject(400)),
+    };
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Ok(Parsed::Reject(400));
+    };
+    let request = Request { method, target, version, headers: req.headers };
+    let connection = request.header("connection").unwrap_or_default();
+    let close =
+        if version == 0 { !has_token(connection, "keep-alive") } else { has_token(connection, "close") };
+    if request.header("transfer-encoding").is_some() {
+        // Request bodies are read only to be skipped, and only with a Content-Length.
+        return Ok(Parsed::Reject(501));
+    }
+    let mut body_len = 0u64;
+    for h in request.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length")) {
+        let n = core::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+        match n {
+            Some(n) if body_len == 0 || body_len == n => body_len = n,
+            _ => return Ok(Parsed::Reject(400)),
+        }
+    }
+    if body_len > limits.max_body {
+        return Ok(Parsed::Reject(413));
+    }
+    if version == 1 && request.header("host").is_none() {
+        return Ok(Parsed::Reject(400));
+    }
+    let mut sent = Sent::default();
+    let res = Responder {
+        out: &mut *flow,
+        head_only: method == "HEAD",
+        close,
+        version,
+        date: clock.now_unix().as_secs(),
+        sent: &mut sent,
+    };
+    let at = clock.now() + limits.write_timeout;
+    match with_deadline(clock, at, handler.handle(&request, res)).await {
+        None => return Err(HttpError::TimedOut),
+        Some(Err(e)) => return Err(HttpError::Transport(e)),
+        Some(Ok(())) => {}
+    }
+    Ok(Parsed::Done { head_len, body_len, close, complete: sent.complete, status: sent.status })
+}

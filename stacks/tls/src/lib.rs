@@ -1,0 +1,143 @@
+//! # morgana-tls: TLS as a flow transformer
+//!
+//! [`TlsServer::accept`] and [`TlsClient::connect`] take any [`morgana::Flow`] (a TCP
+//! connection, an in-memory pipe, another TLS session) and, once the handshake is done, return a
+//! [`TlsStream`] that is a `Flow` itself: `Read`, `Write`, `shutdown_write` (sends
+//! `close_notify`, then half-closes the flow below), `split` into halves for two tasks, and
+//! `close`. It drives rustls 0.23 through its unbuffered API, which is `no_std`.
+//!
+//! The crypto provider is the target's choice, passed in as an `Arc<CryptoProvider>`: `ring` or
+//! `aws-lc-rs` on unix, `rustls-rustcrypto` on bare metal. Time comes from the platform's
+//! [`WallClock`](morgana::WallClock) through [`TlsTime`]; certificates and keys are PEM files,
+//! read from a [`KvRo`](morgana::KvRo) by [`Identity::from_kv`]. Configurations built here offer
+//! ALPN `http/1.1`. Errors are one enum, [`TlsError`], which implements `embedded_io::Error`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use embedded_io_async::{Read, Write};
+//! use morgana::{Flow, FlowWrite};
+//! use morgana_tls::{Identity, TlsClient, TlsServer, TlsTime, client_config, roots_from_pem, server_config};
+//!
+//! let time = morgana_rt::VirtualTime::new();
+//! let exec = morgana_rt::Executor::new(time.clone());
+//! let clock = exec.handle();
+//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//! let identity = Identity::from_pem(morgana_tls::dev::CHAIN_PEM, morgana_tls::dev::KEY_PEM).unwrap();
+//! let server = TlsTime::new(clock.clone());
+//! let server = TlsServer::new(Arc::new(server_config(provider.clone(), &server, identity).unwrap()), server);
+//! let roots = roots_from_pem(morgana_tls::dev::CA_PEM, "ca").unwrap();
+//! let client = TlsTime::new(clock.clone());
+//! let client = TlsClient::new(Arc::new(client_config(provider, &client, roots).unwrap()), client);
+//!
+//! let (a, b) = morgana_mem::pipe(64 * 1024);
+//! let out = exec.block_on(&mut time.park(), async {
+//!     let serve = async {
+//!         let mut tls = server.accept(a).await.unwrap();
+//!         let mut buf = [0u8; 5];
+//!         tls.read_exact(&mut buf).await.unwrap();
+//!         tls.write_all(&buf).await.unwrap();
+//!         tls.close().await.unwrap();
+//!     };
+//!     let talk = async {
+//!         let mut tls = client.connect("localhost", b).await.unwrap();
+//!         tls.write_all(b"hello").await.unwrap();
+//!         let mut buf = [0u8; 5];
+//!         tls.read_exact(&mut buf).await.unwrap();
+//!         buf
+//!     };
+//!     futures::future::join(serve, talk).await.1
+//! });
+//! assert_eq!(&out.unwrap(), b"hello");
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod config;
+pub mod dev;
+mod error;
+mod session;
+
+use alloc::sync::Arc;
+
+use morgana::{Flow, WallClock};
+use rustls::client::UnbufferedClientConnection;
+use rustls::pki_types::ServerName;
+use rustls::server::UnbufferedServerConnection;
+use rustls::{ClientConfig, ServerConfig};
+
+pub use config::{
+    ALPN_HTTP11, Identity, TlsTime, certs_from_pem, client_config, roots_from_pem, server_config,
+};
+pub use error::{ConfigError, TlsError};
+pub use rustls;
+pub use session::{Side, TlsReader, TlsStream, TlsWriter};
+
+/// A server-side TLS session over `F`.
+pub type ServerStream<F> = TlsStream<F, UnbufferedServerConnection>;
+/// A client-side TLS session over `F`.
+pub type ClientStream<F> = TlsStream<F, UnbufferedClientConnection>;
+
+/// Accepts TLS sessions on flows: one configuration, any number of connections.
+pub struct TlsServer<C> {
+    config: Arc<ServerConfig>,
+    time: TlsTime<C>,
+}
+
+impl<C: WallClock> TlsServer<C> {
+    /// A server with `config`, whose time provider should be `time.provider()`.
+    pub fn new(config: Arc<ServerConfig>, time: TlsTime<C>) -> Self {
+        Self { config, time }
+    }
+
+    /// Run the server side of the handshake on `flow`.
+    pub async fn accept<F: Flow>(&self, flow: F) -> Result<ServerStream<F>, TlsError<F::Error>> {
+        let conn = UnbufferedServerConnection::new(self.config.clone())?;
+        let tls = TlsStream::handshake(conn, flow, || self.time.refresh()).await?;
+        log::debug!(
+            "TLS session accepted: {:?} {:?}",
+            tls.protocol_version(),
+            tls.cipher_suite().map(|s| s.suite())
+        );
+        Ok(tls)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Arc<ServerConfig> {
+        &self.config
+    }
+}
+
+/// Opens TLS sessions on flows.
+pub struct TlsClient<C> {
+    config: Arc<ClientConfig>,
+    time: TlsTime<C>,
+}
+
+impl<C: WallClock> TlsClient<C> {
+    /// A client with `config`, whose time provider should be `time.provider()`.
+    pub fn new(config: Arc<ClientConfig>, time: TlsTime<C>) -> Self {
+        Self { config, time }
+    }
+
+    /// Run the client side of the handshake on `flow`, expecting a certificate for
+    /// `server_name` (a DNS name or an IP address).
+    pub async fn connect<F: Flow>(
+        &self,
+        server_name: &str,
+        flow: F,
+    ) -> Result<ClientStream<F>, TlsError<F::Error>> {
+        let name = ServerName::try_from(server_name).map_err(|_| TlsError::InvalidServerName)?.to_owned();
+        let conn = UnbufferedClientConnection::new(self.config.clone(), name)?;
+        let tls = TlsStream::handshake(conn, flow, || self.time.refresh()).await?;
+        log::debug!("TLS session to {server_name}: {:?}", tls.protocol_version());
+        Ok(tls)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Arc<ClientConfig> {
+        &self.config
+    }
+}
