@@ -18,7 +18,7 @@ mod test;
 const NO_STD_TARGET: &str = "x86_64-unknown-none";
 
 /// Crates that promise to be `no_std` and are built for [`NO_STD_TARGET`] by `cargo xtask test`.
-const NO_STD_CRATES: &[&str] = &["morgana", "morgana-testkit", "morgana-rt", "morgana-mem"];
+const NO_STD_CRATES: &[&str] = &["morgana", "morgana-testkit", "morgana-rt", "morgana-mem", "morgana-tcpip"];
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run, test and measure Morgana unikernels")]

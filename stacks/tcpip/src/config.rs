@@ -81,7 +81,8 @@ pub struct Config {
     /// Upper bound on a listener's pool of LISTEN sockets, whatever backlog is asked for (each
     /// has its buffers allocated up front).
     pub max_backlog: usize,
-    /// How long a dropped connection may take to finish closing before it is reset.
+    /// How long a dropped connection may wait in FIN-WAIT-2 for the peer's FIN before it is
+    /// reset (Linux's `tcp_fin_timeout`).
     pub close_linger: Duration,
     /// Datagrams queued per UDP socket and direction.
     pub udp_packets: usize,

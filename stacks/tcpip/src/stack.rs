@@ -40,6 +40,26 @@ pub(crate) fn smol_duration(d: morgana::Duration) -> SmolDuration {
     SmolDuration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// Keep-alive interval of a socket with data or a FIN unacknowledged.
+///
+/// smoltcp 0.14 can leave such a socket with no timer running, so it never sends again: a
+/// retransmission timeout that finds the peer's window closed (its window update was lost)
+/// turns the timer off without starting a zero-window probe, and a fast retransmit with only a
+/// FIN outstanding has nothing to resend and turns it off too. A keep-alive probe is the one
+/// timer left in that state: it elicits an ACK carrying the peer's window, and, as it carries a
+/// byte, re-arms the retransmission timer. So every socket with something outstanding has one.
+const OUTSTANDING_KEEP_ALIVE: SmolDuration = SmolDuration::from_secs(5);
+
+fn outstanding_keep_alive(configured: Option<morgana::Duration>) -> SmolDuration {
+    configured.map_or(OUTSTANDING_KEEP_ALIVE, |k| smol_duration(k).min(OUTSTANDING_KEEP_ALIVE))
+}
+
+/// Send our FIN (see [`OUTSTANDING_KEEP_ALIVE`] for the keep-alive).
+pub(crate) fn close(s: &mut tcp::Socket<'_>, keep_alive: Option<morgana::Duration>) {
+    s.close();
+    s.set_keep_alive(Some(outstanding_keep_alive(keep_alive)));
+}
+
 /// Where in a runner poll a TCP connection changed state: it tells a reset (a segment arrived)
 /// from a timeout (a timer fired while we were sending).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -54,6 +74,8 @@ pub(crate) struct Tracked {
     pub handle: SocketHandle,
     state: tcp::State,
     pub error: Option<StackError>,
+    /// Whether the socket has the short keep-alive of [`OUTSTANDING_KEEP_ALIVE`].
+    probing: bool,
 }
 
 /// A listener's pool of sockets in LISTEN.
@@ -110,7 +132,7 @@ impl Inner {
     /// Follow `handle` as a live connection.
     pub fn track(&mut self, handle: SocketHandle) {
         let state = self.sockets.get::<tcp::Socket>(handle).state();
-        self.tracked.push(Tracked { handle, state, error: None });
+        self.tracked.push(Tracked { handle, state, error: None, probing: false });
     }
 
     /// The handshake on `handle` is done: from now on the connection's timers apply.
@@ -127,8 +149,29 @@ impl Inner {
     }
 
     fn observe(&mut self, phase: Phase) {
+        let keep_alive = self.config.tcp_keep_alive;
         for t in &mut self.tracked {
-            let state = self.sockets.get::<tcp::Socket>(t.handle).state();
+            let s = self.sockets.get_mut::<tcp::Socket>(t.handle);
+            let state = s.state();
+            if phase == Phase::Egress {
+                use tcp::State::*;
+                // After egress, so that what was just queued has been sent and the probe does
+                // not go out needlessly beside it.
+                let outstanding = match state {
+                    Established | CloseWait => s.send_queue() > 0,
+                    FinWait1 | Closing | LastAck => true,
+                    _ => false,
+                };
+                if outstanding != t.probing {
+                    t.probing = outstanding;
+                    let interval = if outstanding {
+                        Some(outstanding_keep_alive(keep_alive))
+                    } else {
+                        keep_alive.map(smol_duration)
+                    };
+                    s.set_keep_alive(interval);
+                }
+            }
             if state == t.state {
                 continue;
             }
@@ -154,15 +197,55 @@ impl Inner {
         if s.recv_queue() > 0 {
             s.abort();
         } else {
-            s.close();
+            close(s, self.config.tcp_keep_alive);
         }
         let deadline = self.now + smol_duration(self.config.close_linger);
         self.orphans.push((handle, deadline));
         self.wake_runner();
     }
 
+    /// smoltcp hands a SYN to the first socket that accepts it, and a LISTEN socket accepts any
+    /// SYN to its port: a late duplicate of a SYN whose connection already exists can start a
+    /// second handshake on the same 4-tuple, whose reset then kills the real connection (Linux
+    /// finds the established socket first). Forget such handshakes before they answer.
+    fn drop_duplicate_handshakes(&mut self) {
+        for li in 0..self.listeners.len() {
+            let Some(len) = self.listeners[li].as_ref().map(|l| l.pool.len()) else { continue };
+            for pi in 0..len {
+                let Some((h, port)) = self.listeners[li].as_ref().map(|l| (l.pool[pi], l.port)) else {
+                    continue;
+                };
+                let s = self.sockets.get::<tcp::Socket>(h);
+                if s.state() != tcp::State::SynReceived {
+                    continue;
+                }
+                let tuple = (s.local_endpoint(), s.remote_endpoint());
+                let duplicate = self.sockets.iter().any(|(other, o)| {
+                    other != h
+                        && matches!(o, smoltcp::socket::Socket::Tcp(t)
+                            if t.state() != tcp::State::Listen
+                                && (t.local_endpoint(), t.remote_endpoint()) == tuple)
+                });
+                if !duplicate {
+                    continue;
+                }
+                // Removed, not aborted: an abort would send a reset on the shared 4-tuple.
+                self.sockets.remove(h);
+                let mut fresh = self.new_tcp_socket();
+                let _ = fresh.listen(port);
+                let fresh = self.sockets.add(fresh);
+                if let Some(l) = self.listeners[li].as_mut() {
+                    l.pool[pi] = fresh;
+                }
+            }
+        }
+    }
+
     fn reap_orphans(&mut self) {
         let now = self.now;
+        // smoltcp's own timeout ends a close whose FIN goes unanswered; only FIN-WAIT-2 (the
+        // peer acknowledged our FIN but never sends its own) has no timer of its own.
+        let linger_all = self.config.tcp_timeout.is_none();
         let sockets = &mut self.sockets;
         self.orphans.retain(|&(handle, deadline)| {
             let s = sockets.get_mut::<tcp::Socket>(handle);
@@ -174,7 +257,11 @@ impl Inner {
                 tcp::State::TimeWait => true,
                 // Closed and its RST (if any) sent.
                 tcp::State::Closed => s.remote_endpoint().is_none(),
-                _ if now >= deadline => {
+                tcp::State::FinWait2 if now >= deadline => {
+                    s.abort();
+                    false
+                }
+                _ if linger_all && now >= deadline => {
                     s.abort();
                     false
                 }
@@ -344,6 +431,12 @@ impl Stack {
         .await
     }
 
+    /// Sockets the stack holds (connections, listeners' pools, connections still closing, UDP,
+    /// DNS, DHCP): for diagnostics and leak checks.
+    pub fn sockets_in_use(&self) -> usize {
+        self.borrow().sockets.iter().count()
+    }
+
     /// The DNS servers queried: the configured ones, then those DHCP gave.
     pub fn dns_servers(&self) -> Vec<IpAddr> {
         let inner = self.borrow();
@@ -482,6 +575,7 @@ impl<N: Net, C: Clock> Runner<N, C> {
         }
         if changed {
             inner.observe(Phase::Ingress);
+            inner.drop_duplicate_handshakes();
         }
         changed = false;
         while inner.iface.poll_egress(now, &mut dev, &mut inner.sockets) == PollResult::SocketStateChanged {

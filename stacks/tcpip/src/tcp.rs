@@ -94,7 +94,8 @@ impl Io {
             if let Some(e) = inner.error_of(self.handle) {
                 return Err(e);
             }
-            inner.sockets.get_mut::<tcp::Socket>(self.handle).close();
+            let keep_alive = inner.config.tcp_keep_alive;
+            crate::stack::close(inner.sockets.get_mut::<tcp::Socket>(self.handle), keep_alive);
             inner.wake_runner();
         }
         self.flush().await

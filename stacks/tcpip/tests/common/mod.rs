@@ -118,3 +118,65 @@ pub async fn expect_pattern<R: Read<Error = StackError>>(r: &mut R, seed: u64) -
 pub fn addr(ip: Ipv4Addr, port: u16) -> SocketAddr {
     SocketAddr::new(ip.into(), port)
 }
+
+/// A `Net` whose cable a test can cut and reconnect: while cut, frames are dropped both ways.
+pub struct Cuttable<N> {
+    pub inner: N,
+    pub open: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<N: morgana::Net> morgana::Net for Cuttable<N> {
+    type RxToken<'a>
+        = N::RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = N::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(&mut self, cx: &mut std::task::Context<'_>) -> Option<(N::RxToken<'_>, N::TxToken<'_>)> {
+        if !self.open.get() {
+            // Drain and drop, so the queue does not deliver stale frames on reconnection.
+            while let Some((rx, _)) = self.inner.receive(cx) {
+                morgana::RxToken::consume(rx, |_| ());
+            }
+            return None;
+        }
+        self.inner.receive(cx)
+    }
+    fn transmit(&mut self, cx: &mut std::task::Context<'_>) -> Option<N::TxToken<'_>> {
+        // While cut, frames still go out but the peer's side drops them too (both ends cut).
+        self.inner.transmit(cx)
+    }
+    fn link_state(&mut self, cx: &mut std::task::Context<'_>) -> morgana::LinkState {
+        self.inner.link_state(cx)
+    }
+    fn capabilities(&self) -> morgana::Capabilities {
+        self.inner.capabilities()
+    }
+    fn mac(&self) -> [u8; 6] {
+        self.inner.mac()
+    }
+    fn stats(&self) -> morgana::NetStats {
+        self.inner.stats()
+    }
+}
+
+/// Two stacks on a switch whose receive paths are cut while the returned flag is `false`.
+pub fn two_cuttable_stacks(
+    p: &SimPlatform,
+    config: Config,
+) -> (Stack, Stack, std::rc::Rc<std::cell::Cell<bool>>) {
+    let switch = Switch::default();
+    let open = std::rc::Rc::new(std::cell::Cell::new(true));
+    let mut stacks = Vec::new();
+    for (mac, ip) in [(MAC_A, IP_A), (MAC_B, IP_B)] {
+        let net = Cuttable { inner: switch.port(mac), open: open.clone() };
+        let (stack, runner) = morgana_tcpip::new(net, p.clock(), config.clone().ipv4_static(ip, 24, None));
+        p.spawn(async move { runner.run().await });
+        stacks.push(stack);
+    }
+    let b = stacks.pop().unwrap();
+    (stacks.pop().unwrap(), b, open)
+}
