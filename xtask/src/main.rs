@@ -5,6 +5,7 @@
 //! cargo xtask run APP [--target unix] [-- ARGS]     run an app
 //! cargo xtask build APP [--target unix]             build an app, print the binary's path
 //! cargo xtask test                                  fmt, clippy, tests, no_std builds
+//! cargo xtask bench tcpip [--soak]                  TCP/IP throughput ratio, or the long soak
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod bench_tcpip;
 mod test;
 
 /// Bare-metal Rust target used to check the `no_std` crates.
@@ -58,6 +60,14 @@ enum Cmd {
     },
     /// Check everything CI checks: formatting, lints, tests, no_std builds.
     Test,
+    /// Measure (ratios against a peer measured in the same run) or soak: `bench tcpip [--soak]`.
+    Bench {
+        /// What to measure: tcpip.
+        what: String,
+        /// Its options (e.g. --soak).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// The targets an app can be built for.
@@ -78,6 +88,10 @@ fn main() -> ExitCode {
             check_app_and_target(&root, &app, &target).and_then(|()| build_unix(&root, &app, release))
         }
         Cmd::Test => test::run(&root),
+        Cmd::Bench { what, args } => match what.as_str() {
+            "tcpip" => bench_tcpip::run(&root, &args),
+            _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: tcpip"))),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

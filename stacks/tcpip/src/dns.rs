@@ -35,7 +35,7 @@ impl Query {
     fn start(stack: &Stack, name: &str, kind: DnsQueryType) -> Result<Self, StackError> {
         let mut guard = stack.borrow();
         let inner = &mut *guard;
-        let h = inner.dns.ok_or(StackError::Unsupported)?;
+        let h = inner.dns_socket();
         let socket = inner.sockets.get_mut::<dns::Socket>(h);
         let q = socket.start_query(inner.iface.context(), name, kind).map_err(|e| match e {
             StartQueryError::NoFreeSlot => StackError::NoResources,

@@ -335,12 +335,27 @@ impl Inner {
         }
     }
 
+    fn dns_server_list(&self) -> Vec<IpAddress> {
+        let configured = self.config.dns_servers.iter().map(|&a| IpAddress::from(a));
+        configured.chain(self.learned_dns.iter().map(|&a| IpAddress::Ipv4(a))).collect()
+    }
+
     fn set_dns_servers(&mut self, learned: &[Ipv4Addr]) {
         self.learned_dns = learned.to_vec();
         let Some(h) = self.dns else { return };
-        let mut servers: Vec<IpAddress> = self.config.dns_servers.iter().map(|&a| a.into()).collect();
-        servers.extend(learned.iter().map(|&a| IpAddress::Ipv4(a)));
+        let servers = self.dns_server_list();
         self.sockets.get_mut::<dns::Socket>(h).update_servers(&servers);
+    }
+
+    /// The DNS socket, made on first use: an idle one would cost every poll a little.
+    pub fn dns_socket(&mut self) -> SocketHandle {
+        if let Some(h) = self.dns {
+            return h;
+        }
+        let queries: Vec<Option<dns::DnsQuery>> = (0..self.config.dns_queries.max(1)).map(|_| None).collect();
+        let h = self.sockets.add(dns::Socket::new(&self.dns_server_list(), queries));
+        self.dns = Some(h);
+        h
     }
 
     fn poll_dhcp(&mut self) -> bool {
@@ -482,9 +497,6 @@ pub fn new<N: Net, C: Clock>(net: N, clock: C, config: Config) -> (Stack, Runner
     }
     let mut sockets = SocketSet::new(Vec::new());
     let dhcp = (config.ipv4 == Ipv4Mode::Dhcp).then(|| sockets.add(dhcpv4::Socket::new()));
-    let servers: Vec<IpAddress> = config.dns_servers.iter().map(|&a| a.into()).collect();
-    let queries: Vec<Option<dns::DnsQuery>> = (0..config.dns_queries.max(1)).map(|_| None).collect();
-    let dns = Some(sockets.add(dns::Socket::new(&servers, queries)));
     let span = u64::from(u16::MAX - EPHEMERAL_FIRST) + 1;
     let next_port = EPHEMERAL_FIRST + (config.seed % span) as u16;
     let static_v4 = match config.ipv4 {
@@ -502,7 +514,7 @@ pub fn new<N: Net, C: Clock>(net: N, clock: C, config: Config) -> (Stack, Runner
         orphans: Vec::new(),
         listeners: Vec::new(),
         dhcp,
-        dns,
+        dns: None,
         config_waiters: Vec::new(),
         learned_dns: Vec::new(),
         next_port,
@@ -582,6 +594,7 @@ impl<N: Net, C: Clock> Runner<N, C> {
             changed = true;
         }
         let tx_blocked = dev.tx_blocked;
+
         // A timeout closes a socket without emitting anything, so look every time.
         let _ = changed;
         inner.observe(Phase::Egress);

@@ -33,14 +33,19 @@ impl Io {
         }
         let mut inner = self.stack.borrow();
         let s = inner.sockets.get_mut::<tcp::Socket>(self.handle);
+        let free = s.recv_capacity() - s.recv_queue();
         match s.recv_slice(buf) {
             Ok(0) => {
                 s.register_recv_waker(cx.waker());
                 Poll::Pending
             }
             Ok(n) => {
-                // The window opened: the runner may have an update to send.
-                inner.wake_runner();
+                // smoltcp announces a window that at least doubled: only then does the runner
+                // have an update to send. Otherwise the peer can still send, and its next
+                // segment wakes the runner anyway.
+                if free + n >= 2 * free {
+                    inner.wake_runner();
+                }
                 Poll::Ready(Ok(n))
             }
             Err(RecvError::Finished) => Poll::Ready(Ok(0)),
