@@ -589,14 +589,9 @@ impl<N: Net, C: Clock> Runner<N, C> {
             inner.observe(Phase::Ingress);
             inner.drop_duplicate_handshakes();
         }
-        changed = false;
-        while inner.iface.poll_egress(now, &mut dev, &mut inner.sockets) == PollResult::SocketStateChanged {
-            changed = true;
-        }
+        while inner.iface.poll_egress(now, &mut dev, &mut inner.sockets) == PollResult::SocketStateChanged {}
         let tx_blocked = dev.tx_blocked;
-
-        // A timeout closes a socket without emitting anything, so look every time.
-        let _ = changed;
+        // A timeout closes a socket without a state-change report, so look every time.
         inner.observe(Phase::Egress);
         let reconfigured = inner.poll_dhcp();
         inner.reap_orphans();
