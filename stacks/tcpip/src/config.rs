@@ -70,9 +70,12 @@ pub struct Config {
     pub tcp_tx_buffer: usize,
     /// A handshake unanswered this long fails with `TimedOut` (six SYN retransmissions).
     pub tcp_connect_timeout: Duration,
-    /// An established connection whose peer stays silent this long while we wait for it (data
-    /// or keep-alive unanswered) fails with `TimedOut`. Keep it well above 60 s, the longest
-    /// retransmission back-off, or heavy loss kills connections that would recover.
+    /// A connection (or a close) with data or a FIN unacknowledged that makes no progress for
+    /// this long fails with `TimedOut` and is reset; with keep-alive on, so does an idle one
+    /// whose probes go unanswered this long. The default, 15 minutes, is about when Linux gives
+    /// up (`tcp_retries2`): with smoltcp's retransmission back-off at its 60 s cap, heavy loss
+    /// can stall a connection that recovers for several minutes. An idle connection without
+    /// keep-alive never times out, as on Linux.
     pub tcp_timeout: Option<Duration>,
     /// Send keep-alive probes after this long without traffic.
     pub tcp_keep_alive: Option<Duration>,
@@ -104,7 +107,7 @@ impl Default for Config {
             tcp_rx_buffer: 64 * 1024,
             tcp_tx_buffer: 64 * 1024,
             tcp_connect_timeout: Duration::from_secs(75),
-            tcp_timeout: Some(Duration::from_secs(300)),
+            tcp_timeout: Some(Duration::from_secs(900)),
             tcp_keep_alive: None,
             tcp_nagle: true,
             max_backlog: 16,

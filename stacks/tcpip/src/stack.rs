@@ -68,6 +68,50 @@ enum Phase {
     Egress,
 }
 
+/// Whether a socket waits for the peer to acknowledge something (data or our FIN).
+fn outstanding(s: &tcp::Socket<'_>) -> bool {
+    use tcp::State::*;
+    match s.state() {
+        Established | CloseWait => s.send_queue() > 0,
+        FinWait1 | Closing | LastAck => true,
+        _ => false,
+    }
+}
+
+/// When a socket with something outstanding last made progress.
+///
+/// smoltcp's own timeout counts from the last segment received, idle or not, so it would kill
+/// an idle connection on the next poll after the timeout, and reset instead of closing one
+/// closed after such a pause. So established connections use it only with keep-alive (whose
+/// answered probes keep that count fresh), and the stack measures stalls itself: a socket
+/// with something outstanding whose queues and state do not move for `tcp_timeout` is reset.
+#[derive(Clone, Copy)]
+struct Progress {
+    since: SmolInstant,
+    mark: (usize, usize, tcp::State),
+}
+
+impl Progress {
+    fn new(now: SmolInstant, s: &tcp::Socket<'_>) -> Self {
+        Self { since: now, mark: (s.send_queue(), s.recv_queue(), s.state()) }
+    }
+
+    /// Note progress; whether `s` has been stuck with something outstanding for `timeout`.
+    fn stalled(&mut self, now: SmolInstant, s: &tcp::Socket<'_>, timeout: Option<SmolDuration>) -> bool {
+        let mark = (s.send_queue(), s.recv_queue(), s.state());
+        if mark != self.mark || !outstanding(s) {
+            *self = Self { since: now, mark };
+            return false;
+        }
+        timeout.is_some_and(|t| now >= self.since + t)
+    }
+
+    /// When it will have been stuck for `timeout`, if something is outstanding.
+    fn deadline(&self, s: &tcp::Socket<'_>, timeout: Option<SmolDuration>) -> Option<SmolInstant> {
+        if outstanding(s) { timeout.map(|t| self.since + t) } else { None }
+    }
+}
+
 /// A TCP socket owned by a live connection (or a connect in progress): its last seen state and
 /// why it failed, if it did.
 pub(crate) struct Tracked {
@@ -76,6 +120,15 @@ pub(crate) struct Tracked {
     pub error: Option<StackError>,
     /// Whether the socket has the short keep-alive of [`OUTSTANDING_KEEP_ALIVE`].
     probing: bool,
+    progress: Progress,
+}
+
+/// A dropped connection finishing its close.
+struct Orphan {
+    handle: SocketHandle,
+    /// When it was dropped: FIN-WAIT-2 lasts `close_linger` from here.
+    dropped: SmolInstant,
+    progress: Progress,
 }
 
 /// A listener's pool of sockets in LISTEN.
@@ -95,8 +148,8 @@ pub(crate) struct Inner {
     pub now: SmolInstant,
     runner: Option<Waker>,
     pub tracked: Vec<Tracked>,
-    /// Dropped connections finishing their close, and when to give up and reset them.
-    orphans: Vec<(SocketHandle, SmolInstant)>,
+    /// Dropped connections finishing their close.
+    orphans: Vec<Orphan>,
     pub listeners: Vec<Option<ListenSlot>>,
     dhcp: Option<SocketHandle>,
     pub dns: Option<SocketHandle>,
@@ -131,16 +184,37 @@ impl Inner {
 
     /// Follow `handle` as a live connection.
     pub fn track(&mut self, handle: SocketHandle) {
-        let state = self.sockets.get::<tcp::Socket>(handle).state();
-        self.tracked.push(Tracked { handle, state, error: None, probing: false });
+        let s = self.sockets.get::<tcp::Socket>(handle);
+        let progress = Progress::new(self.now, s);
+        self.tracked.push(Tracked { handle, state: s.state(), error: None, probing: false, progress });
     }
 
-    /// The handshake on `handle` is done: from now on the connection's timers apply.
+    /// The handshake on `handle` is done: from now on the connection's timers apply (see
+    /// [`Progress`] for why smoltcp's timeout stays off without keep-alive).
     pub fn established(&mut self, handle: SocketHandle) {
         let (timeout, keep_alive) = (self.config.tcp_timeout, self.config.tcp_keep_alive);
         let s = self.sockets.get_mut::<tcp::Socket>(handle);
-        s.set_timeout(timeout.map(smol_duration));
+        s.set_timeout(keep_alive.and(timeout).map(smol_duration));
         s.set_keep_alive(keep_alive.map(smol_duration));
+    }
+
+    /// The earliest time a stall check is due.
+    fn stall_deadline(&self) -> Option<SmolInstant> {
+        let timeout = self.config.tcp_timeout.map(smol_duration);
+        let tracked = self.tracked.iter().filter_map(|t| {
+            let s = self.sockets.get::<tcp::Socket>(t.handle);
+            if t.error.is_some() { None } else { t.progress.deadline(s, timeout) }
+        });
+        let orphans = self.orphans.iter().filter_map(|o| {
+            o.progress.deadline(self.sockets.get::<tcp::Socket>(o.handle), Some(self.orphan_timeout()))
+        });
+        tracked.chain(orphans).min()
+    }
+
+    /// How long a dropped connection may make no progress: the connections' timeout, or the
+    /// FIN-WAIT-2 linger if there is none (a dropped connection must end some day).
+    fn orphan_timeout(&self) -> SmolDuration {
+        smol_duration(self.config.tcp_timeout.unwrap_or(self.config.close_linger))
     }
 
     /// Why the connection on `handle` failed, if it did.
@@ -150,18 +224,20 @@ impl Inner {
 
     fn observe(&mut self, phase: Phase) {
         let keep_alive = self.config.tcp_keep_alive;
+        let timeout = self.config.tcp_timeout.map(smol_duration);
+        let now = self.now;
         for t in &mut self.tracked {
             let s = self.sockets.get_mut::<tcp::Socket>(t.handle);
+            if phase == Phase::Egress && t.error.is_none() && t.progress.stalled(now, s, timeout) {
+                log::debug!("TCP connection to {:?} stalled for {:?}: reset", s.remote_endpoint(), timeout);
+                s.abort();
+                t.error = Some(StackError::TimedOut);
+            }
             let state = s.state();
             if phase == Phase::Egress {
-                use tcp::State::*;
                 // After egress, so that what was just queued has been sent and the probe does
                 // not go out needlessly beside it.
-                let outstanding = match state {
-                    Established | CloseWait => s.send_queue() > 0,
-                    FinWait1 | Closing | LastAck => true,
-                    _ => false,
-                };
+                let outstanding = outstanding(s);
                 if outstanding != t.probing {
                     t.probing = outstanding;
                     let interval = if outstanding {
@@ -199,8 +275,8 @@ impl Inner {
         } else {
             close(s, self.config.tcp_keep_alive);
         }
-        let deadline = self.now + smol_duration(self.config.close_linger);
-        self.orphans.push((handle, deadline));
+        let progress = Progress::new(self.now, self.sockets.get::<tcp::Socket>(handle));
+        self.orphans.push(Orphan { handle, dropped: self.now, progress });
         self.wake_runner();
     }
 
@@ -243,32 +319,28 @@ impl Inner {
 
     fn reap_orphans(&mut self) {
         let now = self.now;
-        // smoltcp's own timeout ends a close whose FIN goes unanswered; only FIN-WAIT-2 (the
-        // peer acknowledged our FIN but never sends its own) has no timer of its own.
-        let linger_all = self.config.tcp_timeout.is_none();
+        let linger = smol_duration(self.config.close_linger);
+        let timeout = Some(self.orphan_timeout());
         let sockets = &mut self.sockets;
-        self.orphans.retain(|&(handle, deadline)| {
-            let s = sockets.get_mut::<tcp::Socket>(handle);
-            // Data that nobody will read: reset, as Linux does on close.
-            if s.recv_queue() > 0 && s.state() != tcp::State::Closed {
-                s.abort();
-            }
+        self.orphans.retain_mut(|o| {
+            let s = sockets.get_mut::<tcp::Socket>(o.handle);
             let done = match s.state() {
                 tcp::State::TimeWait => true,
                 // Closed and its RST (if any) sent.
                 tcp::State::Closed => s.remote_endpoint().is_none(),
-                tcp::State::FinWait2 if now >= deadline => {
-                    s.abort();
-                    false
-                }
-                _ if linger_all && now >= deadline => {
+                // Data that nobody will read: reset, as Linux does on close. FIN-WAIT-2 (the
+                // peer acknowledged our FIN but never sends its own) has no timer of its own.
+                _ if s.recv_queue() > 0
+                    || (s.state() == tcp::State::FinWait2 && now >= o.dropped + linger)
+                    || o.progress.stalled(now, s, timeout) =>
+                {
                     s.abort();
                     false
                 }
                 _ => false,
             };
             if done {
-                sockets.remove(handle);
+                sockets.remove(o.handle);
             }
             !done
         });
@@ -600,7 +672,9 @@ impl<N: Net, C: Clock> Runner<N, C> {
         if budget == 0 || reconfigured {
             // More frames may be queued, or new addresses need a pass: yield, then go on.
             waker.wake_by_ref();
-        } else if let Some(at) = inner.iface.poll_at(now, &inner.sockets) {
+        } else if let Some(at) =
+            [inner.iface.poll_at(now, &inner.sockets), inner.stall_deadline()].into_iter().flatten().min()
+        {
             if at > now {
                 self.clock.wake_at(morgana_instant(at), waker);
             } else if !tx_blocked {

@@ -26,10 +26,11 @@ fn transfer(seed: u64, faults: FaultConfig, len: usize) -> usize {
             assert_eq!(peer.ip(), IP_A);
             let _ = done_tx.send(expect_pattern(&mut conn, seed).await);
         });
-        let mut conn = a.connect(addr(IP_B, 7)).await.expect("connect");
-        send_pattern(&mut conn, seed, len).await.expect("send");
-        conn.close().await.expect("close");
-        done_rx.await.unwrap().expect("receive")
+        let at = |what: &str, e: morgana::StackError| -> ! { panic!("seed {seed}: {what}: {e}") };
+        let mut conn = a.connect(addr(IP_B, 7)).await.unwrap_or_else(|e| at("connect", e));
+        send_pattern(&mut conn, seed, len).await.unwrap_or_else(|e| at("send", e));
+        conn.close().await.unwrap_or_else(|e| at("close", e));
+        done_rx.await.unwrap().unwrap_or_else(|e| at("receive", e))
     });
     out.result.unwrap_or_else(|e| panic!("seed {seed}: {e}"))
 }
@@ -397,4 +398,104 @@ fn tcp_over_ipv6_link_local_and_static() {
     assert_eq!(seen[0], "fd00::1");
     assert_eq!(seen[1], a_addrs[0].to_string());
     assert!(seen[1].starts_with("fe80::"), "{}", seen[1]);
+}
+
+/// A `Net` that counts how often it is asked for a frame: once per runner poll, at least.
+struct Counting<N> {
+    inner: N,
+    polls: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<N: morgana::Net> morgana::Net for Counting<N> {
+    type RxToken<'a>
+        = N::RxToken<'a>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = N::TxToken<'a>
+    where
+        Self: 'a;
+    fn receive(&mut self, cx: &mut std::task::Context<'_>) -> Option<(N::RxToken<'_>, N::TxToken<'_>)> {
+        self.polls.set(self.polls.get() + 1);
+        self.inner.receive(cx)
+    }
+    fn transmit(&mut self, cx: &mut std::task::Context<'_>) -> Option<N::TxToken<'_>> {
+        self.inner.transmit(cx)
+    }
+    fn link_state(&mut self, cx: &mut std::task::Context<'_>) -> morgana::LinkState {
+        self.inner.link_state(cx)
+    }
+    fn capabilities(&self) -> morgana::Capabilities {
+        self.inner.capabilities()
+    }
+    fn mac(&self) -> [u8; 6] {
+        self.inner.mac()
+    }
+    fn stats(&self) -> morgana::NetStats {
+        self.inner.stats()
+    }
+}
+
+#[test]
+fn an_idle_stack_sleeps_no_busy_loop_no_tick() {
+    let out = run(14, |p| async move {
+        let switch = morgana_mem::Switch::default();
+        let polls = std::rc::Rc::new(std::cell::Cell::new(0));
+        let net = Counting { inner: switch.port(MAC_A), polls: polls.clone() };
+        let (a, runner) = morgana_tcpip::new(net, p.clock(), Config::default().ipv4_static(IP_A, 24, None));
+        p.spawn(async move { runner.run().await });
+        let b = stack_on(
+            &p,
+            &switch,
+            MAC_B,
+            Config::default().ipv4_static(IP_B, 24, None),
+            FaultConfig::default(),
+            15,
+        );
+        let mut listener = b.listen(7, 1).await.unwrap();
+        let mut conn = a.connect(addr(IP_B, 7)).await.unwrap();
+        let (mut peer, _) = listener.accept().await.unwrap();
+        conn.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        peer.read_exact(&mut buf).await.unwrap();
+        p.clock().sleep(Duration::from_secs(1)).await;
+        // An hour with an open, idle connection (without keep-alive it never times out).
+        let before = polls.get();
+        p.clock().sleep(Duration::from_secs(3600)).await;
+        let idle = polls.get() - before;
+        // And it still works afterwards.
+        peer.write_all(b"pong").await.unwrap();
+        conn.read_exact(&mut buf).await.unwrap();
+        (idle, buf)
+    });
+    let (idle, buf) = out.result.unwrap();
+    assert_eq!(&buf, b"pong");
+    // A tick of even one second would be 3600 polls; what remains is the tail of the last
+    // exchange (a keep-alive probe and its answer, see `OUTSTANDING_KEEP_ALIVE`).
+    assert!(idle <= 10, "the runner polled {idle} times during an idle hour");
+    assert!(out.wall < std::time::Duration::from_secs(2), "took {:?}", out.wall);
+}
+
+#[test]
+fn unacknowledged_data_times_out_when_the_peer_vanishes() {
+    let mut config = Config::default();
+    config.tcp_timeout = Some(Duration::from_secs(120));
+    let out = run(16, |p| async move {
+        let (a, b, open) = two_cuttable_stacks(&p, config);
+        let mut listener = b.listen(80, 1).await.unwrap();
+        let mut conn = a.connect(addr(IP_B, 80)).await.unwrap();
+        let _peer = listener.accept().await.unwrap();
+        // Idle for longer than the timeout: without keep-alive that is fine.
+        p.clock().sleep(Duration::from_secs(600)).await;
+        conn.write_all(b"are you there").await.unwrap();
+        conn.flush().await.unwrap();
+        open.set(false);
+        let cut = p.clock().now();
+        conn.write_all(b"hello?").await.unwrap();
+        let r = conn.flush().await;
+        (r, p.clock().now() - cut)
+    });
+    let (r, took) = out.result.unwrap();
+    assert_eq!(r, Err(StackError::TimedOut));
+    assert!((Duration::from_secs(120)..Duration::from_secs(200)).contains(&took), "gave up after {took:?}");
 }
