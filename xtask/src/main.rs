@@ -6,6 +6,7 @@
 //! cargo xtask build APP [--target unix]             build an app, print the binary's path
 //! cargo xtask test                                  fmt, clippy, tests, no_std builds
 //! cargo xtask bench www [--quick]                   figures, as ratios against a peer
+//! cargo xtask bench tcpip [--soak]                  TCP/IP throughput ratio, or the long soak
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod bench_tcpip;
 mod bench_www;
 mod test;
 
@@ -28,6 +30,7 @@ const NO_STD_CRATES: &[&str] = &[
     "morgana-crunch",
     "morgana-tls",
     "morgana-http",
+    "morgana-tcpip",
 ];
 
 #[derive(Parser)]
@@ -68,13 +71,14 @@ enum Cmd {
     },
     /// Check everything CI checks: formatting, lints, tests, no_std builds.
     Test,
-    /// Measure, as ratios against a peer run alongside: `www`.
+    /// Measure, as ratios against a peer measured in the same run: `bench www [--quick]`,
+    /// `bench tcpip [--soak]`.
     Bench {
-        /// What to measure.
+        /// What to measure: www or tcpip.
         what: String,
-        /// One short round, to check that the benchmark runs.
-        #[arg(long)]
-        quick: bool,
+        /// Its options (e.g. --quick, --soak).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
 }
 
@@ -96,9 +100,10 @@ fn main() -> ExitCode {
             check_app_and_target(&root, &app, &target).and_then(|()| build_unix(&root, &app, release))
         }
         Cmd::Test => test::run(&root),
-        Cmd::Bench { what, quick } => match what.as_str() {
-            "www" => bench_www::run(&root, quick),
-            other => Err(Failure::usage(format!("unknown benchmark '{other}'; valid: www"))),
+        Cmd::Bench { what, args } => match what.as_str() {
+            "www" => bench_www::run(&root, args.iter().any(|a| a == "--quick")),
+            "tcpip" => bench_tcpip::run(&root, &args),
+            _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: www, tcpip"))),
         },
     };
     match result {

@@ -1,0 +1,52 @@
+//! # morgana-tcpip: a TCP/IP stack over any `Net`
+//!
+//! Mirage's `tcpip` is a functor over a network device; this is Morgana's: [smoltcp] over any
+//! [`morgana::Net`] and [`morgana::Clock`], implementing [`morgana::TcpStack`],
+//! [`morgana::UdpStack`] and [`morgana::Resolver`]. An app written against those traits runs
+//! unchanged on host sockets, on a TAP device, on virtio, or on the in-memory switch of a test.
+//!
+//! IPv4 (static or DHCP with lease renewal) and IPv6 (link-local from the MAC, plus a static
+//! address), ARP and NDP, echo replies to ping, TCP with listen backlogs, half-close, resets,
+//! keep-alive and configurable buffers, UDP, and DNS.
+//!
+//! ## Shape
+//!
+//! [`new`] returns a [`Stack`] (a cheap handle: connect, listen, bind, resolve) and a
+//! [`Runner`], the one task that owns the device. The runner polls the interface when the
+//! device wakes it (a frame arrived, room to send) or when smoltcp's next timer is due, and
+//! sleeps otherwise: no busy loop, no tick. Socket operations only touch socket buffers and wake
+//! the runner. Dropping a connection closes it; the runner finishes the close.
+//!
+//! ```
+//! use morgana::{Platform, Spawn, TcpStack};
+//! use morgana_tcpip::Config;
+//!
+//! async fn serve<P: Platform, N: morgana::Net + 'static>(p: P, net: N) {
+//!     let config = Config::default().ipv4_static([10, 0, 0, 2].into(), 24, None);
+//!     let (stack, runner) = morgana_tcpip::new(net, p.clock(), config);
+//!     p.spawn(async move { runner.run().await });
+//!     let _listener = stack.listen(7, 4).await;
+//! }
+//! ```
+//!
+//! `no_std` + `alloc`; no unsafe code.
+//!
+//! [smoltcp]: https://docs.rs/smoltcp
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod config;
+mod device;
+mod dns;
+pub mod either;
+mod stack;
+mod tcp;
+mod udp;
+
+pub use config::{ARGS, Config, Ipv4Mode, Ipv6Cidr};
+pub use stack::{Runner, Stack, new};
+pub use tcp::{Connection, Listener, ReadHalf, WriteHalf};
+pub use udp::UdpSocket;
