@@ -4,8 +4,12 @@
 //! cargo xtask list                                  apps and targets
 //! cargo xtask run APP [--target unix] [-- ARGS]     run an app
 //! cargo xtask build APP [--target unix]             build an app, print the binary's path
-//! cargo xtask test                                  fmt, clippy, tests, no_std builds
+//! cargo xtask test                                  fmt, clippy, tests, no_std builds, QEMU boots
+//! cargo xtask size                                  bare-metal image size per app
+//! cargo xtask bench boot                            boot time against an empty kernel
 //! ```
+//!
+//! `--target virtio` options (QEMU) are in [`virtio`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -13,12 +17,13 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand};
 
 mod test;
+mod virtio;
 
 /// Bare-metal Rust target used to check the `no_std` crates.
 const NO_STD_TARGET: &str = "x86_64-unknown-none";
 
 /// Crates that promise to be `no_std` and are built for [`NO_STD_TARGET`] by `cargo xtask test`.
-const NO_STD_CRATES: &[&str] = &["morgana", "morgana-testkit", "morgana-rt", "morgana-mem"];
+const NO_STD_CRATES: &[&str] = &["morgana", "morgana-testkit", "morgana-rt", "morgana-mem", "morgana-virtio"];
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run, test and measure Morgana unikernels")]
@@ -41,6 +46,9 @@ enum Cmd {
         /// Build with optimisations.
         #[arg(long)]
         release: bool,
+        /// QEMU options (--target virtio).
+        #[command(flatten)]
+        qemu: virtio::QemuArgs,
         /// Arguments for the app (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
@@ -56,12 +64,25 @@ enum Cmd {
         #[arg(long)]
         release: bool,
     },
-    /// Check everything CI checks: formatting, lints, tests, no_std builds.
+    /// Check everything CI checks: formatting, lints, tests, no_std builds, QEMU boots.
     Test,
+    /// Print the stripped bare-metal image size of every app.
+    Size,
+    /// Measure: `boot` (launch to exit against an empty kernel, guest boot time, smallest --mem).
+    Bench {
+        /// What to measure.
+        what: String,
+        /// Runs per measurement (at least 10).
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
 }
 
 /// The targets an app can be built for.
-const TARGETS: &[(&str, &str)] = &[("unix", "hosted Linux process (default)")];
+const TARGETS: &[(&str, &str)] = &[
+    ("unix", "hosted Linux process (default)"),
+    ("virtio", "bare-metal x86_64 image booted in QEMU (microvm or q35)"),
+];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -71,13 +92,21 @@ fn main() -> ExitCode {
             list(&root);
             Ok(())
         }
-        Cmd::Run { app, target, release, args } => {
-            check_app_and_target(&root, &app, &target).and_then(|()| run_unix(&app, release, &args))
+        Cmd::Run { app, target, release, qemu, args } => {
+            check_app_and_target(&root, &app, &target).and_then(|()| {
+                if target == "virtio" {
+                    virtio::run(&root, &app, &qemu, &args)
+                } else {
+                    virtio::check_unix_args(&qemu).and_then(|()| run_unix(&app, release, &args))
+                }
+            })
         }
-        Cmd::Build { app, target, release } => {
-            check_app_and_target(&root, &app, &target).and_then(|()| build_unix(&root, &app, release))
-        }
+        Cmd::Build { app, target, release } => check_app_and_target(&root, &app, &target).and_then(|()| {
+            if target == "virtio" { virtio::build(&root, &app) } else { build_unix(&root, &app, release) }
+        }),
         Cmd::Test => test::run(&root),
+        Cmd::Size => virtio::size(&root),
+        Cmd::Bench { what, runs } => virtio::bench(&root, &what, runs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -41,7 +41,7 @@ mod image {
                             log::info!("net: check_pair passed");
                         }
                         "panic" => panic!("deliberate panic from the conformance image"),
-                        "exception" => morgana_virtio::breakpoint(),
+                        "exception" => morgana_virtio::page_fault(),
                         _ => return Err("unknown check: expected block, net, panic or exception"),
                     }
                 }

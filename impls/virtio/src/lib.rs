@@ -88,11 +88,11 @@ pub use run::{
 #[cfg(target_os = "none")]
 pub use time::KernelTime;
 
-/// Raise a breakpoint exception (vector 3): the kernel reports it and exits with status 3.
-/// For tests of the exception path.
+/// Read an unmapped address: a page fault (vector 14), which the kernel reports (vector, error
+/// code, RIP, faulting address) before exiting with status 3. For tests of the exception path.
 #[cfg(target_os = "none")]
-pub fn breakpoint() {
-    sys::cpu::int3();
+pub fn page_fault() {
+    sys::cpu::read_unmapped();
 }
 
 /// Make `$main` (a `fn() -> !` that calls [`run`] or [`run_with_devices`]) the kernel's entry,

@@ -124,8 +124,15 @@ pub fn halt_forever() -> ! {
     }
 }
 
-/// Trap into the breakpoint handler (vector 3): checks the exception path in tests.
-pub fn int3() {
-    // SAFETY: the IDT is loaded; the breakpoint handler reports the exception and exits.
-    unsafe { asm!("int3", options(nomem, nostack)) }
+/// An address the page tables leave unmapped (above the identity-mapped 4 GiB).
+pub const UNMAPPED: u64 = 0x10_0000_0000;
+
+/// Read [`UNMAPPED`]: a page fault (vector 14) that the exception handler reports. For tests of
+/// the exception path (`int3` is not usable: nested KVM fails to emulate it).
+pub fn read_unmapped() {
+    // SAFETY: the address is not mapped, so the load faults before touching memory, and the
+    // page-fault handler never returns.
+    unsafe {
+        asm!("mov {tmp}, qword ptr [{addr}]", addr = in(reg) UNMAPPED, tmp = out(reg) _, options(nostack, readonly))
+    }
 }
