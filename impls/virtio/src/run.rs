@@ -49,7 +49,9 @@ fn boot() -> Result<Booted, Cow<'static, str>> {
     let info = sys::pvh::start_info()?;
     let (start, len) = crate::memmap::heap_region(&info.regions[..info.len], &info.reserved, 1 << 32)
         .ok_or("the memory map has no free RAM for a heap: give the VM more memory (--mem)")?;
-    sys::heap::init(start, len);
+    if !sys::heap::init(start, len) {
+        return Err("the heap's memory lies above 4 GiB".into());
+    }
     let line = core::str::from_utf8(info.cmdline).map_err(|_| "the kernel command line is not UTF-8")?;
     let cmdline = Cmdline::parse(line).map_err(|e| e.to_string())?;
     let entropy = HwEntropy::detect()?;

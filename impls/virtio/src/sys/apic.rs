@@ -8,6 +8,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::cpu::{cpuid, rdmsr, wrmsr};
+use super::paging::map;
 use super::{mmio_read, mmio_write};
 
 /// Vector of GSI 0; GSI `g` interrupts on `IRQ_BASE + g`.
@@ -49,6 +50,10 @@ fn lapic(reg: u64) -> u64 {
 pub fn init() -> bool {
     let base = rdmsr(IA32_APIC_BASE);
     LAPIC_BASE.store(base & 0xf_ffff_f000, Ordering::Relaxed);
+    map(base & 0xf_ffff_f000, 0x1000, true);
+    for (ioapic, _) in IOAPICS {
+        map(ioapic, 0x20, true);
+    }
     if base & (1 << 11) == 0 {
         wrmsr(IA32_APIC_BASE, base | (1 << 11));
     }

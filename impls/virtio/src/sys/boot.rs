@@ -3,12 +3,12 @@
 //! A PVH loader (QEMU `-kernel`, Firecracker, cloud-hypervisor) reads the `XEN_ELFNOTE_PHYS32_ENTRY`
 //! note and enters `pvh_start32` in 32-bit protected mode, paging off, with the physical address
 //! of the `hvm_start_info` block in `ebx`. The trampoline records the TSC (the boot-time figure
-//! starts here), identity-maps the first 4 GiB with 1 GiB pages (2 MiB pages on CPUs without
-//! them; the top GiB uncached: MMIO, IOAPIC, LAPIC), enables PAE and long mode, loads a flat GDT and jumps to 64-bit code, which
-//! sets a stack and calls [`rust_start`].
+//! starts here), identity-maps the first 2 MiB, enables PAE and long mode, loads a flat GDT and
+//! jumps to 64-bit code, which sets a stack and calls [`rust_start`]. The rest of the identity
+//! map (RAM for the heap, device windows) is added on demand by [`super::paging`].
 //!
 //! `.bss` is not cleared here: an ELF loader zero-fills everything between a segment's file size
-//! and its memory size, and the page tables are written in full.
+//! and its memory size (the page tables rely on it).
 
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -36,7 +36,9 @@ global_asm!(
     .pushsection .bss.boot, "aw", @nobits
     .balign 4096
 morgana_pml4: .skip 4096
+    .globl morgana_pdpt
 morgana_pdpt: .skip 4096
+    .globl morgana_pd
 morgana_pd:   .skip 4096 * 4
     .balign 16
 morgana_stack_bottom: .skip {stack_size}
@@ -67,53 +69,14 @@ pvh_start32:
     movl %edx, {boot_tsc}+4
     movl %ebx, {start_info}
 
-    /* PML4 and PDPT: clear, then one PML4 entry. */
-    movl $morgana_pml4, %edi
-    movl $2048, %ecx
-    xorl %eax, %eax
-    rep stosl
-    movl $morgana_pdpt + 0x3, %eax
-    movl %eax, morgana_pml4
-
-    /* 1 GiB pages where the CPU has them (fewer page-table pages to touch: each first touch is
-       a nested page fault under a hypervisor): four PDPT entries, the top one uncached. */
-    movl $0x80000000, %eax
-    cpuid
-    cmpl $0x80000001, %eax
-    jb 4f
-    movl $0x80000001, %eax
-    cpuid
-    btl $26, %edx
-    jnc 4f
-    movl $0x00000083, morgana_pdpt
-    movl $0x40000083, morgana_pdpt + 8
-    movl $0x80000083, morgana_pdpt + 16
-    movl $0xc000009b, morgana_pdpt + 24
-    jmp 5f
-
-    /* Else four page directories of 2 MiB pages: present, writable, large; PCD|PWT above
-       3 GiB. */
-4:  movl $morgana_pd + 0x3, %eax
-    xorl %ecx, %ecx
-1:  movl %eax, morgana_pdpt(,%ecx,8)
-    addl $4096, %eax
-    incl %ecx
-    cmpl $4, %ecx
-    jb 1b
-    xorl %ecx, %ecx
-2:  movl %ecx, %eax
-    shll $21, %eax
-    orl $0x83, %eax
-    cmpl $1536, %ecx
-    jb 3f
-    orl $0x18, %eax
-3:  movl %eax, morgana_pd(,%ecx,8)
-    movl $0, morgana_pd+4(,%ecx,8)
-    incl %ecx
-    cmpl $2048, %ecx
-    jb 2b
-
-5:  movl $morgana_pml4, %eax
+    /* Map the first 2 MiB (image, .bss, stack, the loader's tables): three stores. The rest of
+       the identity map is added on demand (`paging::map`), because every store to a page table
+       is trapped and emulated under nested virtualization (about 6 us each, measured). The
+       tables are in .bss, already zero. */
+    movl $morgana_pdpt + 0x3, morgana_pml4
+    movl $morgana_pd + 0x3, morgana_pdpt
+    movl $0x83, morgana_pd      /* present, writable, 2 MiB */
+    movl $morgana_pml4, %eax
     movl %eax, %cr3
     movl %cr4, %eax
     orl $0x20, %eax             /* PAE */
@@ -139,6 +102,7 @@ morgana_start64:
     movw %ax, %gs
     leaq morgana_stack_top(%rip), %rsp
     xorl %ebp, %ebp
+
     call {rust_start}
     ud2
     .popsection

@@ -8,14 +8,14 @@ pub mod clock;
 pub mod cpu;
 pub mod heap;
 pub mod idt;
+pub mod paging;
 pub mod pvh;
 pub mod serial;
 pub mod virtio;
 
 /// Read a 32-bit MMIO register at physical address `addr`.
 ///
-/// Only for the fixed platform devices (LAPIC, IOAPIC) at addresses inside the identity-mapped,
-/// uncached top gigabyte.
+/// Only for the fixed platform devices (LAPIC, IOAPIC), mapped uncached by `apic::init`.
 fn mmio_read(addr: u64) -> u32 {
     // SAFETY: callers pass the LAPIC/IOAPIC register addresses, which are identity-mapped device
     // registers with no Rust object living there.

@@ -1,5 +1,6 @@
 //! The PVH `hvm_start_info` block: command line and memory map.
 
+use super::paging::map;
 use crate::memmap::Region;
 
 const MAGIC: u32 = 0x336e_c578;
@@ -32,7 +33,8 @@ fn read<T: Copy>(addr: u64) -> T {
 /// Read the start-info block the trampoline saved; `Err` says what is wrong.
 pub fn start_info() -> Result<StartInfo, &'static str> {
     let base = u64::from(super::boot::start_info_addr());
-    if base == 0 || read::<u32>(base) != MAGIC {
+    // The loader's tables are usually below 1 MiB, already mapped; map them wherever they are.
+    if base == 0 || !map(base, 56, false) || read::<u32>(base) != MAGIC {
         return Err("no PVH start info: boot this image with a PVH loader (QEMU -kernel, Firecracker)");
     }
     let version: u32 = read(base + 4);
@@ -42,6 +44,9 @@ pub fn start_info() -> Result<StartInfo, &'static str> {
     if memmap == 0 || entries == 0 {
         return Err("the PVH start info has no memory map (version 1 or later is needed)");
     }
+    if !map(memmap, 24 * u64::from(entries), false) {
+        return Err("the PVH memory map lies above 4 GiB");
+    }
     let mut regions = [Region { addr: 0, size: 0, kind: 0 }; MAX_REGIONS];
     let len = (entries as usize).min(MAX_REGIONS);
     for (i, r) in regions.iter_mut().take(len).enumerate() {
@@ -50,9 +55,11 @@ pub fn start_info() -> Result<StartInfo, &'static str> {
     }
     let cmdline: &'static [u8] = if cmdline_addr == 0 {
         &[]
+    } else if !map(cmdline_addr, 4096, false) {
+        return Err("the kernel command line lies above 4 GiB");
     } else {
         let mut n = 0u64;
-        while n < 65_536 && read::<u8>(cmdline_addr + n) != 0 {
+        while n < 4095 && read::<u8>(cmdline_addr + n) != 0 {
             n += 1;
         }
         // SAFETY: the loader's NUL-terminated string of `n` bytes in RAM kept out of the heap

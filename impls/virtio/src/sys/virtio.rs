@@ -89,8 +89,8 @@ impl Found {
     }
 }
 
-/// The lowest address a virtio-mmio window may have: the uncached top gigabyte below 4 GiB,
-/// where hypervisors put device windows and no RAM lives.
+/// The lowest address a virtio-mmio window may have: the top gigabyte below 4 GiB, where
+/// hypervisors put device windows and no RAM lives.
 const MMIO_FLOOR: u64 = 0xc000_0000;
 
 /// Open the virtio-mmio device a command-line word announced; `None` for an empty slot.
@@ -104,6 +104,7 @@ pub fn probe_mmio(dev: &MmioDevice) -> Result<Option<Found>, String> {
         ));
     }
     let Some(header) = NonNull::new(dev.base as *mut VirtIOHeader) else { return Ok(None) };
+    super::paging::map(dev.base, dev.size, true);
     // SAFETY: the hypervisor announced a virtio-mmio window here; it lies in the identity-mapped,
     // uncached device area (checked above) where no Rust object lives, and `crate::devices`
     // probes each announced window once, so this transport is its only user.
@@ -179,6 +180,11 @@ pub fn probe_pci(errors: &mut Vec<String>) -> Vec<Found> {
         if let Err(e) = assign_bars(&mut root, df, &mut alloc) {
             errors.push(format!("{location}: {e}"));
             continue;
+        }
+        for bar in root.bars(df).into_iter().flatten().flatten() {
+            if let BarInfo::Memory { address, size, .. } = bar {
+                super::paging::map(address, size, true);
+            }
         }
         root.set_command(df, Command::MEMORY_SPACE | Command::BUS_MASTER);
         let pin = (PortCam.read_word(df, 0x3c) >> 8) as u8;
