@@ -96,6 +96,8 @@ struct Vm {
     block: Option<PathBuf>,
     /// microvm: modern virtio-mmio (version 2) instead of QEMU 7.2's default legacy.
     mmio_modern: bool,
+    /// A CPU model instead of the accelerator's default.
+    cpu: Option<&'static str>,
     append: Vec<String>,
 }
 
@@ -109,6 +111,7 @@ impl Vm {
             net: None,
             block: None,
             mmio_modern: false,
+            cpu: None,
             append: Vec::new(),
         }
     }
@@ -133,7 +136,7 @@ impl Vm {
             c.args(["-accel", "kvm", "-cpu", "host,-arch-capabilities"]);
         } else {
             // `max` has RDRAND, which the kernel needs for entropy.
-            c.args(["-accel", "tcg", "-cpu", "max"]);
+            c.args(["-accel", "tcg", "-cpu", self.cpu.unwrap_or("max")]);
         }
         c.args(["-m", &self.mem, "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none"]);
         c.args(["-serial", "stdio", "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]);
@@ -370,9 +373,28 @@ impl Boot {
     }
 }
 
+/// How a test starts a guest.
+enum Launch {
+    /// QEMU directly.
+    Qemu(Vm),
+    /// `cargo xtask run ...` (this very binary), as a user types it; its status is the guest's.
+    Xtask(Vec<&'static str>),
+}
+
 /// Boot `vm`, capturing its console, killing it after `timeout`.
 fn boot(vm: &Vm, timeout: Duration) -> Result<Boot, String> {
-    let mut cmd = vm.command();
+    boot_with(&Launch::Qemu(vm.clone()), timeout)
+}
+
+fn boot_with(launch: &Launch, timeout: Duration) -> Result<Boot, String> {
+    let mut cmd = match launch {
+        Launch::Qemu(vm) => vm.command(),
+        Launch::Xtask(args) => {
+            let mut c = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+            c.args(args);
+            c
+        }
+    };
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start {QEMU}: {e}"))?;
@@ -402,9 +424,15 @@ fn boot(vm: &Vm, timeout: Duration) -> Result<Boot, String> {
     if let Some(mut e) = child.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
     }
-    let status = match status {
-        Some(s) => guest_status(s).map_err(|e| format!("{e}; QEMU said: {}", stderr.trim())),
-        None => Err(format!("timed out after {timeout:?}")),
+    let status = match (status, launch) {
+        (Some(s), Launch::Qemu(_)) => {
+            guest_status(s).map_err(|e| format!("{e}; QEMU said: {}", stderr.trim()))
+        }
+        (Some(s), Launch::Xtask(_)) => s
+            .code()
+            .and_then(|c| u8::try_from(c).ok())
+            .ok_or_else(|| format!("xtask failed: {}", stderr.trim())),
+        (None, _) => Err(format!("timed out after {timeout:?}")),
     };
     Ok(Boot { lines, status, elapsed })
 }
@@ -421,7 +449,7 @@ type Check = Box<dyn Fn(&Boot) -> Result<(), String>>;
 /// One QEMU test: a name, a VM, and a check of what it printed.
 struct Case {
     name: String,
-    vm: Vm,
+    launch: Launch,
     timeout: Duration,
     check: Check,
 }
@@ -459,31 +487,46 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
     let img = |app: &str| image_path(root, app, false);
     let conf = image_path(root, "conformance", true);
     let mut cases = Vec::new();
-    let mut add = |name: &str, vm: Vm, secs: u64, check: Check| {
-        cases.push(Case { name: name.to_string(), vm, timeout: Duration::from_secs(secs), check });
+    let mut add = |name: &str, launch: Launch, secs: u64, check: Check| {
+        cases.push(Case { name: name.to_string(), launch, timeout: Duration::from_secs(secs), check });
     };
-    let accel = if kvm { "kvm" } else { "tcg" };
-    // The done-when run: the default four hellos a second apart.
+    // The done-when runs, through the command users type: the default four hellos a second
+    // apart, then every machine and accelerator with the spacing shortened (checked
+    // proportionally). Without KVM, the default falls back to TCG.
+    let run = |extra: &[&'static str], app_args: &[&'static str]| {
+        let mut a = vec!["run", "hello", "--target", "virtio"];
+        a.extend_from_slice(extra);
+        if !app_args.is_empty() {
+            a.push("--");
+            a.extend_from_slice(app_args);
+        }
+        Launch::Xtask(a)
+    };
     add(
-        &format!("hello, microvm, {accel}: four lines a second apart"),
-        Vm::new(&img("hello"), kvm),
-        30,
+        "cargo xtask run hello --target virtio: four lines a second apart",
+        run(&[], &[]),
+        60,
         Box::new(|b| check_hello(b, 4, Duration::from_secs(1))),
     );
-    // Every machine and accelerator, with the spacing shortened (checked proportionally).
-    for (q35, use_kvm) in [(false, false), (true, kvm), (true, false)] {
-        let mut vm = Vm::new(&img("hello"), use_kvm).args(["--interval-ms", "250"]);
-        vm.q35 = q35;
-        let name = format!(
-            "hello, {}, {}: four lines 250 ms apart",
-            if q35 { "q35" } else { "microvm" },
-            if use_kvm { "kvm" } else { "tcg" }
+    let fast = ["--interval-ms", "250"];
+    let mut combos = vec![
+        ("--accel tcg", vec!["--accel", "tcg"]),
+        ("--machine q35 --accel tcg", vec!["--machine", "q35", "--accel", "tcg"]),
+    ];
+    if kvm {
+        combos.push(("--machine q35 --accel kvm", vec!["--machine", "q35", "--accel", "kvm"]));
+    }
+    for (what, extra) in combos {
+        add(
+            &format!("cargo xtask run hello --target virtio {what}: 250 ms apart"),
+            run(&extra, &fast),
+            60,
+            Box::new(|b| check_hello(b, 4, Duration::from_millis(250))),
         );
-        add(&name, vm, 60, Box::new(|b| check_hello(b, 4, Duration::from_millis(250))));
     }
     add(
         "heads: two sleeps overlap",
-        Vm::new(&img("heads"), kvm),
+        Launch::Qemu(Vm::new(&img("heads"), kvm)),
         30,
         Box::new(|b| {
             expect_status(b, 0)?;
@@ -506,7 +549,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
     );
     add(
         "timeout: the task wins",
-        Vm::new(&img("timeout"), kvm).args(["--task-ms", "100", "--timeout-ms", "400"]),
+        Launch::Qemu(Vm::new(&img("timeout"), kvm).args(["--task-ms", "100", "--timeout-ms", "400"])),
         30,
         Box::new(|b| {
             expect_status(b, 0)?;
@@ -515,7 +558,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
     );
     add(
         "timeout: the timeout wins",
-        Vm::new(&img("timeout"), kvm).args(["--task-ms", "600", "--timeout-ms", "150"]),
+        Launch::Qemu(Vm::new(&img("timeout"), kvm).args(["--task-ms", "600", "--timeout-ms", "150"])),
         30,
         Box::new(|b| {
             expect_status(b, 0)?;
@@ -528,7 +571,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
     );
     add(
         "noop: exits 0 silently",
-        Vm::new(&img("noop"), kvm),
+        Launch::Qemu(Vm::new(&img("noop"), kvm)),
         30,
         Box::new(|b| {
             expect_status(b, 0)?;
@@ -537,7 +580,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
     );
     add(
         "bad argument: one line, status 2",
-        Vm::new(&img("hello"), kvm).args(["--count", "many"]),
+        Launch::Qemu(Vm::new(&img("hello"), kvm).args(["--count", "many"])),
         30,
         Box::new(|b| {
             expect_status(b, 2)?;
@@ -551,7 +594,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
     );
     add(
         "--help: usage, status 0",
-        Vm::new(&img("hello"), kvm).args(["--help"]),
+        Launch::Qemu(Vm::new(&img("hello"), kvm).args(["--help"])),
         30,
         Box::new(|b| {
             expect_status(b, 0)?;
@@ -560,7 +603,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
     );
     add(
         "guest panic: readable message, status 101",
-        Vm::new(&conf, kvm).args(["--check", "panic"]),
+        Launch::Qemu(Vm::new(&conf, kvm).args(["--check", "panic"])),
         30,
         Box::new(|b| {
             expect_status(b, 101)?;
@@ -574,7 +617,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
     );
     add(
         "CPU exception: vector and RIP, status 3",
-        Vm::new(&conf, kvm).args(["--check", "exception"]),
+        Launch::Qemu(Vm::new(&conf, kvm).args(["--check", "exception"])),
         30,
         Box::new(|b| {
             expect_status(b, 3)?;
@@ -583,6 +626,22 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
                 Err(format!("no '{want}... CR2 0x1000000000)' line"))
             } else {
                 Ok(())
+            }
+        }),
+    );
+    let mut no_rng = Vm::new(&img("hello"), false);
+    no_rng.cpu = Some("qemu64");
+    add(
+        "a CPU without RDRAND/RDSEED: refuses to start, one line",
+        Launch::Qemu(no_rng),
+        30,
+        Box::new(|b| {
+            expect_status(b, 1)?;
+            let want = "hello: cannot start: the CPU has neither RDRAND nor RDSEED";
+            if b.lines.len() == 1 && b.lines[0].1.starts_with(want) {
+                Ok(())
+            } else {
+                Err(format!("expected only: {want}..."))
             }
         }),
     );
@@ -605,7 +664,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
         vm.mmio_modern = modern;
         vm.net = Some(NetSpec::HubPair);
         vm.block = Some(disk.to_path_buf());
-        add(name, vm, 60, Box::new(conformance));
+        add(name, Launch::Qemu(vm), 60, Box::new(conformance));
     }
     cases
 }
@@ -651,7 +710,7 @@ pub fn test(root: &Path) -> Outcome {
     let (mut passed, mut failed) = (0, 0);
     for case in &all {
         let t = Instant::now();
-        let result = boot(&case.vm, case.timeout)
+        let result = boot_with(&case.launch, case.timeout)
             .and_then(|b| (case.check)(&b).map_err(|e| format!("{e}\n{}", b.text())));
         match result {
             Ok(()) => {
@@ -814,7 +873,8 @@ pub fn bench(root: &Path, what: &str, runs: usize) -> Outcome {
         let fits = |mib: u64| {
             let mut vm = Vm::new(&image, kvm).args(args.iter().copied());
             vm.mem = format!("{mib}M");
-            boot(&vm, timeout).is_ok_and(|b| b.status == Ok(0))
+            // Too little memory can hang the guest before it prints anything: do not wait long.
+            boot(&vm, Duration::from_secs(5)).is_ok_and(|b| b.status == Ok(0))
         };
         let (mut lo, mut hi) = (0u64, 64u64);
         if !fits(hi) {
