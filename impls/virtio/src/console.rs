@@ -62,6 +62,9 @@ pub fn report_exception(vector: u64, name: &str, error: u64, rip: u64, rsp: u64,
     println(format_args!(
         "CPU exception {vector} ({name}), error code {error:#x}, at RIP {rip:#x} (RSP {rsp:#x}, CR2 {cr2:#x})"
     ));
+    if crate::sys::boot::stack_overflowed() {
+        println(format_args!("the boot stack has overflowed: its bottom word was overwritten"));
+    }
 }
 
 #[cfg(target_os = "none")]

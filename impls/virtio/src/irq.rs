@@ -144,6 +144,12 @@ impl HaltPark {
 
 impl Park for HaltPark {
     fn park(&mut self, deadline: Option<Instant>) -> Result<(), Stalled> {
+        if crate::sys::boot::stack_overflowed() {
+            panic!(
+                "stack overflow: the app used more than the {} KiB boot stack",
+                crate::sys::boot::STACK_SIZE / 1024
+            );
+        }
         cpu::cli();
         // With interrupts off nothing can fire between this check and `sti; hlt`, whose
         // one-instruction interrupt shadow makes the halt itself the first thing interrupted.

@@ -16,6 +16,21 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// Bytes of the boot stack (the executor's `block_on` keeps the app's main future on it).
 pub const STACK_SIZE: usize = 256 * 1024;
 
+/// Written at the bottom of the stack at entry; gone once the stack has overflowed.
+const CANARY: u64 = 0x6d6f_7267_616e_6121;
+
+unsafe extern "C" {
+    // SAFETY: the stack's lowest word, defined in the `global_asm!` below.
+    static morgana_stack_bottom: u64;
+}
+
+/// Whether the stack has overflowed (its bottom word was overwritten).
+pub fn stack_overflowed() -> bool {
+    // SAFETY: reads the first word of the boot stack, a static this module defines; a volatile
+    // read because the compiler cannot see the stores into it.
+    unsafe { core::ptr::read_volatile(&raw const morgana_stack_bottom) != CANARY }
+}
+
 /// TSC at the first instruction, written by the trampoline.
 static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
 /// Physical address of `hvm_start_info`, written by the trampoline.
@@ -34,15 +49,17 @@ global_asm!(
     .popsection
 
     .pushsection .bss.boot, "aw", @nobits
+    /* The stack first: an overflow runs into other statics and the canary at its bottom, not
+       into the page tables. */
     .balign 4096
+    .globl morgana_stack_bottom
+morgana_stack_bottom: .skip {stack_size}
+morgana_stack_top:
 morgana_pml4: .skip 4096
     .globl morgana_pdpt
 morgana_pdpt: .skip 4096
     .globl morgana_pd
 morgana_pd:   .skip 4096 * 4
-    .balign 16
-morgana_stack_bottom: .skip {stack_size}
-morgana_stack_top:
     .popsection
 
     .pushsection .rodata.boot, "a"
@@ -102,12 +119,15 @@ morgana_start64:
     movw %ax, %gs
     leaq morgana_stack_top(%rip), %rsp
     xorl %ebp, %ebp
+    movabsq ${canary}, %rax
+    movq %rax, morgana_stack_bottom(%rip)
 
     call {rust_start}
     ud2
     .popsection
     "#,
     stack_size = const STACK_SIZE,
+    canary = const CANARY,
     boot_tsc = sym BOOT_TSC,
     start_info = sym START_INFO,
     rust_start = sym rust_start,

@@ -6,6 +6,8 @@ use crate::memmap::Region;
 const MAGIC: u32 = 0x336e_c578;
 /// Memory-map entries read; QEMU gives a handful.
 pub const MAX_REGIONS: usize = 64;
+/// Longest kernel command line read.
+const MAX_CMDLINE: u64 = 65_536;
 
 unsafe extern "C" {
     // SAFETY: defined by the linker script at the end of `.bss`; only its address is used.
@@ -55,12 +57,15 @@ pub fn start_info() -> Result<StartInfo, &'static str> {
     }
     let cmdline: &'static [u8] = if cmdline_addr == 0 {
         &[]
-    } else if !map(cmdline_addr, 4096, false) {
+    } else if !map(cmdline_addr, MAX_CMDLINE, false) {
         return Err("the kernel command line lies above 4 GiB");
     } else {
         let mut n = 0u64;
-        while n < 4095 && read::<u8>(cmdline_addr + n) != 0 {
+        while read::<u8>(cmdline_addr + n) != 0 {
             n += 1;
+            if n == MAX_CMDLINE {
+                return Err("the kernel command line is longer than 64 KiB");
+            }
         }
         // SAFETY: the loader's NUL-terminated string of `n` bytes in RAM kept out of the heap
         // (see `reserved`), never written after boot.
