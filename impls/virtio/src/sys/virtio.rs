@@ -13,16 +13,12 @@ use core::ptr::NonNull;
 use virtio_drivers::device::blk::{BlkReq, BlkResp, VirtIOBlk};
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::mmio::{MmioError, MmioTransport, VirtIOHeader};
-use virtio_drivers::transport::pci::bus::{
-    BarInfo, Command, ConfigurationAccess, DeviceFunction, MemoryBarType, PciRoot,
-};
-use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
+use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
 use virtio_drivers::transport::{DeviceType, SomeTransport, Transport};
 use virtio_drivers::{BufferDirection, Hal, PAGE_SIZE, PhysAddr};
 
 use super::cpu::{inl, outl};
 use crate::cmdline::MmioDevice;
-use crate::pci::{BAR_WINDOW, BarAllocator, q35_gsi};
 
 pub use virtio_drivers::Error;
 
@@ -118,8 +114,8 @@ pub fn probe_mmio(dev: &MmioDevice) -> Result<Option<Found>, String> {
     }
 }
 
-/// PCI configuration space through the legacy I/O ports.
-struct PortCam;
+/// PCI configuration space through the legacy I/O ports 0xcf8/0xcfc.
+pub struct PortCam;
 
 fn config_address(df: DeviceFunction, offset: u8) -> u32 {
     0x8000_0000
@@ -145,80 +141,12 @@ impl ConfigurationAccess for PortCam {
     }
 }
 
-/// Whether a host bridge answers on the PCI configuration ports (not on microvm).
-fn pci_present() -> bool {
-    let cam = PortCam;
-    let id = cam.read_word(DeviceFunction { bus: 0, device: 0, function: 0 }, 0);
-    id != 0xffff_ffff && id != 0
-}
-
-/// Every virtio-pci device on bus 0, with memory BARs assigned (the firmware may leave them at 0)
-/// and bus mastering on. Messages for devices that could not be opened go to `errors`.
-pub fn probe_pci(errors: &mut Vec<String>) -> Vec<Found> {
-    if !pci_present() {
-        return Vec::new();
+impl PortCam {
+    /// Whether a host bridge answers on the configuration ports (none on microvm).
+    pub fn present() -> bool {
+        let id = PortCam.read_word(DeviceFunction { bus: 0, device: 0, function: 0 }, 0);
+        id != 0xffff_ffff && id != 0
     }
-    let mut root = PciRoot::new(PortCam);
-    let all: Vec<_> = root.enumerate_bus(0).collect();
-    // Keep clear of every BAR the firmware placed in the window.
-    let mut alloc = BarAllocator::new(BAR_WINDOW.0, BAR_WINDOW.1);
-    for (df, _) in &all {
-        for bar in root.bars(*df).into_iter().flatten().flatten() {
-            if let BarInfo::Memory { address, size, .. } = bar
-                && address != 0
-            {
-                alloc.reserve(address, address.saturating_add(size));
-            }
-        }
-    }
-    let mut found = Vec::new();
-    for (df, info) in all {
-        if virtio_device_type(&info).is_none() {
-            continue;
-        }
-        let location = format!("pci {df}");
-        if let Err(e) = assign_bars(&mut root, df, &mut alloc) {
-            errors.push(format!("{location}: {e}"));
-            continue;
-        }
-        for bar in root.bars(df).into_iter().flatten().flatten() {
-            if let BarInfo::Memory { address, size, .. } = bar {
-                super::paging::map(address, size, true);
-            }
-        }
-        root.set_command(df, Command::MEMORY_SPACE | Command::BUS_MASTER);
-        let pin = (PortCam.read_word(df, 0x3c) >> 8) as u8;
-        let Some(gsi) = q35_gsi(df.device, pin) else {
-            errors.push(format!("{location}: no interrupt pin"));
-            continue;
-        };
-        match PciTransport::new::<KernelHal, _>(&mut root, df) {
-            Ok(t) => found.push(Found { transport: t.into(), gsi, location }),
-            Err(e) => errors.push(format!("{location}: {e}")),
-        }
-    }
-    found
-}
-
-/// Give every memory BAR that is unassigned (or above the identity-mapped 4 GiB) an address.
-fn assign_bars(
-    root: &mut PciRoot<PortCam>,
-    df: DeviceFunction,
-    alloc: &mut BarAllocator,
-) -> Result<(), String> {
-    let bars = root.bars(df).map_err(|e| format!("reading BARs: {e}"))?;
-    for (index, bar) in bars.iter().enumerate() {
-        let Some(BarInfo::Memory { address_type, address, size, .. }) = bar else { continue };
-        if *address != 0 && address.saturating_add(*size) <= 1 << 32 {
-            continue;
-        }
-        let at = alloc.alloc(*size).ok_or_else(|| format!("no room for a {size}-byte BAR"))?;
-        match address_type {
-            MemoryBarType::Width64 => root.set_bar_64(df, index as u8, at),
-            _ => root.set_bar_32(df, index as u8, at as u32),
-        }
-    }
-    Ok(())
 }
 
 /// Descriptors per virtio-net queue, and so receive buffers posted and frames in flight.
