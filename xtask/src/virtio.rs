@@ -126,14 +126,14 @@ impl Vm {
         if self.q35 {
             c.args(["-M", "q35", "-bios", QBOOT]);
         } else {
-            c.args(["-M", "microvm,acpi=off"]);
+            c.args(["-M", "microvm,acpi=off,rtc=on"]);
             if self.mmio_modern {
                 c.args(["-global", "virtio-mmio.force-legacy=false"]);
             }
         }
         if self.kvm {
             // Plain `-cpu host` aborts on MSR 0x10a on nested hosts.
-            c.args(["-accel", "kvm", "-cpu", "host,-arch-capabilities"]);
+            c.args(["-accel", "kvm", "-cpu", self.cpu.unwrap_or("host,-arch-capabilities")]);
         } else {
             // `max` has RDRAND, which the kernel needs for entropy.
             c.args(["-accel", "tcg", "-cpu", self.cpu.unwrap_or("max")]);
@@ -645,6 +645,48 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
             }
         }),
     );
+    // The clock without KVM's pvclock: the TSC at a frequency from CPUID or the PIT, with the
+    // TSC-deadline timer. And wall-clock time from the CMOS clock, against the host's.
+    let mut no_pvclock = Vm::new(&conf, kvm).args(["--check", "clock"]);
+    if kvm {
+        no_pvclock.cpu = Some("host,-arch-capabilities,-kvmclock");
+    }
+    for (name, vm) in [
+        ("clock: kvm-pvclock (or TCG)", Vm::new(&conf, kvm).args(["--check", "clock"])),
+        ("clock: TSC without pvclock", no_pvclock),
+    ] {
+        add(
+            name,
+            Launch::Qemu(vm),
+            30,
+            Box::new(|b| {
+                expect_status(b, 0)?;
+                let line = b.find("clock: unix ").first().map(|(_, l)| l.clone()).ok_or("no clock line")?;
+                let nums: Vec<u64> = line
+                    .split("clock: unix ")
+                    .nth(1)
+                    .unwrap_or("")
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|w| w.parse().ok())
+                    .collect();
+                let [unix, mono, wall] = nums[..] else { return Err(format!("unreadable: {line}")) };
+                let host = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_err(|e| e.to_string())?
+                    .as_secs();
+                if unix.abs_diff(host) > 10 {
+                    return Err(format!(
+                        "guest wall clock {unix} is {}s off the host's",
+                        unix.abs_diff(host)
+                    ));
+                }
+                if !(200..300).contains(&mono) || !(200..300).contains(&wall) {
+                    return Err(format!("a 200 ms sleep took {mono} ms monotonic, {wall} ms wall"));
+                }
+                Ok(())
+            }),
+        );
+    }
     let conformance = |b: &Boot| {
         expect_status(b, 0)?;
         for want in ["block: check_rw passed on 2048 sectors", "net: check_pair passed"] {

@@ -4,18 +4,18 @@
 //!
 //! `--check block` runs `morgana_testkit::block::check_rw` on the first disk; `--check net` runs
 //! `morgana_testkit::net::check_pair` between the first two NICs (joined by a QEMU hub);
-//! `--check panic` and `--check exception` exercise the failure paths.
+//! `--check clock` reports wall and monotonic time across a sleep; `--check panic` and
+//! `--check exception` exercise the failure paths.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
 mod image {
-    use morgana::Block;
-    use morgana::Platform;
     use morgana::args::ArgSpec;
+    use morgana::{Block, Clock, Platform, WallClock};
 
     const ARGS: &[ArgSpec] = &[ArgSpec::value(
         "check",
-        "block|net|panic|exception",
+        "block|net|clock|panic|exception",
         "what to check (repeatable as a list: block,net)",
     )
     .default("block,net")];
@@ -40,9 +40,21 @@ mod image {
                             morgana_testkit::net::check_pair(&mut a, &mut b, &platform.clock()).await;
                             log::info!("net: check_pair passed");
                         }
+                        "clock" => {
+                            let clock = platform.clock();
+                            let (t0, u0) = (clock.now(), clock.now_unix());
+                            clock.sleep(morgana::Duration::from_millis(200)).await;
+                            let (t1, u1) = (clock.now(), clock.now_unix());
+                            log::info!(
+                                "clock: unix {} s, slept {} ms monotonic, {} ms wall",
+                                u1.as_secs(),
+                                (t1 - t0).as_millis(),
+                                u1.saturating_sub(u0).as_millis()
+                            );
+                        }
                         "panic" => panic!("deliberate panic from the conformance image"),
                         "exception" => morgana_virtio::page_fault(),
-                        _ => return Err("unknown check: expected block, net, panic or exception"),
+                        _ => return Err("unknown check: expected block, net, clock, panic or exception"),
                     }
                 }
                 Ok(())

@@ -218,7 +218,13 @@ mod kernel {
             let mut at_origin = UNIX_AT_ORIGIN.load(Ordering::Relaxed);
             if at_origin == 0 {
                 let since_origin = self.now().as_nanos();
-                let unix = sys::clock::rtc_read().and_then(|t| t.unix()).unwrap_or_default();
+                let unix = match sys::clock::rtc_read().and_then(|t| t.unix()) {
+                    Some(u) => u,
+                    None => {
+                        log::warn!("no CMOS real-time clock: wall-clock time counts from 1970-01-01");
+                        Duration::ZERO
+                    }
+                };
                 let unix_ns = u64::try_from(unix.as_nanos()).unwrap_or(u64::MAX);
                 at_origin = unix_ns.saturating_sub(since_origin).saturating_add(1);
                 UNIX_AT_ORIGIN.store(at_origin, Ordering::Relaxed);

@@ -152,18 +152,23 @@ pub fn tsc_hz_from_pit() -> u64 {
     ticks * PIT_HZ / u64::from(elapsed)
 }
 
-/// Read the CMOS real-time clock (UTC), waiting out an update in progress.
+/// Read the CMOS real-time clock (UTC), waiting out an update in progress; `None` without one.
 pub fn rtc_read() -> Option<RtcTime> {
     fn reg(r: u8) -> u8 {
         outb(0x70, r);
         inb(0x71)
     }
-    for _ in 0..1_000_000 {
+    // An absent RTC reads as all ones (and would look forever busy).
+    let b = reg(0x0b);
+    if b == 0xff {
+        return None;
+    }
+    // An update takes under 2 ms; each read is at least a microsecond (a VM exit).
+    for _ in 0..2000 {
         if reg(0x0a) & 0x80 == 0 {
             break;
         }
     }
-    let b = reg(0x0b);
     let (binary, h24) = (b & 0x04 != 0, b & 0x02 != 0);
     let century = rtc_field(reg(0x32), binary);
     let year = rtc_field(reg(0x09), binary);
