@@ -49,7 +49,7 @@ pub struct QemuArgs {
     /// Forward a host TCP port to a guest port (user networking); repeatable.
     #[arg(long, value_name = "HOST:GUEST")]
     pub forward: Vec<String>,
-    /// A raw disk image attached as a virtio-blk device.
+    /// A raw disk image attached as a virtio-blk device (default: the app's own `--block FILE`).
     #[arg(long, value_name = "FILE")]
     pub block: Option<PathBuf>,
 }
@@ -262,16 +262,25 @@ pub fn build(root: &Path, app: &str) -> Outcome {
     Ok(())
 }
 
-/// The app's TCP port: `--port N` among its arguments, else its declared default.
-fn app_port(root: &Path, app: &str, args: &[String]) -> Option<u16> {
+/// The value of `--name V` or `--name=V` among an app's arguments.
+fn app_arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    let (long, eq) = (format!("--{name}"), format!("--{name}="));
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        if let Some(v) = a.strip_prefix("--port=") {
-            return v.parse().ok();
+        if let Some(v) = a.strip_prefix(&eq) {
+            return Some(v);
         }
-        if a == "--port" {
-            return it.next().and_then(|v| v.parse().ok());
+        if *a == long {
+            return it.next().map(String::as_str);
         }
+    }
+    None
+}
+
+/// The app's TCP port: `--port N` among its arguments, else its declared default.
+fn app_port(root: &Path, app: &str, args: &[String]) -> Option<u16> {
+    if let Some(v) = app_arg(args, "port") {
+        return v.parse().ok();
     }
     let src = std::fs::read_to_string(root.join("apps").join(app).join("src/lib.rs")).ok()?;
     let at = src.find("ArgSpec::value(\"port\"")?;
@@ -330,7 +339,9 @@ pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
         }
         Some(other) => return Err(Failure::usage(format!("--net {other}: expected user or tap:IFNAME"))),
     };
-    if let Some(file) = &q.block
+    // The app's own `--block FILE` (the argument every target understands) names the disk too.
+    let block = q.block.clone().or_else(|| app_arg(args, "block").map(PathBuf::from));
+    if let Some(file) = &block
         && !file.is_file()
     {
         return Err(Failure::usage(format!(
@@ -344,7 +355,7 @@ pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
     vm.q35 = q.machine == "q35";
     vm.mem = q.mem.clone();
     vm.net = net;
-    vm.block = q.block.clone();
+    vm.block = block;
     let status = vm.command().status().map_err(|e| Failure::new(format!("cannot start {QEMU}: {e}")))?;
     match guest_status(status) {
         Ok(0) => Ok(()),
@@ -959,6 +970,10 @@ mod tests {
         assert_eq!(app_port(root, "hello", &["--port".into(), "7".into()]), Some(7));
         assert_eq!(app_port(root, "hello", &["--port=99".into()]), Some(99));
         assert_eq!(app_port(root, "hello", &[]), None, "hello declares no port");
+        let args: Vec<String> = ["--log", "debug", "--block=disk.img"].map(String::from).into();
+        assert_eq!(app_arg(&args, "block"), Some("disk.img"));
+        assert_eq!(app_arg(&args, "log"), Some("debug"));
+        assert_eq!(app_arg(&args, "net"), None);
     }
 
     #[test]
