@@ -1,8 +1,8 @@
 //! # morgana-virtio: the bare-metal x86_64 target
 //!
 //! Turns a Morgana app into a kernel image that a hypervisor boots directly: QEMU (`microvm` or
-//! `q35`), Firecracker or cloud-hypervisor load it through its PVH note, and it runs with no
-//! operating system under it, like Mirage's Solo5 targets. The app's source does not change; only
+//! `q35`) loads it through its PVH note (as Firecracker and cloud-hypervisor could; only QEMU is
+//! tested), and it runs with no operating system under it, like Mirage's Solo5 targets. The app's source does not change; only
 //! its `main.rs` names this crate's entry:
 //!
 //! ```ignore
