@@ -4,10 +4,14 @@
 //! cargo xtask list                                  apps and targets
 //! cargo xtask run APP [--target unix] [-- ARGS]     run an app
 //! cargo xtask build APP [--target unix]             build an app, print the binary's path
-//! cargo xtask test                                  fmt, clippy, tests, no_std builds
+//! cargo xtask test                                  fmt, clippy, tests, no_std builds, QEMU boots
+//! cargo xtask size                                  bare-metal image size per app
+//! cargo xtask bench boot [--runs N]                 boot time against an empty kernel
 //! cargo xtask bench www [--quick]                   figures, as ratios against a peer
 //! cargo xtask bench tcpip [--soak]                  TCP/IP throughput ratio, or the long soak
 //! ```
+//!
+//! `--target virtio` options (QEMU) are in [`virtio`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,6 +21,7 @@ use clap::{Parser, Subcommand};
 mod bench_tcpip;
 mod bench_www;
 mod test;
+mod virtio;
 
 /// Bare-metal Rust target used to check the `no_std` crates.
 const NO_STD_TARGET: &str = "x86_64-unknown-none";
@@ -31,6 +36,7 @@ const NO_STD_CRATES: &[&str] = &[
     "morgana-tls",
     "morgana-http",
     "morgana-tcpip",
+    "morgana-virtio",
 ];
 
 #[derive(Parser)]
@@ -54,6 +60,9 @@ enum Cmd {
         /// Build with optimisations.
         #[arg(long)]
         release: bool,
+        /// QEMU options (--target virtio).
+        #[command(flatten)]
+        qemu: virtio::QemuArgs,
         /// Arguments for the app (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
@@ -69,21 +78,26 @@ enum Cmd {
         #[arg(long)]
         release: bool,
     },
-    /// Check everything CI checks: formatting, lints, tests, no_std builds.
+    /// Check everything CI checks: formatting, lints, tests, no_std builds, QEMU boots.
     Test,
-    /// Measure, as ratios against a peer measured in the same run: `bench www [--quick]`,
-    /// `bench tcpip [--soak]`.
+    /// Print the stripped bare-metal image size of every app.
+    Size,
+    /// Measure, as ratios against a peer measured in the same run: `bench boot [--runs N]`,
+    /// `bench www [--quick]`, `bench tcpip [--soak]`.
     Bench {
-        /// What to measure: www or tcpip.
+        /// What to measure: boot, www or tcpip.
         what: String,
-        /// Its options (e.g. --quick, --soak).
+        /// Its options (e.g. --runs 20, --quick, --soak).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
 }
 
 /// The targets an app can be built for.
-const TARGETS: &[(&str, &str)] = &[("unix", "hosted Linux process (default)")];
+const TARGETS: &[(&str, &str)] = &[
+    ("unix", "hosted Linux process (default)"),
+    ("virtio", "bare-metal x86_64 image booted in QEMU (microvm or q35)"),
+];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -93,17 +107,25 @@ fn main() -> ExitCode {
             list(&root);
             Ok(())
         }
-        Cmd::Run { app, target, release, args } => {
-            check_app_and_target(&root, &app, &target).and_then(|()| run_unix(&app, release, &args))
+        Cmd::Run { app, target, release, qemu, args } => {
+            check_app_and_target(&root, &app, &target).and_then(|()| {
+                if target == "virtio" {
+                    virtio::run(&root, &app, &qemu, &args)
+                } else {
+                    virtio::check_unix_args(&qemu).and_then(|()| run_unix(&app, release, &args))
+                }
+            })
         }
-        Cmd::Build { app, target, release } => {
-            check_app_and_target(&root, &app, &target).and_then(|()| build_unix(&root, &app, release))
-        }
+        Cmd::Build { app, target, release } => check_app_and_target(&root, &app, &target).and_then(|()| {
+            if target == "virtio" { virtio::build(&root, &app) } else { build_unix(&root, &app, release) }
+        }),
         Cmd::Test => test::run(&root),
+        Cmd::Size => virtio::size(&root),
         Cmd::Bench { what, args } => match what.as_str() {
+            "boot" => runs_arg(&args).and_then(|runs| virtio::bench(&root, "boot", runs)),
             "www" => bench_www::run(&root, args.iter().any(|a| a == "--quick")),
             "tcpip" => bench_tcpip::run(&root, &args),
-            _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: www, tcpip"))),
+            _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: boot, www, tcpip"))),
         },
     };
     match result {
@@ -114,6 +136,17 @@ fn main() -> ExitCode {
             }
             ExitCode::from(code)
         }
+    }
+}
+
+/// `--runs N` among a benchmark's options (default 10).
+fn runs_arg(args: &[String]) -> Result<usize, Failure> {
+    match args.iter().position(|a| a == "--runs") {
+        None => Ok(10),
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Failure::usage("--runs: expected a number of runs")),
     }
 }
 

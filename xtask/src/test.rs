@@ -43,6 +43,7 @@ pub fn run(root: &Path) -> Outcome {
         nostd.args(["-p", c]);
     }
     step(&format!("no_std build for {NO_STD_TARGET}"), &mut nostd)?;
+    crate::virtio::test(root)?;
     println!("xtask test: all checks passed");
     Ok(())
 }

@@ -7,3 +7,13 @@ fn main() {
         Ok(hello::start(platform, hello::Config::from_args(args)?))
     })
 }
+
+#[cfg(target_os = "none")]
+morgana_virtio::entry!(main);
+
+#[cfg(target_os = "none")]
+fn main() -> ! {
+    morgana_virtio::run(hello::ARGS, |platform, args| {
+        Ok(hello::start(platform, hello::Config::from_args(args)?))
+    })
+}

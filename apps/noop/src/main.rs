@@ -5,3 +5,11 @@
 fn main() {
     morgana_unix::run(noop::ARGS, |platform, _| Ok(noop::start(platform)))
 }
+
+#[cfg(target_os = "none")]
+morgana_virtio::entry!(main);
+
+#[cfg(target_os = "none")]
+fn main() -> ! {
+    morgana_virtio::run(noop::ARGS, |platform, _| Ok(noop::start(platform)))
+}

@@ -8,3 +8,14 @@ fn main() {
         Ok(async move { timeout::start(platform, config).await.map(|_| ()) })
     })
 }
+
+#[cfg(target_os = "none")]
+morgana_virtio::entry!(main);
+
+#[cfg(target_os = "none")]
+fn main() -> ! {
+    morgana_virtio::run(timeout::ARGS, |platform, args| {
+        let config = timeout::Config::from_args(args)?;
+        Ok(async move { timeout::start(platform, config).await.map(|_| ()) })
+    })
+}

@@ -1,0 +1,79 @@
+//! The serial console: `log` records, messages, panics and CPU exceptions.
+
+use alloc::boxed::Box;
+use core::fmt::{self, Write};
+
+use morgana_rt::{LogLine, TimeSource};
+
+use crate::sys::serial;
+use crate::time::KernelTime;
+
+/// `fmt::Write` onto the serial port.
+pub struct Serial;
+
+impl Write for Serial {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        serial::write(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Print one line on the console.
+pub fn println(args: fmt::Arguments<'_>) {
+    let _ = writeln!(Serial, "{args}");
+}
+
+struct SerialLogger {
+    time: KernelTime,
+    level: log::LevelFilter,
+}
+
+impl log::Log for SerialLogger {
+    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
+        // virtio-drivers narrates device setup at info level: only its warnings matter unless
+        // the user asked for trace.
+        let cap = if meta.target().starts_with("virtio_drivers") && self.level < log::LevelFilter::Trace {
+            log::LevelFilter::Warn
+        } else {
+            self.level
+        };
+        meta.level() <= cap
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            println(format_args!("{}", LogLine { at: self.time.now(), record }));
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Route `log` to the serial port at `level`.
+pub fn init_log(time: KernelTime, level: log::LevelFilter) {
+    let logger = Box::leak(Box::new(SerialLogger { time, level }));
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// Report a CPU exception (called by the exception handler, which then exits).
+pub fn report_exception(vector: u64, name: &str, error: u64, rip: u64, rsp: u64, cr2: u64) {
+    println(format_args!(
+        "CPU exception {vector} ({name}), error code {error:#x}, at RIP {rip:#x} (RSP {rsp:#x}, CR2 {cr2:#x})"
+    ));
+    if crate::sys::boot::stack_overflowed() {
+        println(format_args!("the boot stack has overflowed: its bottom word was overwritten"));
+    }
+}
+
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    crate::sys::cpu::cli();
+    match info.location() {
+        Some(at) => println(format_args!("panicked at {at}: {}", info.message())),
+        None => println(format_args!("panicked: {}", info.message())),
+    }
+    crate::sys::exit(crate::run::EXIT_PANIC)
+}

@@ -1,0 +1,115 @@
+//! # morgana-virtio: the bare-metal x86_64 target
+//!
+//! Turns a Morgana app into a kernel image that a hypervisor boots directly: QEMU (`microvm` or
+//! `q35`) loads it through its PVH note (as Firecracker and cloud-hypervisor could; only QEMU is
+//! tested), and it runs with no operating system under it, like Mirage's Solo5 targets. The app's source does not change; only
+//! its `main.rs` names this crate's entry:
+//!
+//! ```ignore
+//! #![cfg_attr(target_os = "none", no_std, no_main)]
+//!
+//! #[cfg(target_os = "none")]
+//! morgana_virtio::entry!(main);
+//!
+//! #[cfg(target_os = "none")]
+//! fn main() -> ! {
+//!     morgana_virtio::run(hello::ARGS, |platform, args| {
+//!         Ok(hello::start(platform, hello::Config::from_args(args)?))
+//!     })
+//! }
+//! ```
+//!
+//! What the kernel does, in order: PVH entry (TSC read, identity page tables for the first
+//! 4 GiB with 2 MiB pages, long mode), IDT (CPU exceptions print vector, error code and RIP and
+//! exit 3), heap over the largest free RAM in the PVH memory map, kernel command line split into
+//! `virtio_mmio.device=` announcements and the app's arguments (parsed by
+//! [`morgana::args::Args`] against `COMMON` and the app's own), entropy from RDRAND/RDSEED (the
+//! kernel refuses to start without), a clock (KVM pvclock, else the TSC at a frequency from
+//! CPUID or the PIT), the local APIC (TSC-deadline timer, else a calibrated one-shot) and the
+//! IOAPIC, then the shared [`morgana_rt::Executor`] with [`HaltPark`], which halts until an
+//! interrupt or the next deadline. Interrupt handlers only record which line fired; the park
+//! path wakes the tasks of the devices on it.
+//!
+//! Devices ([`run_with_devices`]): [`VirtioNet`] ([`morgana::Net`]) and [`VirtioBlock`]
+//! ([`morgana::Block`]) on virtio-drivers, over virtio-mmio (from the command line) and
+//! virtio-pci (bus 0 through ports 0xcf8/0xcfc; BARs the firmware left unassigned are placed).
+//!
+//! Exit status through QEMU's `isa-debug-exit` (port 0xf4): the kernel writes `s` and QEMU exits
+//! with `(s << 1) | 1`; `cargo xtask run` turns that back into `s`. `s` is 0 for success, 1 for an
+//! app error or a failed start, 2 for a bad argument, 3 for a CPU exception, 101 for a panic.
+//! QEMU exiting 0 means the guest reset without reporting (a triple fault).
+//!
+//! Build with `cargo xtask build APP --target virtio` (which passes `-C relocation-model=static`
+//! and the linker script `link.ld` at 1 MiB). On the host this crate is only its pure logic
+//! (command line, memory map, clock arithmetic, PCI layout), unit-tested there.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod cmdline;
+pub mod memmap;
+pub mod pci;
+pub mod time;
+
+#[cfg(target_os = "none")]
+mod block;
+#[cfg(target_os = "none")]
+mod console;
+#[cfg(target_os = "none")]
+mod devices;
+#[cfg(target_os = "none")]
+mod irq;
+#[cfg(target_os = "none")]
+mod net;
+#[cfg(target_os = "none")]
+mod rng;
+#[cfg(target_os = "none")]
+mod run;
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+mod sys;
+
+#[cfg(target_os = "none")]
+pub use block::VirtioBlock;
+#[cfg(target_os = "none")]
+pub use devices::Devices;
+#[cfg(target_os = "none")]
+pub use irq::{HaltPark, IrqLine, Irqs, Timer};
+#[cfg(target_os = "none")]
+pub use net::{VirtioNet, VirtioRx, VirtioTx};
+#[cfg(target_os = "none")]
+pub use rng::{HwEntropy, HwRng};
+#[cfg(target_os = "none")]
+pub use run::{
+    EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, VirtioPlatform, run, run_with_devices,
+};
+#[cfg(target_os = "none")]
+pub use time::KernelTime;
+
+/// Read an unmapped address: a page fault (vector 14), which the kernel reports (vector, error
+/// code, RIP, faulting address) before exiting with status 3. For tests of the exception path.
+#[cfg(target_os = "none")]
+pub fn page_fault() {
+    sys::cpu::read_unmapped();
+}
+
+/// Make `$main` (a `fn() -> !` that calls [`run`] or [`run_with_devices`]) the kernel's entry,
+/// and record the crate's name for messages.
+#[macro_export]
+macro_rules! entry {
+    ($main:path) => {
+        #[doc(hidden)]
+        #[allow(unsafe_code)]
+        #[unsafe(export_name = "morgana_virtio_main")]
+        pub fn __morgana_virtio_main() -> ! {
+            $main()
+        }
+
+        #[doc(hidden)]
+        #[allow(unsafe_code)]
+        #[unsafe(export_name = "morgana_virtio_program")]
+        pub static __MORGANA_VIRTIO_PROGRAM: &str = env!("CARGO_PKG_NAME");
+    };
+}

@@ -1,0 +1,163 @@
+//! PVH entry: the ELF note, the 32-bit trampoline to long mode, and the jump into Rust.
+//!
+//! A PVH loader (QEMU `-kernel`, Firecracker, cloud-hypervisor) reads the `XEN_ELFNOTE_PHYS32_ENTRY`
+//! note and enters `pvh_start32` in 32-bit protected mode, paging off, with the physical address
+//! of the `hvm_start_info` block in `ebx`. The trampoline records the TSC (the boot-time figure
+//! starts here), identity-maps the first 2 MiB, enables PAE and long mode, loads a flat GDT and
+//! jumps to 64-bit code, which sets a stack and calls [`rust_start`]. The rest of the identity
+//! map (RAM for the heap, device windows) is added on demand by [`super::paging`].
+//!
+//! `.bss` is not cleared here: an ELF loader zero-fills everything between a segment's file size
+//! and its memory size (the page tables rely on it).
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Bytes of the boot stack (the executor's `block_on` keeps the app's main future on it).
+pub const STACK_SIZE: usize = 256 * 1024;
+
+/// Written at the bottom of the stack at entry; gone once the stack has overflowed.
+const CANARY: u64 = 0x6d6f_7267_616e_6121;
+
+unsafe extern "C" {
+    // SAFETY: the stack's lowest word, defined in the `global_asm!` below.
+    static morgana_stack_bottom: u64;
+}
+
+/// Whether the stack has overflowed (its bottom word was overwritten).
+pub fn stack_overflowed() -> bool {
+    // SAFETY: reads the first word of the boot stack, a static this module defines; a volatile
+    // read because the compiler cannot see the stores into it.
+    unsafe { core::ptr::read_volatile(&raw const morgana_stack_bottom) != CANARY }
+}
+
+/// TSC at the first instruction, written by the trampoline.
+static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
+/// Physical address of `hvm_start_info`, written by the trampoline.
+static START_INFO: AtomicU32 = AtomicU32::new(0);
+
+global_asm!(
+    r#"
+    .pushsection .note.Xen, "a", @note
+    .balign 4
+    .long 4                 /* name size: "Xen\0" */
+    .long 8                 /* descriptor size */
+    .long 18                /* XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .balign 4
+    .quad pvh_start32
+    .popsection
+
+    .pushsection .bss.boot, "aw", @nobits
+    /* The stack first: an overflow runs into other statics and the canary at its bottom, not
+       into the page tables. */
+    .balign 4096
+    .globl morgana_stack_bottom
+morgana_stack_bottom: .skip {stack_size}
+morgana_stack_top:
+morgana_pml4: .skip 4096
+    .globl morgana_pdpt
+morgana_pdpt: .skip 4096
+    .globl morgana_pd
+morgana_pd:   .skip 4096 * 4
+    .popsection
+
+    .pushsection .rodata.boot, "a"
+    .balign 16
+morgana_gdt:
+    .quad 0
+    .quad 0x00af9a000000ffff    /* 0x08: 64-bit code */
+    .quad 0x00cf92000000ffff    /* 0x10: data */
+morgana_gdt_end:
+    .balign 4
+morgana_gdt_ptr:
+    .word morgana_gdt_end - morgana_gdt - 1
+    .quad morgana_gdt
+    .popsection
+
+    .pushsection .text.boot, "ax"
+    .code32
+    .globl pvh_start32
+pvh_start32:
+    cli
+    cld
+    rdtsc
+    movl %eax, {boot_tsc}
+    movl %edx, {boot_tsc}+4
+    movl %ebx, {start_info}
+
+    /* Map the first 2 MiB (image, .bss, stack, the loader's tables): three stores. The rest of
+       the identity map is added on demand (`paging::map`), because every store to a page table
+       is trapped and emulated under nested virtualization (about 6 us each, measured). The
+       tables are in .bss, already zero. */
+    movl $morgana_pdpt + 0x3, morgana_pml4
+    movl $morgana_pd + 0x3, morgana_pdpt
+    movl $0x83, morgana_pd      /* present, writable, 2 MiB */
+    movl $morgana_pml4, %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl $0x20, %eax             /* PAE */
+    movl %eax, %cr4
+    movl $0xc0000080, %ecx      /* EFER */
+    rdmsr
+    orl $0x100, %eax            /* LME */
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80000001, %eax       /* PG | PE */
+    movl %eax, %cr0
+    lgdt morgana_gdt_ptr
+    ljmp $0x08, $morgana_start64
+
+    .code64
+morgana_start64:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    xorw %ax, %ax
+    movw %ax, %fs
+    movw %ax, %gs
+    leaq morgana_stack_top(%rip), %rsp
+    xorl %ebp, %ebp
+    movabsq ${canary}, %rax
+    movq %rax, morgana_stack_bottom(%rip)
+
+    call {rust_start}
+    ud2
+    .popsection
+    "#,
+    stack_size = const STACK_SIZE,
+    canary = const CANARY,
+    boot_tsc = sym BOOT_TSC,
+    start_info = sym START_INFO,
+    rust_start = sym rust_start,
+    options(att_syntax)
+);
+
+// SAFETY: `crate::entry!` exports both symbols with exactly these types from the app's crate.
+unsafe extern "Rust" {
+    /// The app's entry.
+    safe fn morgana_virtio_main() -> !;
+    /// The app's crate name.
+    safe static morgana_virtio_program: &'static str;
+}
+
+/// The app's name, for messages.
+pub fn program_name() -> &'static str {
+    morgana_virtio_program
+}
+
+/// First Rust code: the app's `main` (which calls [`crate::run`]).
+extern "C" fn rust_start() -> ! {
+    morgana_virtio_main()
+}
+
+/// TSC value at the first instruction of the kernel.
+pub fn boot_tsc() -> u64 {
+    BOOT_TSC.load(Ordering::Relaxed)
+}
+
+/// Physical address of the PVH start-info block.
+pub fn start_info_addr() -> u32 {
+    START_INFO.load(Ordering::Relaxed)
+}

@@ -1,0 +1,138 @@
+//! Single instructions: port I/O, MSRs, CPUID, the TSC, RDRAND/RDSEED, interrupts on and off.
+
+use core::arch::asm;
+
+/// Write a byte to an I/O port.
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: port I/O has no memory effects; the ports used here (serial, PIT, PIC, CMOS,
+    // isa-debug-exit, PCI config) are owned by this kernel alone.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
+}
+
+/// Read a byte from an I/O port.
+pub fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: as for `outb`.
+    unsafe { asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags)) }
+    value
+}
+
+/// Write a 32-bit word to an I/O port.
+pub fn outl(port: u16, value: u32) {
+    // SAFETY: as for `outb`.
+    unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) }
+}
+
+/// Read a 32-bit word from an I/O port.
+pub fn inl(port: u16) -> u32 {
+    let value: u32;
+    // SAFETY: as for `outb`.
+    unsafe { asm!("in eax, dx", in("dx") port, out("eax") value, options(nomem, nostack, preserves_flags)) }
+    value
+}
+
+/// Read a model-specific register.
+pub fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: only called for MSRs whose presence CPUID (or the hypervisor signature) confirmed;
+    // reading an MSR has no memory effects.
+    unsafe {
+        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    }
+    u64::from(hi) << 32 | u64::from(lo)
+}
+
+/// Write a model-specific register.
+///
+/// Callers pass MSRs CPUID advertised, with values whose memory effects they account for
+/// (the pvclock MSR makes the hypervisor write into a static this crate owns).
+pub fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: see the function documentation; every caller is in this crate and checks CPUID.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nostack, preserves_flags))
+    }
+}
+
+/// CPUID leaf `leaf`, sub-leaf `sub`: `[eax, ebx, ecx, edx]`.
+pub fn cpuid(leaf: u32, sub: u32) -> [u32; 4] {
+    let (eax, ebx, ecx, edx): (u32, u32, u32, u32);
+    // SAFETY: CPUID is available on every x86_64 CPU and only reads; rbx is reserved by LLVM, so
+    // it is saved in a scratch register around the instruction.
+    unsafe {
+        asm!("mov {tmp:r}, rbx", "cpuid", "xchg {tmp:r}, rbx", tmp = out(reg) ebx,
+             inout("eax") leaf => eax, inout("ecx") sub => ecx, out("edx") edx,
+             options(nomem, nostack, preserves_flags))
+    }
+    [eax, ebx, ecx, edx]
+}
+
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: RDTSC only reads the counter (CR4.TSD is clear: user and kernel may read it).
+    unsafe { asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) }
+    u64::from(hi) << 32 | u64::from(lo)
+}
+
+/// One RDRAND draw, `None` if the hardware had no entropy ready. Callers check CPUID first.
+pub fn rdrand64() -> Option<u64> {
+    let (value, ok): (u64, u8);
+    // SAFETY: callers check CPUID.1:ECX.RDRAND first; the instruction only writes registers.
+    unsafe {
+        asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack))
+    }
+    (ok != 0).then_some(value)
+}
+
+/// One RDSEED draw, `None` if none was ready. Callers check CPUID first.
+pub fn rdseed64() -> Option<u64> {
+    let (value, ok): (u64, u8);
+    // SAFETY: callers check CPUID.7:EBX.RDSEED first; the instruction only writes registers.
+    unsafe {
+        asm!("rdseed {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack))
+    }
+    (ok != 0).then_some(value)
+}
+
+/// Mask interrupts.
+pub fn cli() {
+    // SAFETY: masking interrupts never breaks memory safety; the park path unmasks them.
+    unsafe { asm!("cli", options(nomem, nostack)) }
+}
+
+/// Unmask interrupts.
+pub fn sti() {
+    // SAFETY: the IDT is loaded before the first `sti`, so every vector has a handler.
+    unsafe { asm!("sti", options(nomem, nostack)) }
+}
+
+/// Unmask interrupts and halt until one arrives. `sti` delays interrupts by one instruction,
+/// so an interrupt that became pending after the caller's last check wakes the `hlt` instead of
+/// being taken before it and sleeping through.
+pub fn sti_hlt() {
+    // SAFETY: as for `sti`; `hlt` waits for an interrupt.
+    unsafe { asm!("sti", "hlt", options(nomem, nostack)) }
+}
+
+/// Stop this CPU for good.
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: with interrupts masked `hlt` never returns except for an NMI, after which we
+        // halt again.
+        unsafe { asm!("cli", "hlt", options(nomem, nostack)) }
+    }
+}
+
+/// An address the page tables leave unmapped (above the identity-mapped 4 GiB).
+pub const UNMAPPED: u64 = 0x10_0000_0000;
+
+/// Read [`UNMAPPED`]: a page fault (vector 14) that the exception handler reports. For tests of
+/// the exception path (`int3` is not usable: nested KVM fails to emulate it).
+pub fn read_unmapped() {
+    // SAFETY: the address is not mapped, so the load faults before touching memory, and the
+    // page-fault handler never returns.
+    unsafe {
+        asm!("mov {tmp}, qword ptr [{addr}]", addr = in(reg) UNMAPPED, tmp = out(reg) _, options(nostack, readonly))
+    }
+}

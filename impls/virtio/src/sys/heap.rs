@@ -1,0 +1,67 @@
+//! The global allocator: a linked-list heap over the RAM the memory map leaves free, mapped and
+//! grown 2 MiB at a time as allocations need it (so a small app touches few pages at boot).
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr::{NonNull, null_mut};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use linked_list_allocator::LockedHeap;
+
+use super::paging::{self, PAGE};
+
+struct GrowingHeap {
+    heap: LockedHeap,
+    /// End of the RAM the heap may grow into.
+    end: AtomicU64,
+}
+
+#[global_allocator]
+static HEAP: GrowingHeap = GrowingHeap { heap: LockedHeap::empty(), end: AtomicU64::new(0) };
+
+/// Hand `[start, start + len)` to the allocator. Call once, before the first allocation.
+///
+/// The range comes from [`crate::memmap::heap_region`]: RAM from the PVH memory map, outside the
+/// kernel image and the boot information. Only its first 2 MiB page is mapped now.
+pub fn init(start: u64, len: u64) -> bool {
+    let end = start.saturating_add(len);
+    let first = ((start / PAGE + 1) * PAGE).min(end);
+    if !paging::map(start, first - start, false) {
+        return false;
+    }
+    HEAP.end.store(end, Ordering::Relaxed);
+    // SAFETY: per the documentation above the range is unused RAM that nothing else touches,
+    // `[start, first)` is now mapped, and this runs once, before any allocation.
+    unsafe { HEAP.heap.lock().init(start as *mut u8, (first - start) as usize) };
+    true
+}
+
+// SAFETY: allocations come from `linked_list_allocator`'s first-fit heap under its spin lock;
+// it only ever grows over mapped, otherwise unused RAM (`init`). Interrupt handlers never
+// allocate, so the lock is never taken re-entrantly.
+unsafe impl GlobalAlloc for GrowingHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let mut heap = self.heap.lock();
+        loop {
+            if let Ok(p) = heap.allocate_first_fit(layout) {
+                return p.as_ptr();
+            }
+            // Grow: map enough whole pages past the top for this request, and extend.
+            let top = heap.top() as u64;
+            let end = self.end.load(Ordering::Relaxed);
+            let want = (layout.size() + layout.align()) as u64;
+            let new_top = top.saturating_add(want).div_ceil(PAGE).saturating_mul(PAGE).min(end);
+            if new_top <= top || !paging::map(top, new_top - top, false) {
+                return null_mut();
+            }
+            // SAFETY: `[top, new_top)` is RAM inside the heap's region, just mapped, unused.
+            unsafe { heap.extend((new_top - top) as usize) };
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if let Some(p) = NonNull::new(ptr) {
+            // SAFETY: the caller passes a pointer this allocator returned for `layout`.
+            unsafe { self.heap.lock().deallocate(p, layout) }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The interrupt descriptor table: CPU exceptions report and exit; device and timer interrupts
+//! go to [`apic::on_interrupt`](super::apic::on_interrupt).
+
+use core::arch::{asm, global_asm};
+use core::cell::UnsafeCell;
+
+use super::apic::{GSIS, IRQ_BASE, SPURIOUS_VECTOR, on_interrupt};
+
+/// Exception stubs are 16 bytes apart from `morgana_exc_stubs`; interrupt stubs likewise from
+/// `morgana_irq_stubs` (one per vector from `IRQ_BASE` through the timer's).
+const STUB_SIZE: u64 = 16;
+const IRQ_STUBS: u32 = GSIS as u32 + 1;
+
+global_asm!(
+    r#"
+    .pushsection .text.morgana_idt, "ax"
+    .code64
+
+    /* Exceptions: push a zero where the CPU pushes no error code, then the vector. */
+    .balign 16
+    .globl morgana_exc_stubs
+morgana_exc_stubs:
+    .set vec, 0
+    .rept 32
+    .balign 16
+    .if (vec == 8) || (vec == 10) || (vec == 11) || (vec == 12) || (vec == 13) || (vec == 14) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $vec
+    jmp morgana_exc_common
+    .set vec, vec + 1
+    .endr
+
+morgana_exc_common:
+    /* [rsp] = vector, error code, rip, cs, rflags, rsp, ss. Never returns. */
+    movq %rsp, %rdi
+    andq $-16, %rsp
+    cld
+    call {exception}
+    ud2
+
+    /* Interrupts: push the vector, save the caller-saved registers, call, restore, return. */
+    .balign 16
+    .globl morgana_irq_stubs
+morgana_irq_stubs:
+    .set vec, {irq_base}
+    .rept {irq_stubs}
+    .balign 16
+    pushq $vec
+    jmp morgana_irq_common
+    .set vec, vec + 1
+    .endr
+
+morgana_irq_common:
+    pushq %rax
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    movq 72(%rsp), %rdi
+    subq $8, %rsp
+    cld
+    call {interrupt}
+    addq $8, %rsp
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rax
+    addq $8, %rsp
+    iretq
+
+    .balign 16
+    .globl morgana_spurious
+morgana_spurious:
+    iretq
+    .popsection
+    "#,
+    exception = sym on_exception,
+    interrupt = sym on_interrupt,
+    irq_base = const IRQ_BASE,
+    irq_stubs = const IRQ_STUBS,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    // SAFETY: labels defined in the `global_asm!` above; only their addresses are used.
+    static morgana_exc_stubs: u8;
+    static morgana_irq_stubs: u8;
+    static morgana_spurious: u8;
+}
+
+#[repr(C, align(16))]
+struct Table(UnsafeCell<[u64; 512]>);
+
+// SAFETY: written once by `init` before interrupts are enabled, then only read by the CPU.
+unsafe impl Sync for Table {}
+
+static IDT: Table = Table(UnsafeCell::new([0; 512]));
+
+/// A 64-bit interrupt gate to `handler` in the kernel code segment.
+fn gate(handler: u64) -> [u64; 2] {
+    let low = (handler & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
+    [low, handler >> 32]
+}
+
+/// Fill and load the IDT. Call once, with interrupts off.
+pub fn init() {
+    let exc = &raw const morgana_exc_stubs as u64;
+    let irq = &raw const morgana_irq_stubs as u64;
+    let spurious = &raw const morgana_spurious as u64;
+    // SAFETY: interrupts are off and nothing else references the table yet.
+    let table = unsafe { &mut *IDT.0.get() };
+    let mut set =
+        |vector: usize, handler: u64| table[2 * vector..2 * vector + 2].copy_from_slice(&gate(handler));
+    for v in 0..32 {
+        set(v, exc + v as u64 * STUB_SIZE);
+    }
+    for i in 0..IRQ_STUBS as usize {
+        set(usize::from(IRQ_BASE) + i, irq + i as u64 * STUB_SIZE);
+    }
+    set(usize::from(SPURIOUS_VECTOR), spurious);
+    let pointer = Dtr { limit: (512 * 8 - 1) as u16, base: IDT.0.get() as u64 };
+    // SAFETY: `pointer` describes the static table, which lives forever and is fully built.
+    unsafe { asm!("lidt [{}]", in(reg) &raw const pointer, options(readonly, nostack, preserves_flags)) }
+}
+
+/// The operand of `lidt`.
+#[repr(C, packed)]
+struct Dtr {
+    limit: u16,
+    base: u64,
+}
+
+/// What the CPU pushed, plus the vector the stub pushed.
+#[repr(C)]
+pub struct ExceptionFrame {
+    vector: u64,
+    error: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+const NAMES: [&str; 32] = [
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range exceeded",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor segment overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack-segment fault",
+    "general protection fault",
+    "page fault",
+    "reserved",
+    "x87 floating-point error",
+    "alignment check",
+    "machine check",
+    "SIMD floating-point error",
+    "virtualization exception",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security exception",
+    "reserved",
+];
+
+extern "C" fn on_exception(frame: &ExceptionFrame) -> ! {
+    let cr2: u64;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) }
+    let name = NAMES.get(frame.vector as usize).copied().unwrap_or("unknown");
+    crate::console::report_exception(frame.vector, name, frame.error, frame.rip, frame.rsp, cr2);
+    super::exit(crate::run::EXIT_EXCEPTION)
+}
