@@ -14,6 +14,7 @@ use std::task::Poll;
 
 use common::run;
 use futures::future::{Either, select};
+use morgana::args::{Args, COMMON};
 use morgana::net::{Net, RxToken, TxToken};
 use morgana::{Clock, Duration, Platform};
 use morgana_unix::{TapError, TapNet};
@@ -122,6 +123,8 @@ fn without_cap_net_admin_the_error_says_what_to_do() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("1 passed"), "{text}");
     assert!(text.contains(&format!("error line: {LINE}\n")), "{text}");
+    let device_line = "device error line: TAP needs root or CAP_NET_ADMIN; run as root\n";
+    assert!(text.contains(device_line), "{text}");
 }
 
 #[test]
@@ -130,10 +133,16 @@ fn helper_unprivileged() {
     if in_helper() {
         let e = TapNet::open("mgnoperm0").unwrap_err();
         assert!(matches!(e, TapError::Permission), "{e:?}");
-        // What an app's start prints.
-        let start = morgana_unix::tap("mgnoperm0").unwrap_err();
+        // What an app's start prints: an app on the default stack, and one that needs the
+        // device itself (like ping, for which host sockets are no alternative).
+        let rt = morgana_unix::Runtime::new().unwrap();
+        let args = Args::parse(&[COMMON, morgana_unix::UNIX_ARGS], ["--net", "tap:mgnoperm0"]).unwrap();
+        let start = morgana_unix::stack(&rt.platform(), &args).err().unwrap();
         assert_eq!(start.exit_code(), 1);
         println!("error line: {start}");
+        let start = morgana_unix::net(&args).unwrap_err();
+        assert_eq!(start.exit_code(), 1);
+        println!("device error line: {start}");
     }
 }
 
