@@ -71,6 +71,21 @@ fn ten_mib_sent_by_linux_come_back_byte_exact() {
         closed.contains("from 10.77.0.1:") && closed.ends_with("closed: 10485760 bytes echoed"),
         "{closed}"
     );
+
+    // Idle again, the stack sleeps until a frame or a timer: no busy loop, no tick.
+    let (before, t0) = (cpu_ticks(&echo), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let (used, wall) = (cpu_ticks(&echo) - before, t0.elapsed());
+    // Clock ticks are 1/100 s on Linux: 2 % of 2 s is 4 ticks.
+    let percent = used as f64 / 100.0 / wall.as_secs_f64() * 100.0;
+    assert!(percent < 2.0, "idle echo on TAP used {percent:.1} % CPU");
+}
+
+/// User and system CPU time of the process, in clock ticks (1/100 s).
+fn cpu_ticks(p: &Proc) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.id())).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 #[test]
