@@ -192,7 +192,7 @@ where
             let v4 = match stack.ipv4() {
                 Some((a, p)) => format!("{a}/{p}"),
                 None if dhcp => "DHCP".into(),
-                None => "no IPv4".into(),
+                None => "no IPv4 (pass --ipv4 ADDR/PREFIX or --dhcp)".into(),
             };
             let v6: Vec<String> = stack.ipv6().iter().map(|a| format!("{a}")).collect();
             log::info!(
