@@ -40,10 +40,13 @@ pub fn stack(platform: &UnixPlatform, args: &Args) -> Result<UnixStack, StartErr
 /// (like `ping`); with `--net socket` (the default), the one line that says to pass a TAP.
 pub fn net(args: &Args) -> Result<TapNet, StartError> {
     match NetChoice::from_args(args)? {
-        NetChoice::Tap(name) => TapNet::open(&name).map_err(|e| match e {
+        NetChoice::Tap(name) => TapNet::open(&name).map_err(|e| {
             // The usual advice, "or use --net socket", does not apply here.
-            TapError::Permission => StartError::Device("TAP needs root or CAP_NET_ADMIN; run as root".into()),
-            e => StartError::Device(e.to_string()),
+            StartError::Device(match e {
+                TapError::Permission => "TAP needs root or CAP_NET_ADMIN; run as root".into(),
+                TapError::NoTunDevice => "TAP needs /dev/net/tun; load the tun module (modprobe tun)".into(),
+                e => e.to_string(),
+            })
         }),
         NetChoice::Socket => Err(StartError::Usage(
             "needs a network device: pass --net tap:IFNAME (root or CAP_NET_ADMIN); host sockets \
