@@ -1,9 +1,11 @@
 //! `cargo xtask bench tcpip [--soak] [--seeds N] [--mib N] [--runs N]`.
 //!
 //! Without `--soak`: bulk TCP through `morgana-tcpip` against raw smoltcp driven by hand on the
-//! same in-memory link, printed as a throughput ratio (release build). With `--soak`: the seeded
-//! 10 MiB transfers under loss, reordering and duplication, over many more seeds than
-//! `cargo test` runs (2000 by default).
+//! same in-memory link, printed as a throughput ratio (release build); then, as root, Linux →
+//! unikernel `echo` over TAP beside Linux → Linux over a veth pair, in namespaces the bench
+//! creates (without root, one line says so). With `--soak`: the seeded 10 MiB transfers under
+//! loss, reordering and duplication, over many more seeds than `cargo test` runs (2000 by
+//! default).
 
 use std::path::Path;
 
@@ -11,7 +13,6 @@ use crate::{Failure, Outcome, cargo, exec};
 
 /// Run the TCP/IP benchmark or soak, `args` being what followed `bench tcpip`.
 pub fn run(root: &Path, args: &[String]) -> Outcome {
-    let _ = root;
     let mut soak = false;
     let (mut seeds, mut mib, mut runs) = ("2000".to_string(), "256".to_string(), "15".to_string());
     let mut it = args.iter();
@@ -55,10 +56,27 @@ pub fn run(root: &Path, args: &[String]) -> Outcome {
                 .env("MORGANA_SOAK_SEEDS", &seeds),
         )
     } else {
-        exec(
-            cargo()
-                .args(["run", "--quiet", "--release", "-p", "morgana-tcpip-bench", "--"])
-                .args([&mib, &runs]),
-        )
+        let bench = || {
+            let mut cmd = cargo();
+            cmd.args(["run", "--quiet", "--release", "-p", "morgana-tcpip-bench", "--"]);
+            cmd
+        };
+        exec(bench().args([&mib, &runs]))?;
+        println!();
+        if !is_root() {
+            println!(
+                "TAP vs veth: skipped, it needs root (it creates network namespaces and a TAP device): run \
+                 `cargo xtask bench tcpip` as root"
+            );
+            return Ok(());
+        }
+        exec(cargo().args(["build", "--quiet", "--release", "-p", "echo", "--bin", "echo"]))?;
+        let echo = root.join("target/release/echo");
+        exec(bench().arg("tap").arg(echo))
     }
+}
+
+fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)) == Some("0")
 }

@@ -16,7 +16,6 @@ use core::task::{Context, Poll, Waker};
 
 use morgana::args::{ArgError, ArgSpec, Args};
 use morgana::net::{Capabilities, LinkState, Net, NetStats, TxToken};
-use morgana::rand_core::RngCore;
 use morgana::{Platform, StackError};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpProtocol,
@@ -148,14 +147,8 @@ pub async fn start<P: Platform, N: Net + 'static>(
 ) -> Result<u64, StackError> {
     let answers = Rc::new(Answers::default());
     let net = EchoLog { inner: net, answers: answers.clone() };
-    let mut tcpip = config.tcpip;
-    if tcpip.seed == 0 {
-        // Fresh sequence numbers and ports each boot.
-        tcpip.seed = platform.rng().next_u64();
-    }
-    let dhcp = tcpip.ipv4 == morgana_tcpip::Ipv4Mode::Dhcp;
-    let (stack, runner) = morgana_tcpip::new(net, platform.clock(), tcpip);
-    platform.spawn(async move { runner.run().await });
+    let dhcp = config.tcpip.ipv4 == morgana_tcpip::Ipv4Mode::Dhcp;
+    let stack = morgana_tcpip::spawn(&platform, net, config.tcpip);
     if dhcp {
         stack.wait_ipv4().await;
     }

@@ -7,11 +7,11 @@
 //! | what | here |
 //! |---|---|
 //! | event loop | [`ReactorPark`]: the executor parks in `epoll_wait` on every registered fd, with the next timer as the timeout; an idle app burns no CPU |
-//! | network | [`SocketStack`] (`--net socket`, default: `TcpStack` + `UdpStack` + `Resolver` on host sockets, no root) and [`TapNet`] (a TAP interface as a `Net`) |
+//! | network | [`SocketStack`] (`--net socket`, default: `TcpStack` + `UdpStack` + `Resolver` on host sockets, no root) or `morgana-tcpip` on a [`TapNet`] (`--net tap:IFNAME`: a TAP interface as a `Net`, root or `CAP_NET_ADMIN`) |
 //! | block | [`FileBlock`]: a file or host block device, `pread`/`pwrite`, `fdatasync` |
 //! | key-value | [`DirKv`]: a directory, atomic `set`, SHA-256 digests, keys confined to the root |
 //! | clocks, entropy, console | [`SystemTime`], [`OsEntropy`] (`getrandom`), [`StdoutConsole`] and `log` on stdout |
-//! | arguments | [`run`] parses [`COMMON`](morgana::args::COMMON), [`UNIX_ARGS`] and the app's; [`stack`], [`block`], [`kv`] build devices from them |
+//! | arguments | [`run`] parses [`COMMON`](morgana::args::COMMON), [`UNIX_ARGS`], [`morgana_tcpip::ARGS`] and the app's; [`stack`], [`net`], [`block`], [`kv`] build devices from them |
 //!
 //! ```no_run
 //! use morgana::{Clock, Duration, Platform};
@@ -34,7 +34,6 @@
 
 mod block;
 mod console;
-mod either;
 mod entropy;
 mod kv;
 mod logger;
@@ -49,7 +48,6 @@ mod wiring;
 
 pub use block::{FileBlock, FileBlockError, FileBlockOptions};
 pub use console::StdoutConsole;
-pub use either::{Either, NoStack};
 pub use entropy::OsEntropy;
 pub use kv::DirKv;
 pub use reactor::{Async, Reactor, ReactorPark};
@@ -59,4 +57,4 @@ pub use socket::{
 };
 pub use tap::{TapError, TapNet, TapRx, TapTx};
 pub use time::SystemTime;
-pub use wiring::{NetChoice, UnixStack, block, kv, kv_opt, socket_stack, stack, tap};
+pub use wiring::{UnixStack, block, kv, kv_opt, net, socket_stack, stack};

@@ -16,7 +16,8 @@ use crate::time::SystemTime;
 /// The platform an app receives on unix.
 pub type UnixPlatform = RtPlatform<SystemTime, OsEntropy>;
 
-/// Arguments only the hosted target understands, besides [`COMMON`].
+/// Arguments only the hosted target understands, besides [`COMMON`] and the TCP/IP stack's
+/// [`morgana_tcpip::ARGS`] (`--ipv6`, `--ipv6-gateway`, for `--net tap:`).
 pub const UNIX_ARGS: &[ArgSpec] = &[
     ArgSpec::value(
         "block-size",
@@ -96,8 +97,9 @@ impl Runtime {
     }
 }
 
-/// Parse the command line against [`COMMON`], [`UNIX_ARGS`] and `app_args`, start logging, and
-/// run the app that `build` returns until it completes; then exit the process with its status.
+/// Parse the command line against [`COMMON`], [`UNIX_ARGS`], [`morgana_tcpip::ARGS`] and
+/// `app_args`, start logging, and run the app that `build` returns until it completes; then exit
+/// the process with its status.
 ///
 /// `--help` prints the usage and exits 0; a bad argument prints one line and exits 2; a device
 /// that cannot be opened prints one line and exits 1; an app error prints `error: ...` and
@@ -123,7 +125,7 @@ where
 {
     let program = std::env::args().next().and_then(|p| p.rsplit('/').next().map(String::from));
     let program = program.unwrap_or_else(|| "app".into());
-    let specs = [COMMON, UNIX_ARGS, app_args];
+    let specs = [COMMON, UNIX_ARGS, morgana_tcpip::ARGS, app_args];
     let args = match Args::parse(&specs, argv) {
         Ok(a) => a,
         Err(e) => return arg_failure(&program, &specs, e),

@@ -15,67 +15,55 @@
 use std::io;
 use std::net::Ipv4Addr;
 
-use morgana::args::{ArgError, ArgValue, Args, ByteSize, Ipv4Cidr};
+use morgana::args::{ArgError, Args, ByteSize, Ipv4Cidr};
+use morgana_tcpip::either::{Either, NetChoice};
 
 use crate::block::{FileBlock, FileBlockError};
-use crate::either::{Either, NoStack};
 use crate::kv::DirKv;
 use crate::run::{StartError, UnixPlatform};
 use crate::socket::SocketStack;
-use crate::tap::TapNet;
+use crate::tap::{TapError, TapNet};
 
-/// The transport stack apps get on unix: host sockets (`--net socket`, the default) or, once it
-/// is wired, smoltcp on a TAP device (`--net tap:IFNAME`), which will take the right side.
-pub type UnixStack = Either<SocketStack, NoStack>;
+/// The transport stack apps get on unix: host sockets (`--net socket`, the default) or
+/// `morgana-tcpip` on a TAP device (`--net tap:IFNAME`).
+pub type UnixStack = Either<SocketStack, morgana_tcpip::Stack>;
 
-/// The value of `--net`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetChoice {
-    /// Host kernel sockets.
-    Socket,
-    /// A TAP interface with this name.
-    Tap(String),
-}
-
-impl ArgValue for NetChoice {
-    const EXPECTED: &'static str = "socket or tap:IFNAME";
-    fn parse_arg(s: &str) -> Option<Self> {
-        match s.split_once(':') {
-            None if s == "socket" => Some(Self::Socket),
-            Some(("tap", name)) if !name.is_empty() && name.len() < 16 && !name.contains(['/', ' ']) => {
-                Some(Self::Tap(name.into()))
-            }
-            _ => None,
-        }
-    }
-}
-
-/// The transport stack chosen by `--net`, configured by `--ipv4` and friends.
-///
-/// Wiring smoltcp is a change here only: make the right side of [`UnixStack`] the
-/// `morgana-tcpip` stack, and in the `tap` branch open [`tap`], build the stack over it from
-/// `--ipv4`, `--ipv4-gateway`, `--dhcp` and `--dns-server`, spawn its runner on `platform`, and
-/// return `Either::Right`. Apps do not change.
+/// The transport stack chosen by `--net` (Mirage's `generic_stackv4v6`): host sockets, or
+/// `morgana-tcpip` on the TAP interface `IFNAME` (created if missing), configured by `--ipv4`,
+/// `--ipv4-gateway`, `--dhcp`, `--dns-server`, `--ipv6` and `--ipv6-gateway`, seeded from the OS
+/// RNG, its runner spawned on `platform`.
 pub fn stack(platform: &UnixPlatform, args: &Args) -> Result<UnixStack, StartError> {
-    let _ = platform;
-    match args.get::<NetChoice>("net")? {
-        NetChoice::Socket => socket_stack(args).map(Either::Left),
-        NetChoice::Tap(name) => Err(StartError::Device(format!(
-            "--net tap:{name}: the TAP network needs the smoltcp TCP/IP stack (morgana-tcpip), which is not \
-             wired into the unix target yet; use --net socket"
-        ))),
+    morgana_tcpip::either::from_args(platform, args, || socket_stack(args), open_tap)
+}
+
+/// The network device `--net tap:IFNAME` names, for apps that run their own stack on a `Net`
+/// (like `ping`); with `--net socket` (the default), the one line that says to pass a TAP.
+pub fn net(args: &Args) -> Result<TapNet, StartError> {
+    match NetChoice::from_args(args)? {
+        NetChoice::Tap(name) => TapNet::open(&name).map_err(|e| {
+            // The usual advice, "or use --net socket", does not apply here.
+            StartError::Device(match e {
+                TapError::Permission => "TAP needs root or CAP_NET_ADMIN; run as root".into(),
+                TapError::NoTunDevice => "TAP needs /dev/net/tun; load the tun module (modprobe tun)".into(),
+                e => e.to_string(),
+            })
+        }),
+        NetChoice::Socket => Err(StartError::Usage(
+            "needs a network device: pass --net tap:IFNAME (root or CAP_NET_ADMIN); host sockets \
+             (--net socket, the default) have none"
+                .into(),
+        )),
     }
 }
 
-/// The TAP interface `name`, or the one line that says why not (e.g. "TAP needs root or
-/// CAP_NET_ADMIN; run as root or use --net socket").
-pub fn tap(name: &str) -> Result<TapNet, StartError> {
+/// The TAP interface `name`, or the one line that says why not.
+fn open_tap(name: &str) -> Result<TapNet, StartError> {
     TapNet::open(name).map_err(|e| StartError::Device(e.to_string()))
 }
 
 /// Host sockets, listening on `--ipv4` if given (it must be an address of this host).
 pub fn socket_stack(args: &Args) -> Result<SocketStack, StartError> {
-    for ignored in ["dhcp", "ipv4-gateway", "dns-server"] {
+    for ignored in ["dhcp", "ipv4-gateway", "dns-server", "ipv6", "ipv6-gateway"] {
         if args.flag(ignored) {
             log::warn!("--{ignored} is ignored with --net socket: the host configures its own network");
         }
@@ -158,31 +146,21 @@ mod tests {
     use morgana::args::COMMON;
 
     fn args(argv: &[&str]) -> Args {
-        Args::parse(&[COMMON, crate::UNIX_ARGS], argv).unwrap()
+        Args::parse(&[COMMON, crate::UNIX_ARGS, morgana_tcpip::ARGS], argv).unwrap()
     }
 
     #[test]
-    fn net_values() {
-        assert_eq!(NetChoice::parse_arg("socket"), Some(NetChoice::Socket));
-        assert_eq!(NetChoice::parse_arg("tap:tap0"), Some(NetChoice::Tap("tap0".into())));
-        for bad in ["tap:", "tap", "sockets", "tap:a/b", "tap:0123456789abcdef", "vde:x"] {
-            assert_eq!(NetChoice::parse_arg(bad), None, "{bad}");
-        }
-        let e = args(&["--net", "tun0"]).get::<NetChoice>("net").unwrap_err();
-        assert_eq!(e.to_string(), "--net: expected socket or tap:IFNAME, got \"tun0\"");
-    }
-
-    #[test]
-    fn tap_says_the_stack_is_not_wired_yet() {
-        let rt = crate::Runtime::new().unwrap();
-        let e = stack(&rt.platform(), &args(&["--net", "tap:tap0"])).err().unwrap();
-        assert_eq!(e.exit_code(), 1);
+    fn net_needs_a_tap_and_says_so_in_one_line() {
+        let e = net(&args(&[])).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
         let msg = e.to_string();
-        assert!(
-            msg.starts_with("--net tap:tap0: ") && msg.contains("smoltcp") && msg.contains("--net socket"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("needs a network device: pass --net tap:IFNAME"), "{msg}");
         assert!(!msg.contains('\n'));
+        let e = Args::parse(&[COMMON, crate::UNIX_ARGS], ["--net", "tun0"]).unwrap();
+        assert_eq!(
+            net(&e).unwrap_err().to_string(),
+            "--net: expected socket or tap:IFNAME (an interface name of 1 to 15 characters), got \"tun0\""
+        );
     }
 
     #[test]

@@ -14,68 +14,31 @@ use std::task::Poll;
 
 use common::run;
 use futures::future::{Either, select};
+use morgana::args::{Args, COMMON};
 use morgana::net::{Net, RxToken, TxToken};
 use morgana::{Clock, Duration, Platform};
+use morgana_netns::{Netns, root_or_skip};
 use morgana_unix::{TapError, TapNet};
 
 /// Set in the environment of a helper run by one of the tests below.
 const HELPER: &str = "MORGANA_TAP_HELPER";
 
-fn needs_root() -> bool {
-    if std::env::var("MORGANA_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-        eprintln!("skipped: MORGANA_SKIP_ROOT_TESTS=1");
-        return false;
-    }
-    assert!(
-        is_root(),
-        "this test needs root (it creates a network namespace and TAP devices): run it as root, or set \
-         MORGANA_SKIP_ROOT_TESTS=1 to skip it"
-    );
-    true
-}
-
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)) == Some("0")
+/// Run the helper test `helper` of this binary inside `ns`.
+fn run_helper(ns: &Netns, helper: &str) {
+    let out = ns
+        .command(std::env::current_exe().unwrap())
+        .args(["--exact", helper, "--ignored", "--nocapture", "--test-threads=1"])
+        .env(HELPER, "1")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("1 passed"), "helper {helper} failed:\n{text}");
 }
 
 fn sh(cmd: &[&str]) -> Output {
     let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     out
-}
-
-/// A network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("mg{tag}{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        sh(&["ip", "netns", "add", &name]);
-        Self(name)
-    }
-
-    /// Run the helper test `helper` of this binary inside the namespace.
-    fn run_helper(&self, helper: &str) {
-        let exe = std::env::current_exe().unwrap();
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .arg(exe)
-            .args(["--exact", helper, "--ignored", "--nocapture", "--test-threads=1"])
-            .env(HELPER, "1")
-            .output()
-            .unwrap();
-        let text =
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success() && text.contains("1 passed"), "helper {helper} failed:\n{text}");
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
 }
 
 /// Whether this process is a helper started by a test (and so inside its namespace).
@@ -89,26 +52,26 @@ fn in_helper() -> bool {
 
 #[test]
 fn a_tap_device_sees_frames_from_linux_and_answers_ping() {
-    if needs_root() {
-        Netns::new("tp").run_helper("helper_answer_ping");
+    if root_or_skip() {
+        run_helper(&Netns::new("tp"), "helper_answer_ping");
     }
 }
 
 #[test]
 fn two_bridged_tap_devices_pass_the_net_suite() {
-    if needs_root() {
-        Netns::new("tb").run_helper("helper_bridged_pair");
+    if root_or_skip() {
+        run_helper(&Netns::new("tb"), "helper_bridged_pair");
     }
 }
 
 #[test]
 fn without_cap_net_admin_the_error_says_what_to_do() {
     const LINE: &str = "TAP needs root or CAP_NET_ADMIN; run as root or use --net socket";
-    if !is_root() {
+    if !morgana_netns::is_root() {
         assert_eq!(TapNet::open("mgnoperm0").unwrap_err().to_string(), LINE);
         return;
     }
-    if std::env::var("MORGANA_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+    if std::env::var(morgana_netns::SKIP_VAR).as_deref() == Ok("1") {
         return;
     }
     // As root, drop CAP_NET_ADMIN from a copy of this test binary and ask it to open a TAP.
@@ -122,6 +85,8 @@ fn without_cap_net_admin_the_error_says_what_to_do() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.contains("1 passed"), "{text}");
     assert!(text.contains(&format!("error line: {LINE}\n")), "{text}");
+    let device_line = "device error line: TAP needs root or CAP_NET_ADMIN; run as root\n";
+    assert!(text.contains(device_line), "{text}");
 }
 
 #[test]
@@ -130,10 +95,16 @@ fn helper_unprivileged() {
     if in_helper() {
         let e = TapNet::open("mgnoperm0").unwrap_err();
         assert!(matches!(e, TapError::Permission), "{e:?}");
-        // What an app's start prints.
-        let start = morgana_unix::tap("mgnoperm0").unwrap_err();
+        // What an app's start prints: an app on the default stack, and one that needs the
+        // device itself (like ping, for which host sockets are no alternative).
+        let rt = morgana_unix::Runtime::new().unwrap();
+        let args = Args::parse(&[COMMON, morgana_unix::UNIX_ARGS], ["--net", "tap:mgnoperm0"]).unwrap();
+        let start = morgana_unix::stack(&rt.platform(), &args).err().unwrap();
         assert_eq!(start.exit_code(), 1);
         println!("error line: {start}");
+        let start = morgana_unix::net(&args).unwrap_err();
+        assert_eq!(start.exit_code(), 1);
+        println!("device error line: {start}");
     }
 }
 

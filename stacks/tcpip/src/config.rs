@@ -30,7 +30,9 @@ pub enum Ipv4Mode {
         /// Default gateway.
         gateway: Option<Ipv4Addr>,
     },
-    /// Ask a DHCP server, and renew the lease while the stack runs.
+    /// Ask a DHCP server, and renew the lease while the stack runs. Until the first lease,
+    /// IPv4 connections and name lookups wait for it (and fail with `TimedOut` if none comes
+    /// within 30 s).
     Dhcp,
 }
 

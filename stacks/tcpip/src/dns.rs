@@ -77,6 +77,11 @@ impl Resolver for Stack {
         if let Ok(ip) = name.parse::<IpAddr>() {
             return Ok(alloc::vec![ip]);
         }
+        // With DHCP the lease may bring the servers, and queries need its address anyway.
+        if let Err(e) = self.wait_lease().await {
+            log::warn!("cannot resolve {name}: no DHCP lease yet, so no address and no DNS server");
+            return Err(e);
+        }
         if self.dns_servers().is_empty() {
             log::warn!("cannot resolve {name}: no DNS server (pass --dns-server ADDR or use --dhcp)");
             return Err(StackError::NoRoute);

@@ -1,21 +1,28 @@
-//! One type for "whichever stack this target picked": Mirage's `generic_stackv4v6`.
+//! The default stack for a target, Mirage's `generic_stackv4v6`: one type for "whichever stack
+//! `--net` picked".
 //!
 //! The hosted target can serve an app from host sockets (no root) or from this stack on a TAP
 //! device, chosen at run time by `--net`. An app is generic over one `S: TcpStack`, so the
 //! target hands it an [`Either`] of the two: every trait is implemented by a `match`, with no
 //! `dyn` and no allocation on the data path, and connections, listeners, halves and UDP sockets
-//! are `Either`s too.
+//! are `Either`s too. [`from_args`] makes the choice and builds the chosen side.
 //!
 //! ```
-//! use morgana::args::{Args, COMMON};
+//! use morgana::args::{ArgError, Args, COMMON};
 //! use morgana_tcpip::either::{Either, NetChoice};
 //!
 //! let args = Args::parse(&[COMMON], ["--net", "tap:tap0"]).unwrap();
 //! assert_eq!(NetChoice::from_args(&args).unwrap(), NetChoice::Tap("tap0".into()));
-//! // A target then builds `Either::Left(host_sockets)` or `Either::Right(tcpip_stack)`.
-//! # let _: Option<Either<(), ()>> = None;
+//!
+//! // A target's wiring: its host sockets on the left (none here), this stack over the device
+//! // `--net tap:IFNAME` names on the right.
+//! fn stack<P: morgana::Platform>(p: &P, args: &Args) -> Result<Either<(), morgana_tcpip::Stack>, ArgError> {
+//!     let switch = morgana_mem::Switch::default();
+//!     morgana_tcpip::either::from_args(p, args, || Ok(()), |_name| Ok(switch.port([2, 0, 0, 0, 0, 1])))
+//! }
 //! ```
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
@@ -23,7 +30,9 @@ use core::net::{IpAddr, SocketAddr};
 use embedded_io_async::{ErrorType, Read, Write};
 use morgana::args::{ArgError, Args};
 use morgana::stack::{Resolver, StackError, TcpListener, TcpStack, UdpSocket, UdpStack};
-use morgana::{Flow, FlowWrite};
+use morgana::{Flow, FlowWrite, Net, Platform};
+
+use crate::{Config, Stack};
 
 /// One of two implementations of the same traits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +162,51 @@ impl<L: UdpStack, R: UdpStack> UdpStack for Either<L, R> {
 impl<L: Resolver, R: Resolver> Resolver for Either<L, R> {
     async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, StackError> {
         either!(self, x => x.resolve(name).await)
+    }
+}
+
+/// The stack `--net` asks for: `sockets()` (the target's host sockets) for `--net socket`, or
+/// this stack over `device(IFNAME)` for `--net tap:IFNAME`, configured by `--ipv4`,
+/// `--ipv4-gateway`, `--dhcp`, `--dns-server` and [`ARGS`](crate::ARGS), seeded from the
+/// platform's RNG, its runner spawned on `platform`. Arguments are checked before the device is
+/// opened.
+pub fn from_args<P, L, N, E>(
+    platform: &P,
+    args: &Args,
+    sockets: impl FnOnce() -> Result<L, E>,
+    device: impl FnOnce(&str) -> Result<N, E>,
+) -> Result<Either<L, Stack>, E>
+where
+    P: Platform,
+    N: Net + 'static,
+    E: From<ArgError>,
+{
+    match NetChoice::from_args(args)? {
+        NetChoice::Socket => sockets().map(Either::Left),
+        NetChoice::Tap(name) => {
+            let config = Config::from_args(args)?;
+            let dhcp = config.ipv4 == crate::Ipv4Mode::Dhcp;
+            let net = device(&name)?;
+            let stack = crate::spawn(platform, net, config);
+            let m = stack.mac();
+            let v4 = match stack.ipv4() {
+                Some((a, p)) => format!("{a}/{p}"),
+                None if dhcp => "DHCP".into(),
+                None => "no IPv4 (pass --ipv4 ADDR/PREFIX or --dhcp)".into(),
+            };
+            let v6: Vec<String> = stack.ipv6().iter().map(|a| format!("{a}")).collect();
+            log::info!(
+                "{name}: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {v4}, {}",
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[4],
+                m[5],
+                v6.join(", ")
+            );
+            Ok(Either::Right(stack))
+        }
     }
 }
 

@@ -29,6 +29,10 @@
 //! }
 //! ```
 //!
+//! [`spawn`] does those two steps (and seeds the stack from the platform's RNG); a target's
+//! wiring picks host sockets or this stack from `--net` with [`either::from_args`], Mirage's
+//! `generic_stackv4v6`.
+//!
 //! `no_std` + `alloc`; no unsafe code.
 //!
 //! [smoltcp]: https://docs.rs/smoltcp
@@ -47,6 +51,6 @@ mod tcp;
 mod udp;
 
 pub use config::{ARGS, Config, Ipv4Mode, Ipv6Cidr};
-pub use stack::{Runner, Stack, new};
+pub use stack::{Runner, Stack, new, spawn};
 pub use tcp::{Connection, Listener, ReadHalf, WriteHalf};
 pub use udp::UdpSocket;

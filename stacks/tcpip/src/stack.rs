@@ -11,7 +11,8 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::task::{Context, Poll, Waker};
 
 use morgana::net::{LinkState, Net};
-use morgana::{Clock, StackError};
+use morgana::rand_core::RngCore;
+use morgana::{Clock, Platform, StackError};
 use smoltcp::iface::{Interface, PollIngressSingleResult, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::DeviceCapabilities;
 use smoltcp::socket::{dhcpv4, dns, tcp};
@@ -27,6 +28,10 @@ const INGRESS_BUDGET: usize = 64;
 
 /// First port handed out for outgoing connections and unbound sockets (IANA's dynamic range).
 const EPHEMERAL_FIRST: u16 = 49152;
+
+/// With DHCP, how long a connect or a name lookup waits for the first lease before it fails
+/// (three of smoltcp's 10 s DISCOVER retries).
+const LEASE_WAIT: SmolDuration = SmolDuration::from_secs(30);
 
 pub(crate) fn smol_instant(at: morgana::Instant) -> SmolInstant {
     SmolInstant::from_micros(i64::try_from(at.as_micros()).unwrap_or(i64::MAX))
@@ -157,6 +162,10 @@ pub(crate) struct Inner {
     config_waiters: Vec<Waker>,
     /// DNS servers from the DHCP lease.
     learned_dns: Vec<Ipv4Addr>,
+    /// With DHCP and no lease: since when we have been asking.
+    lease_asked: SmolInstant,
+    /// With DHCP: no lease came within [`LEASE_WAIT`] of asking, so waiters give up.
+    lease_overdue: bool,
     next_port: u16,
     link_up: bool,
 }
@@ -389,6 +398,12 @@ impl Inner {
         if on_link || routed { Ok(()) } else { Err(StackError::NoRoute) }
     }
 
+    /// With DHCP and no lease yet: when waiting for one stops (see [`LEASE_WAIT`]).
+    fn lease_deadline(&self) -> Option<SmolInstant> {
+        let waiting = self.dhcp.is_some() && self.iface.ipv4_addr().is_none() && !self.lease_overdue;
+        waiting.then(|| self.lease_asked + LEASE_WAIT)
+    }
+
     fn set_ipv4(&mut self, cidr: Option<Ipv4Cidr>, gateway: Option<Ipv4Addr>) {
         self.iface.update_ip_addrs(|addrs| {
             addrs.retain(|a| !matches!(a, IpCidr::Ipv4(_)));
@@ -451,8 +466,11 @@ impl Inner {
                 self.set_ipv4(Some(addr), router);
                 self.set_dns_servers(&dns);
             }
+            // smoltcp also reports this at start, before any lease.
+            None if self.iface.ipv4_addr().is_none() => return false,
             None => {
                 log::warn!("DHCP lease lost: no IPv4 address until a server answers");
+                (self.lease_asked, self.lease_overdue) = (self.now, false);
                 self.set_ipv4(None, None);
                 self.set_dns_servers(&[]);
             }
@@ -509,6 +527,26 @@ impl Stack {
             Some((a, _)) => Poll::Ready(a),
             None => {
                 let mut inner = self.borrow();
+                if !inner.config_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    inner.config_waiters.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// With DHCP, wait for the first lease (at once without DHCP or with a lease); `TimedOut`
+    /// if none came within 30 s of asking. Connections and lookups wait here, so an app may
+    /// use the stack as soon as it has it, as with a static address.
+    pub(crate) async fn wait_lease(&self) -> Result<(), StackError> {
+        poll_fn(|cx| {
+            let mut inner = self.borrow();
+            if inner.dhcp.is_none() || inner.iface.ipv4_addr().is_some() {
+                Poll::Ready(Ok(()))
+            } else if inner.lease_overdue {
+                Poll::Ready(Err(StackError::TimedOut))
+            } else {
                 if !inner.config_waiters.iter().any(|w| w.will_wake(cx.waker())) {
                     inner.config_waiters.push(cx.waker().clone());
                 }
@@ -589,6 +627,8 @@ pub fn new<N: Net, C: Clock>(net: N, clock: C, config: Config) -> (Stack, Runner
         dns: None,
         config_waiters: Vec::new(),
         learned_dns: Vec::new(),
+        lease_asked: now,
+        lease_overdue: false,
         next_port,
         link_up: true,
     };
@@ -597,6 +637,18 @@ pub fn new<N: Net, C: Clock>(net: N, clock: C, config: Config) -> (Stack, Runner
     }
     let stack = Stack { inner: Rc::new(RefCell::new(inner)) };
     (stack.clone(), Runner { net, clock, caps, stack })
+}
+
+/// Build a stack over `net` and run its [`Runner`] on `platform`: what a target's wiring calls.
+/// A zero [`Config::seed`] is replaced by one from the platform's RNG, so that each boot picks
+/// fresh initial sequence numbers and ports.
+pub fn spawn<P: Platform, N: Net + 'static>(platform: &P, net: N, mut config: Config) -> Stack {
+    if config.seed == 0 {
+        config.seed = platform.rng().next_u64();
+    }
+    let (stack, runner) = new(net, platform.clock(), config);
+    platform.spawn(async move { runner.run().await });
+    stack
 }
 
 /// The EUI-64 link-local address of `mac` (RFC 4291 appendix A).
@@ -643,6 +695,7 @@ impl<N: Net, C: Clock> Runner<N, C> {
             log::info!("link {}", if up { "up" } else { "down" });
             if let (true, Some(h)) = (up, inner.dhcp) {
                 inner.sockets.get_mut::<dhcpv4::Socket>(h).reset();
+                (inner.lease_asked, inner.lease_overdue) = (now, false);
             }
         }
 
@@ -666,6 +719,16 @@ impl<N: Net, C: Clock> Runner<N, C> {
         // A timeout closes a socket without a state-change report, so look every time.
         inner.observe(Phase::Egress);
         let reconfigured = inner.poll_dhcp();
+        if inner.lease_deadline().is_some_and(|at| now >= at) {
+            inner.lease_overdue = true;
+            log::warn!(
+                "no DHCP lease after {} s: is a DHCP server on the link? (still asking)",
+                LEASE_WAIT.secs()
+            );
+            for w in inner.config_waiters.drain(..) {
+                w.wake();
+            }
+        }
         inner.reap_orphans();
 
         let waker = cx.waker();
@@ -673,7 +736,10 @@ impl<N: Net, C: Clock> Runner<N, C> {
             // More frames may be queued, or new addresses need a pass: yield, then go on.
             waker.wake_by_ref();
         } else if let Some(at) =
-            [inner.iface.poll_at(now, &inner.sockets), inner.stall_deadline()].into_iter().flatten().min()
+            [inner.iface.poll_at(now, &inner.sockets), inner.stall_deadline(), inner.lease_deadline()]
+                .into_iter()
+                .flatten()
+                .min()
         {
             if at > now {
                 self.clock.wake_at(morgana_instant(at), waker);

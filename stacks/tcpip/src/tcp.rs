@@ -293,6 +293,9 @@ impl TcpStack for Stack {
         if remote.port() == 0 {
             return Err(StackError::InvalidInput);
         }
+        if remote.is_ipv4() {
+            self.wait_lease().await?;
+        }
         let handle = {
             let mut guard = self.borrow();
             let inner = &mut *guard;

@@ -206,3 +206,56 @@ fn a_lease_is_obtained_renewed_and_lost_when_the_server_goes() {
     assert_eq!(after, None, "the address is withdrawn when the lease runs out");
     assert!(messages.iter().any(|m| m.starts_with("DHCP lease: 10.0.0.50/24 via 10.0.0.1")), "{messages:?}");
 }
+
+#[test]
+fn connect_and_resolve_wait_for_the_first_lease_then_give_up_clearly() {
+    let out = run(41, |p| async move {
+        let switch = Switch::default();
+        let counts = spawn_server(&p, switch.port(SERVER_MAC));
+        // The server is slow to come up: it ignores the first DISCOVER (smoltcp asks again 10 s on).
+        counts.answering.set(false);
+        let c = counts.clone();
+        let clock = p.clock();
+        p.spawn(async move {
+            clock.sleep(Duration::from_secs(3)).await;
+            c.answering.set(true);
+        });
+        let server = stack_on(
+            &p,
+            &switch,
+            MAC_B,
+            Config::default().ipv4_static(IP_B, 24, None),
+            Default::default(),
+            1,
+        );
+        let mut listener = morgana::TcpStack::listen(&server, 7, 1).await.unwrap();
+        let (client, runner) = morgana_tcpip::new(switch.port(MAC_A), p.clock(), Config::default().dhcp());
+        p.spawn(async move { runner.run().await });
+        // Used at once, as an app would: the connection waits for the lease instead of failing.
+        let conn = morgana::TcpStack::connect(&client, addr(IP_B, 7)).await.map(|c| c.local_addr());
+        let connected_at = p.clock().now();
+        let (_, peer) = morgana::TcpListener::accept(&mut listener).await.unwrap();
+
+        // A link where no server ever answers: both fail after 30 s, and the log says why.
+        let lonely = Switch::default();
+        let (alone, runner) = morgana_tcpip::new(lonely.port(MAC_A), p.clock(), Config::default().dhcp());
+        p.spawn(async move { runner.run().await });
+        let started = p.clock().now();
+        let refused = morgana::TcpStack::connect(&alone, addr(IP_B, 7)).await.err();
+        let waited = p.clock().now() - started;
+        let unresolved = morgana::Resolver::resolve(&alone, "unikernel.test").await;
+        (conn, connected_at, peer, refused, waited, unresolved)
+    });
+    let messages: Vec<String> = out.messages().into_iter().map(String::from).collect();
+    let (conn, connected_at, peer, refused, waited, unresolved) = out.result.unwrap();
+    assert_eq!(conn.map(|a| a.ip()), Ok(LEASED.into()), "connected from the leased address");
+    assert_eq!(peer.ip(), std::net::IpAddr::from(LEASED));
+    assert!(
+        (10_000..15_000).contains(&connected_at.as_millis()),
+        "after the second DISCOVER: {connected_at}"
+    );
+    assert_eq!(refused, Some(morgana::StackError::TimedOut));
+    assert!((29..=31).contains(&waited.as_secs()), "gave up after {waited:?}");
+    assert_eq!(unresolved, Err(morgana::StackError::TimedOut), "no lease, no DNS server: at once");
+    assert!(messages.iter().any(|m| m.starts_with("no DHCP lease after 30 s")), "{messages:?}");
+}

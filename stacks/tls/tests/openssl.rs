@@ -69,7 +69,10 @@ impl Drop for Reap {
 
 /// A directory with the development CA, certificate and key as files.
 fn cert_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("morgana-tls-openssl-{}", std::process::id()));
+    // One per call: the tests run in parallel and each removes its own when done.
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("morgana-tls-openssl-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("ca.pem"), dev::CA_PEM).unwrap();
     std::fs::write(dir.join("server.pem"), dev::CHAIN_PEM).unwrap();

@@ -2,7 +2,9 @@
 //! in-memory link (two ports of a `morgana_mem::Switch`), the same buffer sizes and the same
 //! virtual clock, so the ratio measures what the stack's runner, wakers and shared state cost.
 //!
-//! `cargo xtask bench tcpip` runs it in release mode; arguments: `[MIB_PER_RUN] [RUNS]`.
+//! `cargo xtask bench tcpip` runs it in release mode; arguments: `[MIB_PER_RUN] [RUNS]`. Then,
+//! as root, `tap ECHO [MIB] [RUNS]`: Linux → unikernel `echo` over TAP beside Linux → Linux over
+//! veth (see [`tap`]).
 
 use std::future::poll_fn;
 use std::task::{Context, Poll, Waker};
@@ -27,8 +29,23 @@ const IP_B: [u8; 4] = [10, 0, 0, 2];
 const BUFFER: usize = 64 * 1024;
 const CHUNK: usize = 16 * 1024;
 
+mod tap;
+
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mode = match argv.first().map(String::as_str) {
+        Some("tap") => Some(tap::run as fn(&[String]) -> Result<(), String>),
+        Some("client") => Some(tap::client as fn(&[String]) -> Result<(), String>),
+        _ => None,
+    };
+    if let Some(mode) = mode {
+        if let Err(e) = mode(&argv[1..]) {
+            eprintln!("bench tcpip: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let mut args = argv.into_iter();
     let mib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(256);
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let bytes = mib << 20;

@@ -1,0 +1,130 @@
+//! `echo --net tap:` (morgana-tcpip on a TAP device) with Linux's `nc` as the client, inside a
+//! network namespace each test creates and removes: the app's source is the one that serves
+//! host sockets in `process.rs`.
+//!
+//! These tests need root; without it they fail with a clear message, unless
+//! `MORGANA_SKIP_ROOT_TESTS=1`.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use morgana_netns::{Netns, Proc, TempDir, root_or_skip};
+
+const TAP: &str = "mgtap0";
+const UNIKERNEL: &str = "10.77.0.2";
+const TEN_MIB: usize = 10 << 20;
+
+/// A namespace with a TAP whose Linux side is 10.77.0.1, and `echo` on the other side.
+fn echo_on_tap(tag: &str) -> (Netns, Proc) {
+    let ns = Netns::new(tag);
+    ns.tap(TAP, &["10.77.0.1/24"]);
+    let mut echo = ns.spawn(
+        env!("CARGO_BIN_EXE_echo"),
+        &["--net", &format!("tap:{TAP}"), "--ipv4", &format!("{UNIKERNEL}/24"), "--port", "7"],
+    );
+    echo.wait_for("listening on", Duration::from_secs(10));
+    (ns, echo)
+}
+
+fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// `data` sent by netcat from the Linux side, which half-closes after it; what came back, and
+/// how long it took.
+fn through_nc(ns: &Netns, data: &[u8]) -> (Vec<u8>, Duration) {
+    let dir = TempDir::new("echo-tap");
+    let file = dir.join("payload");
+    std::fs::write(&file, data).unwrap();
+    let started = Instant::now();
+    let out = ns
+        .command("nc")
+        .args(["-N", "-w", "20", UNIKERNEL, "7"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("nc (netcat-openbsd)");
+    (out.stdout, started.elapsed())
+}
+
+#[test]
+fn ten_mib_sent_by_linux_come_back_byte_exact() {
+    if !root_or_skip() {
+        return;
+    }
+    let (ns, mut echo) = echo_on_tap("ec");
+    let data = payload(TEN_MIB, 1);
+    let (back, took) = through_nc(&ns, &data);
+    println!("10 MiB echoed over TAP in {took:?}");
+    assert_eq!(back.len(), data.len(), "all of it came back");
+    assert!(back == data, "byte-exact");
+    let closed = echo.wait_for("bytes echoed", Duration::from_secs(10));
+    assert!(
+        closed.contains("from 10.77.0.1:") && closed.ends_with("closed: 10485760 bytes echoed"),
+        "{closed}"
+    );
+
+    // Idle again, the stack sleeps until a frame or a timer: no busy loop, no tick.
+    let (before, t0) = (cpu_ticks(&echo), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let (used, wall) = (cpu_ticks(&echo) - before, t0.elapsed());
+    // Clock ticks are 1/100 s on Linux: 2 % of 2 s is 4 ticks.
+    let percent = used as f64 / 100.0 / wall.as_secs_f64() * 100.0;
+    assert!(percent < 2.0, "idle echo on TAP used {percent:.1} % CPU");
+}
+
+/// User and system CPU time of the process, in clock ticks (1/100 s).
+fn cpu_ticks(p: &Proc) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.id())).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn under_5_percent_loss_ten_mib_still_come_back_byte_exact() {
+    if !root_or_skip() {
+        return;
+    }
+    let (ns, mut echo) = echo_on_tap("el");
+    // Everything Linux sends to the unikernel: its data and its acknowledgements of the echo.
+    let loss = ns.lose(TAP, 5);
+    let data = payload(TEN_MIB, 2);
+    let (back, took) = through_nc(&ns, &data);
+    let dropped = loss.dropped();
+    println!("10 MiB echoed over TAP in {took:?}, {dropped} packets dropped by {}", loss.mechanism());
+    assert!(dropped > 0, "the loss really happened");
+    assert_eq!(back.len(), data.len(), "all of it came back");
+    assert!(back == data, "byte-exact");
+    echo.wait_for("closed: 10485760 bytes echoed", Duration::from_secs(10));
+}
+
+#[test]
+fn twenty_concurrent_linux_clients_are_each_served() {
+    if !root_or_skip() {
+        return;
+    }
+    let (ns, mut echo) = echo_on_tap("ek");
+    let ns = &ns;
+    let results: Vec<bool> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..20u64)
+            .map(|i| {
+                s.spawn(move || {
+                    let data = payload(50_000 + i as usize * 1000, 100 + i);
+                    through_nc(ns, &data).0 == data
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(results.iter().filter(|ok| **ok).count(), 20, "every client got its own bytes back");
+    let closed = echo.wait_for_count("bytes echoed", 20, Duration::from_secs(10));
+    assert!(closed.iter().all(|l| l.contains("from 10.77.0.1:")), "{closed:?}");
+}
