@@ -11,6 +11,12 @@ fn main() {
     use morgana_unix::{DirKv, StartError};
 
     morgana_unix::run(www::ARGS, |platform, args| {
+        if args.flag("http-serve") && args.raw("http-port").is_none() {
+            return Err(StartError::Usage(
+                "--http-serve serves the site on the plain HTTP port: add --http-port PORT (e.g. 8080)"
+                    .into(),
+            ));
+        }
         let config = www::Config::from_args(args)?;
         let certs = match args.get_opt::<String>("certs")? {
             Some(dir) => Some(DirKv::open(&dir).map_err(|e| {

@@ -540,6 +540,15 @@ fn certificates_and_site_from_directories() {
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains("/server.pem: not found (--certs DIR needs DIR/server.pem"), "{err}");
+    let out = Command::new(www_bin).args(["--http-serve"]).output().unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (
+            Some(2),
+            "www: --http-serve serves the site on the plain HTTP port: add --http-port PORT (e.g. 8080)\n"
+                .into()
+        )
+    );
     let out = Command::new(www_bin).args(["--port", "0", "--kv", "/nonexistent/site"]).output().unwrap();
     assert_eq!(
         (out.status.code(), text(&out.stderr)),
