@@ -399,16 +399,19 @@ fn wrk_vs_nginx(root: &Path, tools: &Tools, quick: bool) -> Outcome {
     let (rounds, secs) = if quick { (1, 1) } else { (5, 5) };
     println!("==> wrk: www vs nginx (one worker), a 612-byte page, keep-alive, loopback");
     // The page is compiled into www, from a directory whose path and files stay put between
-    // runs so that cargo does not rebuild www each time.
+    // runs so that cargo does not rebuild www each time; in a target directory of its own, so
+    // that target/release/www keeps serving the real site.
     let page = page();
-    let site = root.join("target").join("bench-www").join("htdocs");
+    let work = root.join("target").join("bench-www");
+    let site = work.join("htdocs");
     write_if_changed(&site.join("index.html"), &page)?;
     exec(
         cargo()
-            .args(["build", "--release", "--quiet", "-p", "www", "--bin", "www"])
+            .args(["build", "--release", "--quiet", "-p", "www", "--bin", "www", "--target-dir"])
+            .arg(work.join("target"))
             .env("MORGANA_WWW_HTDOCS", &site),
     )?;
-    let bin = root.join("target").join("release").join("www");
+    let bin = work.join("target").join("release").join("www");
 
     // nginx's files: its own temporary prefix, readable by its worker's user.
     let tmp = TempDir(std::env::temp_dir().join(format!("morgana-bench-www-{}", std::process::id())));
