@@ -61,7 +61,7 @@ pub const KEY_KEY: &str = "/server.key";
 pub struct Config {
     /// HTTPS port.
     pub port: u16,
-    /// Plain HTTP port that redirects to HTTPS.
+    /// Plain HTTP port: redirects to HTTPS (or serves the site, with `http_serve`).
     pub http_port: Option<u16>,
     /// Serve the site on `http_port` instead of redirecting.
     pub http_serve: bool,
