@@ -14,7 +14,7 @@ fn provider() -> Arc<morgana_tls::rustls::crypto::CryptoProvider> {
 }
 
 fn file(path: &str) -> &'static [u8] {
-    www::site::FILES.iter().find(|(p, _)| *p == path).unwrap().1
+    www::site::HTDOCS.file(&Key::parse(path).unwrap()).unwrap().data
 }
 
 /// A network with `www` on 10.0.0.1 (name `www.test`, also `localhost` for the certificate) and
@@ -23,7 +23,7 @@ async fn network(p: &SimPlatform, config: www::Config) -> MemTcp {
     let net = MemTcpNet::new();
     net.add_name("localhost", [10, 0, 0, 1]);
     let server = net.host([10, 0, 0, 1]);
-    let site = www::site::builtin(p.clock()).await.unwrap();
+    let site = www::site::HTDOCS;
     let identity = www::identity::<MemKv<morgana_rt::Handle<morgana_rt::VirtualTime>>>(None).await.unwrap();
     p.spawn({
         let p = p.clone();
@@ -175,6 +175,23 @@ fn plain_http_port_redirects_to_https() {
 }
 
 #[test]
+fn plain_http_port_serves_the_site_with_http_serve() {
+    let out = run(async |p| {
+        let config =
+            www::Config { port: 443, http_port: Some(80), http_serve: true, ..www::Config::default() };
+        let client = network(&p, config).await;
+        let plain = url("http://localhost/about.html");
+        fetch::<_, _, morgana_rt::Handle<morgana_rt::VirtualTime>>(&client, &client, None, &plain)
+            .await
+            .unwrap()
+    });
+    let log = messages(&out);
+    let r = out.result.unwrap();
+    assert_eq!((r.status, r.sha256), (200, Sha256::digest(file("/about.html")).into()));
+    assert!(log.iter().any(|m| m == "serving http://10.0.0.1:80/"), "{log:?}");
+}
+
+#[test]
 fn certificates_from_a_store_and_a_clear_error_without_them() {
     let out = run(async |p| {
         let certs = MemKv::new(p.clock());
@@ -186,7 +203,7 @@ fn certificates_from_a_store_and_a_clear_error_without_them() {
         let net = MemTcpNet::new();
         let host = net.host([10, 0, 0, 1]);
         let _taken = host.listen(443, 1).await.unwrap();
-        let site = www::site::builtin(p.clock()).await.unwrap();
+        let site = www::site::HTDOCS;
         let id = morgana_tls::dev::identity().unwrap();
         let config = www::Config { port: 443, ..www::Config::default() };
         let busy = www::start(p.clone(), host, site, id, provider(), config).await.unwrap_err().to_string();
@@ -207,7 +224,11 @@ fn certificates_from_a_store_and_a_clear_error_without_them() {
 fn arguments() {
     let args = morgana::args::Args::parse(&[www::ARGS], ["--http-port", "8080"]).unwrap();
     let c = www::Config::from_args(&args).unwrap();
-    assert_eq!((c.port, c.http_port), (8443, Some(8080)));
+    assert_eq!((c.port, c.http_port, c.http_serve), (8443, Some(8080), false));
+    let args = morgana::args::Args::parse(&[www::ARGS], ["--http-port", "80", "--http-serve"]).unwrap();
+    assert!(www::Config::from_args(&args).unwrap().http_serve);
+    let alone = morgana::args::Args::parse(&[www::ARGS], ["--http-serve"]).unwrap();
+    assert_eq!(www::Config::from_args(&alone).unwrap_err().to_string(), "--http-port: required");
     let bad = morgana::args::Args::parse(&[www::ARGS], ["--port", "https"]).unwrap();
     assert_eq!(
         www::Config::from_args(&bad).unwrap_err().to_string(),

@@ -6,26 +6,38 @@ use core::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpDate(pub u64);
 
+impl HttpDate {
+    /// The formatted date, 29 ASCII bytes (built by hand: it goes into every response head).
+    pub fn to_bytes(self) -> [u8; 29] {
+        const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+        const MONTHS: [&[u8; 3]; 12] =
+            [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+        let days = self.0 / 86_400;
+        let rem = self.0 % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+        let two = |out: &mut [u8; 29], at: usize, v: u64| {
+            out[at] = b'0' + (v / 10 % 10) as u8;
+            out[at + 1] = b'0' + (v % 10) as u8;
+        };
+        out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+        two(&mut out, 5, d);
+        out[8..11].copy_from_slice(MONTHS[(m - 1) as usize]);
+        // Years past 9999 do not fit the format; they print as 9999 rather than break it.
+        let y = y.min(9999);
+        two(&mut out, 12, y / 100);
+        two(&mut out, 14, y % 100);
+        two(&mut out, 17, rem / 3600);
+        two(&mut out, 20, rem / 60 % 60);
+        two(&mut out, 23, rem % 60);
+        out
+    }
+}
+
 impl fmt::Display for HttpDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-        const MONTHS: [&str; 12] =
-            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-        let secs = self.0;
-        let days = secs / 86_400;
-        let rem = secs % 86_400;
-        let (y, m, d) = civil_from_days(days);
-        write!(
-            f,
-            "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-            DAYS[(days % 7) as usize],
-            d,
-            MONTHS[(m - 1) as usize],
-            y,
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60
-        )
+        let bytes = self.to_bytes();
+        f.write_str(core::str::from_utf8(&bytes).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -55,5 +67,7 @@ mod tests {
         assert_eq!(HttpDate(0).to_string(), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(HttpDate(1_767_225_600).to_string(), "Thu, 01 Jan 2026 00:00:00 GMT");
         assert_eq!(HttpDate(951_782_400).to_string(), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(HttpDate(4_102_444_799).to_string(), "Thu, 31 Dec 2099 23:59:59 GMT");
+        assert_eq!(HttpDate(u64::MAX / 2).to_string().len(), 29);
     }
 }

@@ -1,5 +1,6 @@
 //! Handlers: static files from a key-value store, and a redirect to HTTPS.
 
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -54,8 +55,11 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// Decode `%XX` escapes; `None` for a bad escape or a NUL.
-pub fn percent_decode(s: &str) -> Option<String> {
+/// Decode `%XX` escapes; `None` for a bad escape or a NUL. Borrows when there is nothing to decode.
+pub fn percent_decode(s: &str) -> Option<Cow<'_, str>> {
+    if !s.contains('%') {
+        return (!s.contains('\0')).then_some(Cow::Borrowed(s));
+    }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -73,7 +77,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
     if out.contains(&0) {
         return None;
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 /// A byte range resolved against a length.
@@ -129,10 +133,12 @@ pub fn parse_range(header: &str, len: u64) -> Range {
 
 /// The strong entity tag for a digest: the first 16 bytes in hex, quoted.
 pub fn etag(digest: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(34);
     s.push('"');
     for b in &digest[..16] {
-        let _ = core::fmt::Write::write_fmt(&mut s, format_args!("{b:02x}"));
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
     }
     s.push('"');
     s
@@ -184,12 +190,13 @@ impl<K: KvRo> StaticFiles<K> {
             Err(e) => return internal_error(res, &e).await,
         };
         let tag = etag(&digest);
-        let modified = format!("{}", HttpDate(modified.as_secs()));
+        let modified = HttpDate(modified.as_secs()).to_bytes();
+        let modified = core::str::from_utf8(&modified).unwrap_or_default();
         let ctype = content_type(key.basename());
         if let Some(inm) = req.header_str("if-none-match")
             && none_match(inm, &tag)
         {
-            return res.send_empty(304, &[("ETag", &tag), ("Last-Modified", &modified)]).await;
+            return res.send_empty(304, &[("ETag", &tag), ("Last-Modified", modified)]).await;
         }
         let if_range_ok = req.header_str("if-range").is_none_or(|v| v == tag);
         let range = match req.header_str("range") {
@@ -208,17 +215,16 @@ impl<K: KvRo> StaticFiles<K> {
                     .await;
             }
         };
-        let mut headers: Vec<(&str, &str)> = alloc::vec![
+        let all = [
             ("Content-Type", ctype),
             ("ETag", &tag),
-            ("Last-Modified", &modified),
+            ("Last-Modified", modified),
             ("Accept-Ranges", "bytes"),
+            ("Content-Range", content_range.as_deref().unwrap_or_default()),
         ];
-        if let Some(cr) = &content_range {
-            headers.push(("Content-Range", cr));
-        }
+        let headers = if content_range.is_some() { &all[..] } else { &all[..4] };
         let head_only = res.head_only();
-        let mut body = res.start(status, &headers, len);
+        let mut body = res.start(status, headers, len);
         if !head_only {
             let mut offset = start;
             while body.remaining() > 0 {
@@ -340,6 +346,8 @@ mod tests {
         assert_eq!(percent_decode("/a%20b").as_deref(), Some("/a b"));
         assert_eq!(percent_decode("/a%2"), None);
         assert_eq!(percent_decode("/a%00"), None);
+        assert!(matches!(percent_decode("/plain/path"), Some(Cow::Borrowed("/plain/path"))));
+        assert_eq!(percent_decode("/a\0b"), None);
         let tag = etag(&[0xab; 32]);
         assert_eq!(tag, "\"abababababababababababababababab\"");
         assert!(none_match(&alloc::format!("W/{tag}, \"x\""), &tag));

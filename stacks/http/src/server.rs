@@ -3,8 +3,8 @@
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::fmt::Write as _;
 use core::future::{Future, poll_fn};
+use core::mem::MaybeUninit;
 use core::pin::pin;
 use core::task::Poll;
 
@@ -143,32 +143,48 @@ impl<'a, W: Write> Responder<'a, W> {
         self.head_only
     }
 
-    fn head(&self, status: u16, headers: &[(&str, &str)], content_length: Option<u64>) -> Vec<u8> {
-        let mut h = alloc::string::String::with_capacity(256);
-        let _ = write!(
-            h,
-            "HTTP/1.1 {status} {}\r\nServer: morgana\r\nDate: {}\r\n",
-            reason(status),
-            HttpDate(self.date)
-        );
+    /// The response head, in a buffer with room for `extra` more bytes (the body that follows).
+    fn head(
+        &self,
+        status: u16,
+        headers: &[(&str, &str)],
+        content_length: Option<u64>,
+        extra: usize,
+    ) -> Vec<u8> {
+        let fields: usize = headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum();
+        let mut h = Vec::with_capacity(160 + fields + extra);
+        // Built by hand rather than with `write!`: this runs for every response.
+        h.extend_from_slice(b"HTTP/1.1 ");
+        push_decimal(&mut h, u64::from(status));
+        h.push(b' ');
+        h.extend_from_slice(reason(status).as_bytes());
+        h.extend_from_slice(b"\r\nServer: morgana\r\nDate: ");
+        h.extend_from_slice(&HttpDate(self.date).to_bytes());
+        h.extend_from_slice(b"\r\n");
         for (k, v) in headers {
-            let _ = write!(h, "{k}: {v}\r\n");
+            h.extend_from_slice(k.as_bytes());
+            h.extend_from_slice(b": ");
+            h.extend_from_slice(v.as_bytes());
+            h.extend_from_slice(b"\r\n");
         }
         if let Some(n) = content_length {
-            let _ = write!(h, "Content-Length: {n}\r\n");
+            h.extend_from_slice(b"Content-Length: ");
+            push_decimal(&mut h, n);
+            h.extend_from_slice(b"\r\n");
         }
         if self.close {
-            h.push_str("Connection: close\r\n");
+            h.extend_from_slice(b"Connection: close\r\n");
         } else if self.version == 0 {
-            h.push_str("Connection: keep-alive\r\n");
+            h.extend_from_slice(b"Connection: keep-alive\r\n");
         }
-        h.push_str("\r\n");
-        h.into_bytes()
+        h.extend_from_slice(b"\r\n");
+        h
     }
 
     /// Send a whole response with `body`.
     pub async fn send(self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), W::Error> {
-        let mut msg = self.head(status, headers, Some(body.len() as u64));
+        let extra = if self.head_only { 0 } else { body.len() };
+        let mut msg = self.head(status, headers, Some(body.len() as u64), extra);
         if !self.head_only {
             msg.extend_from_slice(body);
         }
@@ -180,7 +196,7 @@ impl<'a, W: Write> Responder<'a, W> {
 
     /// Send a response that has no body by definition (304, 204): no `Content-Length`.
     pub async fn send_empty(self, status: u16, headers: &[(&str, &str)]) -> Result<(), W::Error> {
-        let msg = self.head(status, headers, None);
+        let msg = self.head(status, headers, None, 0);
         self.out.write_all(&msg).await?;
         self.out.flush().await?;
         *self.sent = Sent { status, complete: true };
@@ -190,10 +206,27 @@ impl<'a, W: Write> Responder<'a, W> {
     /// Send the head of a response whose body of `len` bytes follows through the returned
     /// writer.
     pub fn start(self, status: u16, headers: &[(&str, &str)], len: u64) -> BodyWriter<'a, W> {
-        let head = self.head(status, headers, Some(len));
+        // Room for the body when it is small enough to go out with the head.
+        let extra = if self.head_only { 0 } else { usize::try_from(len).unwrap_or(usize::MAX) };
+        let head = self.head(status, headers, Some(len), if extra <= COALESCE { extra } else { 0 });
         self.sent.status = status;
         BodyWriter { out: self.out, head, remaining: len, head_only: self.head_only, sent: self.sent }
     }
+}
+
+/// Append `n` in decimal.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Streams a response body of a declared length.
@@ -390,6 +423,9 @@ async fn reject<F: Flow, C: Clock + WallClock>(flow: &mut F, status: u16, clock:
     let _ = with_deadline(clock, at, flow.shutdown_write()).await;
 }
 
+/// Header fields parsed without allocating (the default limit is 64).
+const STACK_HEADERS: usize = 64;
+
 /// Parse the head at the start of `data` and, if complete and acceptable, answer it.
 async fn parse_and_answer<F, H, C>(
     data: &[u8],
@@ -408,9 +444,17 @@ where
     if line.unwrap_or(data.len()) > limits.max_request_line {
         return Ok(Parsed::Reject(414));
     }
-    let mut headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(data) {
+    // The usual limit fits on the stack: no allocation per request.
+    let mut on_stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut on_heap = Vec::new();
+    let headers = if limits.max_headers <= STACK_HEADERS {
+        &mut on_stack[..limits.max_headers]
+    } else {
+        on_heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+        &mut on_heap[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(data, headers) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if data.len() >= capacity => {
             return Ok(Parsed::Reject(if line.is_none() { 414 } else { 431 }));
