@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand};
 mod bench_tcpip;
 mod bench_www;
 mod test;
+mod tools;
 mod virtio;
 
 /// Bare-metal Rust target used to check the `no_std` crates.

@@ -29,8 +29,8 @@ pub fn ensure_no_std_target() -> Outcome {
 
 /// Run every check.
 pub fn run(root: &Path) -> Outcome {
-    let _ = root;
     ensure_no_std_target()?;
+    crate::tools::ensure(crate::tools::TEST_TOOLS)?;
     step("cargo fmt --check", cargo().args(["fmt", "--all", "--", "--check"]))?;
     step(
         "cargo clippy -D warnings",
