@@ -67,19 +67,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_programs_on_the_path_and_in_sbin() {
+    fn finds_programs_on_the_path_only() {
         assert!(have("sh"));
-        assert!(
-            have("ip") == Path::new("/usr/sbin/ip").is_file()
-                || have("ip") == Path::new("/sbin/ip").is_file()
-        );
         assert!(!have("morgana-no-such-program"));
-    }
-
-    #[test]
-    fn every_tool_names_its_package_and_reason() {
-        for (prog, pkg, why) in TEST_TOOLS {
-            assert!(!prog.is_empty() && !pkg.is_empty() && !why.is_empty());
-        }
     }
 }
