@@ -256,6 +256,7 @@ fn size_kib(path: &Path) -> f64 {
 
 /// `cargo xtask build APP --target virtio`.
 pub fn build(root: &Path, app: &str) -> Outcome {
+    check_wired(root, app)?;
     build_images(root, &[app], false)?;
     let image = image_path(root, app, false);
     println!("{} ({:.1} KiB stripped)", image.display(), size_kib(&image));
@@ -277,18 +278,59 @@ fn app_arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     None
 }
 
-/// The app's TCP port: `--port N` among its arguments, else its declared default.
-fn app_port(root: &Path, app: &str, args: &[String]) -> Option<u16> {
-    if let Some(v) = app_arg(args, "port") {
-        return v.parse().ok();
+/// A TCP port an app serves: `--port N` or `--http-port N` among its arguments, else the
+/// default its `lib.rs` declares for this target; and the URL scheme its help names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AppPort {
+    port: u16,
+    scheme: Option<&'static str>,
+}
+
+/// The ports the app serves (see [`AppPort`]): its `--port`, and its `--http-port` when given.
+fn app_ports(root: &Path, app: &str, args: &[String]) -> Vec<AppPort> {
+    let src = std::fs::read_to_string(root.join("apps").join(app).join("src/lib.rs")).unwrap_or_default();
+    let mut out = Vec::new();
+    for name in ["port", "http-port"] {
+        let decl = port_decl(&src, name);
+        let port = match app_arg(args, name) {
+            Some(v) => v.parse().ok(),
+            None => decl.and_then(|(default, _)| default),
+        };
+        if let Some(port) = port {
+            out.push(AppPort { port, scheme: decl.and_then(|(_, scheme)| scheme) });
+        }
     }
-    let src = std::fs::read_to_string(root.join("apps").join(app).join("src/lib.rs")).ok()?;
-    let at = src.find("ArgSpec::value(\"port\"")?;
+    out
+}
+
+/// `ArgSpec::value("NAME", ...)` in an app's source: its default on bare metal (a literal, or a
+/// `const` whose `#[cfg(target_os = "none")]` version is a literal) and the scheme its help names.
+fn port_decl(src: &str, name: &str) -> Option<(Option<u16>, Option<&'static str>)> {
+    let at = src.find(&format!("ArgSpec::value(\"{name}\""))?;
     let rest = &src[at..];
     let end = rest[1..].find("ArgSpec::").map_or(rest.len(), |e| e + 1);
     let decl = &rest[..end];
-    let d = decl.find(".default(\"")? + ".default(\"".len();
-    decl[d..].split('"').next()?.parse().ok()
+    // The first protocol the help names: "HTTPS port", "plain HTTP on PORT, redirecting to HTTPS".
+    let scheme = decl.find("HTTP").map(|h| if decl[h..].starts_with("HTTPS") { "https" } else { "http" });
+    let default = decl.find(".default(").and_then(|d| {
+        let value = decl[d + ".default(".len()..].split(')').next()?.trim();
+        match value.strip_prefix('"') {
+            Some(lit) => lit.trim_end_matches('"').parse().ok(),
+            None => {
+                let def = format!("#[cfg(target_os = \"none\")]\npub const {value}: &str = \"");
+                let at = src.find(&def)? + def.len();
+                src[at..].split('"').next()?.parse().ok()
+            }
+        }
+    });
+    Some((default, scheme))
+}
+
+/// The host port that forwards to guest port `guest` by default: the same port, except that
+/// ports below 1024 (which need root on the host) move up by 8000: 443 -> 8443, 80 -> 8080,
+/// 7 -> 8007.
+pub fn host_port(guest: u16) -> u16 {
+    if guest < 1024 { guest + 8000 } else { guest }
 }
 
 fn parse_forward(s: &str) -> Result<(u16, u16), Failure> {
@@ -313,8 +355,22 @@ fn choose_kvm(accel: Option<&str>) -> Result<bool, Failure> {
     }
 }
 
+/// An app without bare-metal wiring fails in one line instead of a link error.
+fn check_wired(root: &Path, app: &str) -> Outcome {
+    if virtio_apps(root).iter().any(|a| a == app) {
+        Ok(())
+    } else {
+        Err(Failure::usage(format!(
+            "{app} is not wired for --target virtio yet (its src/main.rs has no morgana_virtio::entry!); \
+             wired: {}",
+            virtio_apps(root).join(", ")
+        )))
+    }
+}
+
 /// `cargo xtask run APP --target virtio ...`.
 pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
+    check_wired(root, app)?;
     check_qemu()?;
     let mut forwards = q.forward.iter().map(|f| parse_forward(f)).collect::<Result<Vec<_>, _>>()?;
     let net = match q.net.as_deref() {
@@ -329,11 +385,21 @@ pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
             Some(NetSpec::Tap(ifname.to_string()))
         }
         Some("user") | None => {
-            let port = app_port(root, app, args);
-            if let Some(p) = port
-                && !forwards.iter().any(|(_, g)| *g == p)
-            {
-                forwards.push((p, p));
+            for p in app_ports(root, app, args) {
+                let host = match forwards.iter().find(|(_, g)| *g == p.port) {
+                    Some((h, _)) => *h,
+                    None => {
+                        forwards.push((host_port(p.port), p.port));
+                        host_port(p.port)
+                    }
+                };
+                match p.scheme {
+                    Some(scheme) => println!(
+                        "serving {scheme}://127.0.0.1:{host}/ (host port {host} forwards to the guest's port {})",
+                        p.port
+                    ),
+                    None => println!("127.0.0.1:{host} forwards to the guest's TCP port {}", p.port),
+                }
             }
             (q.net.is_some() || !forwards.is_empty()).then_some(NetSpec::User(forwards))
         }
@@ -795,9 +861,20 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// The apps wired for this target: their `main.rs` names `morgana_virtio::entry!`.
+pub fn virtio_apps(root: &Path) -> Vec<String> {
+    apps(root)
+        .into_iter()
+        .filter(|app| {
+            std::fs::read_to_string(root.join("apps").join(app).join("src/main.rs"))
+                .is_ok_and(|src| src.contains("morgana_virtio::entry!"))
+        })
+        .collect()
+}
+
 /// `cargo xtask size`: stripped image size per app.
 pub fn size(root: &Path) -> Outcome {
-    let all = apps(root);
+    let all = virtio_apps(root);
     let names: Vec<&str> = all.iter().map(String::as_str).collect();
     build_images(root, &names, false)?;
     println!("{:<12} {:>12}", "app", "image (KiB)");
@@ -875,7 +952,7 @@ pub fn bench(root: &Path, what: &str, runs: usize) -> Outcome {
     }
     let runs = runs.max(10);
     check_qemu()?;
-    let all = apps(root);
+    let all = virtio_apps(root);
     let names: Vec<&str> = all.iter().map(String::as_str).collect();
     build_images(root, &names, false)?;
     let kvm = kvm_usable();
@@ -974,9 +1051,17 @@ mod tests {
         assert_eq!(parse_forward("8080:80").ok(), Some((8080, 80)));
         assert!(parse_forward("8080").is_err() && parse_forward("x:1").is_err());
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        assert_eq!(app_port(root, "hello", &["--port".into(), "7".into()]), Some(7));
-        assert_eq!(app_port(root, "hello", &["--port=99".into()]), Some(99));
-        assert_eq!(app_port(root, "hello", &[]), None, "hello declares no port");
+        let ports = |app: &str, args: &[&str]| -> Vec<(u16, Option<&str>)> {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            app_ports(root, app, &args).into_iter().map(|p| (p.port, p.scheme)).collect()
+        };
+        assert_eq!(ports("hello", &["--port", "7"]), [(7, None)]);
+        assert_eq!(ports("hello", &["--port=99"]), [(99, None)]);
+        assert_eq!(ports("hello", &[]), [], "hello declares no port");
+        assert_eq!(ports("echo", &[]), [(7, None)]);
+        assert_eq!(ports("www", &[]), [(443, Some("https"))], "www's bare-metal default");
+        assert_eq!(ports("www", &["--http-port", "80"]), [(443, Some("https")), (80, Some("http"))]);
+        assert_eq!((host_port(443), host_port(7), host_port(8443)), (8443, 8007, 8443));
         let args: Vec<String> = ["--log", "debug", "--block=disk.img"].map(String::from).into();
         assert_eq!(app_arg(&args, "block"), Some("disk.img"));
         assert_eq!(app_arg(&args, "log"), Some("debug"));

@@ -24,6 +24,39 @@ fn main() {
     })
 }
 
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+morgana_virtio::entry!(main);
+
+/// The site compiled into the image, the built-in development certificate, TLS by
+/// rustls-rustcrypto (its randomness through getrandom from RDRAND), `morgana-tcpip` on the first
+/// NIC. `cargo xtask run www --target virtio` forwards host port 8443 to the guest's 443.
+#[cfg(target_os = "none")]
+fn main() -> ! {
+    use alloc::string::ToString;
+    use alloc::sync::Arc;
+    use morgana::Platform;
+    morgana_virtio::run_with_devices(www::ARGS, |platform, mut devices, args| {
+        let config = www::Config::from_args(args)?;
+        if let Some(dir) = args.raw("certs") {
+            return Err(morgana_virtio::StartError::Device(alloc::format!(
+                "--certs {dir}: bare metal has no directories to read; drop --certs to serve the built-in development certificate"
+            )));
+        }
+        let stack = morgana_virtio::stack(&platform, &mut devices, args)?;
+        Ok(async move {
+            let identity = www::identity::<morgana_mem::MemKv<morgana_virtio::VirtioClock>>(None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let site = www::site::builtin(platform.clock()).await.map_err(|e| e.to_string())?;
+            let provider = Arc::new(rustls_rustcrypto::provider());
+            www::start(platform, stack, site, identity, provider, config).await.map_err(|e| e.to_string())
+        })
+    })
+}
+
 #[cfg(unix)]
 mod unix {
     use morgana::{Key, KvRw, WallClock};

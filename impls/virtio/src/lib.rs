@@ -68,6 +68,8 @@ mod rng;
 #[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]
+mod stack;
+#[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 mod sys;
 
@@ -83,8 +85,11 @@ pub use net::{VirtioNet, VirtioRx, VirtioTx};
 pub use rng::{HwEntropy, HwRng};
 #[cfg(target_os = "none")]
 pub use run::{
-    EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, VirtioPlatform, run, run_with_devices,
+    EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, StartError, VirtioClock,
+    VirtioPlatform, run, run_with_devices,
 };
+#[cfg(target_os = "none")]
+pub use stack::{VirtioStack, stack};
 #[cfg(target_os = "none")]
 pub use time::KernelTime;
 
@@ -100,15 +105,15 @@ pub fn page_fault() {
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
+        // No `allow(unsafe_code)` here: the lint does not fire in an external macro's expansion,
+        // and an app may `forbid` it (which an `allow` would contradict).
         #[doc(hidden)]
-        #[allow(unsafe_code)]
         #[unsafe(export_name = "morgana_virtio_main")]
         pub fn __morgana_virtio_main() -> ! {
             $main()
         }
 
         #[doc(hidden)]
-        #[allow(unsafe_code)]
         #[unsafe(export_name = "morgana_virtio_program")]
         pub static __MORGANA_VIRTIO_PROGRAM: &str = env!("CARGO_PKG_NAME");
     };

@@ -33,6 +33,34 @@ pub const EXIT_PANIC: u8 = 101;
 /// The platform an app receives on bare metal.
 pub type VirtioPlatform = RtPlatform<KernelTime, HwEntropy>;
 
+/// The clock an app receives on bare metal (`platform.clock()`).
+pub type VirtioClock = morgana_rt::Handle<KernelTime>;
+
+/// Why an app could not start (returned by the `build` closure of [`run`] and
+/// [`run_with_devices`]).
+#[derive(Debug)]
+pub enum StartError {
+    /// A bad argument value: one line, exit status 2.
+    Args(ArgError),
+    /// A device is missing or unusable; the line says why and how to fix it (exit status 1).
+    Device(String),
+}
+
+impl From<ArgError> for StartError {
+    fn from(e: ArgError) -> Self {
+        Self::Args(e)
+    }
+}
+
+impl Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Args(e) => e.fmt(f),
+            Self::Device(m) => f.write_str(m),
+        }
+    }
+}
+
 /// What the platform brought up.
 struct Booted {
     time: KernelTime,
@@ -90,8 +118,12 @@ fn calibrate_lapic(time: &KernelTime) -> Scale {
 /// logging, and run the app that `build` returns until it completes; then exit with its status.
 ///
 /// `--help` prints the usage and exits 0; a bad argument prints one line and exits 2; an app
-/// error prints `error: ...` and exits 1. No devices are probed: see [`run_with_devices`].
-pub fn run<F, E>(app_args: &[ArgSpec], build: impl FnOnce(VirtioPlatform, &Args) -> Result<F, ArgError>) -> !
+/// error prints `error: ...` and exits 1; a [`StartError::Device`] prints one line and exits 1.
+/// No devices are probed: see [`run_with_devices`].
+pub fn run<F, E>(
+    app_args: &[ArgSpec],
+    build: impl FnOnce(VirtioPlatform, &Args) -> Result<F, StartError>,
+) -> !
 where
     F: Future<Output = Result<(), E>>,
     E: Display,
@@ -99,10 +131,12 @@ where
     start(app_args, false, |platform, _devices, args| build(platform, args))
 }
 
-/// [`run`], with the virtio-net and virtio-blk devices found at boot handed to `build`.
+/// [`run`], with the virtio-net and virtio-blk devices found at boot handed to `build`, and the
+/// TCP/IP stack's own arguments ([`morgana_tcpip::ARGS`]: `--ipv6`, `--ipv6-gateway`) declared
+/// for [`crate::stack`].
 pub fn run_with_devices<F, E>(
     app_args: &[ArgSpec],
-    build: impl FnOnce(VirtioPlatform, Devices, &Args) -> Result<F, ArgError>,
+    build: impl FnOnce(VirtioPlatform, Devices, &Args) -> Result<F, StartError>,
 ) -> !
 where
     F: Future<Output = Result<(), E>>,
@@ -114,7 +148,7 @@ where
 fn start<F, E>(
     app_args: &[ArgSpec],
     probe: bool,
-    build: impl FnOnce(VirtioPlatform, Devices, &Args) -> Result<F, ArgError>,
+    build: impl FnOnce(VirtioPlatform, Devices, &Args) -> Result<F, StartError>,
 ) -> !
 where
     F: Future<Output = Result<(), E>>,
@@ -128,7 +162,8 @@ where
             sys::exit(EXIT_FAILURE)
         }
     };
-    let specs = [COMMON, app_args];
+    let net_args: &[ArgSpec] = if probe { morgana_tcpip::ARGS } else { &[] };
+    let specs = [COMMON, net_args, app_args];
     let args = match Args::parse(&specs, &b.cmdline.args) {
         Ok(a) => a,
         Err(e) => arg_failure(program, &specs, e),
@@ -153,7 +188,11 @@ where
     let platform = RtPlatform::new(exec.handle(), b.entropy);
     let app = match build(platform, devices, &args) {
         Ok(app) => app,
-        Err(e) => arg_failure(program, &specs, e),
+        Err(StartError::Args(e)) => arg_failure(program, &specs, e),
+        Err(StartError::Device(e)) => {
+            println(format_args!("{program}: {e}"));
+            sys::exit(EXIT_FAILURE)
+        }
     };
     let started: Instant = b.time.now();
     log::debug!("boot: {} us from the first instruction to the app ({})", started.as_micros(), b.describe);
