@@ -8,19 +8,38 @@ use morgana_rt::{LogLine, TimeSource};
 use crate::sys::serial;
 use crate::time::KernelTime;
 
-/// `fmt::Write` onto the serial port.
-pub struct Serial;
+/// Bytes gathered before they go to the port: one line, usually.
+const LINE: usize = 256;
 
-impl Write for Serial {
+/// A line assembled on the stack, so the port sees one write per line instead of one per
+/// formatted piece (each write costs a look at the line status, a VM exit).
+struct LineBuf {
+    buf: [u8; LINE],
+    len: usize,
+}
+
+impl Write for LineBuf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        serial::write(s.as_bytes());
+        let mut s = s.as_bytes();
+        while !s.is_empty() {
+            if self.len == LINE {
+                serial::write(&self.buf);
+                self.len = 0;
+            }
+            let n = s.len().min(LINE - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+            self.len += n;
+            s = &s[n..];
+        }
         Ok(())
     }
 }
 
 /// Print one line on the console.
 pub fn println(args: fmt::Arguments<'_>) {
-    let _ = writeln!(Serial, "{args}");
+    let mut line = LineBuf { buf: [0; LINE], len: 0 };
+    let _ = writeln!(line, "{args}");
+    serial::write(&line.buf[..line.len]);
 }
 
 struct SerialLogger {
