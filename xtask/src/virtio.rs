@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use crate::{Failure, NO_STD_TARGET, Outcome, apps, cargo, exec};
 
+mod live;
+
 /// QEMU binary.
 const QEMU: &str = "qemu-system-x86_64";
 /// Firmware for `q35`: qboot, which boots a PVH kernel in milliseconds (SeaBIOS takes seconds).
@@ -339,6 +341,29 @@ fn parse_forward(s: &str) -> Result<(u16, u16), Failure> {
     Ok((h.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
 }
 
+/// A disk image QEMU can attach as it is: an existing file of whole 512-byte sectors (QEMU would
+/// silently round a ragged one up and grow the file).
+fn check_disk_image(file: &Path) -> Outcome {
+    let len = match std::fs::metadata(file) {
+        Ok(m) if m.is_file() => m.len(),
+        _ => {
+            return Err(Failure::usage(format!(
+                "--block {}: no such file (create one: truncate -s 16M disk.img)",
+                file.display()
+            )));
+        }
+    };
+    if len % 512 != 0 {
+        return Err(Failure::usage(format!(
+            "--block {}: {len} bytes is not a whole number of 512-byte sectors (resize it: truncate -s {}K {})",
+            file.display(),
+            len.div_ceil(1024),
+            file.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Pick the accelerator: the one asked for, else KVM when usable (saying so when it is not).
 fn choose_kvm(accel: Option<&str>) -> Result<bool, Failure> {
     match accel {
@@ -407,13 +432,8 @@ pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
     };
     // The app's own `--block FILE` (the argument every target understands) names the disk too.
     let block = q.block.clone().or_else(|| app_arg(args, "block").map(PathBuf::from));
-    if let Some(file) = &block
-        && !file.is_file()
-    {
-        return Err(Failure::usage(format!(
-            "--block {}: no such file (create one: truncate -s 16M disk.img)",
-            file.display()
-        )));
+    if let Some(file) = &block {
+        check_disk_image(file)?;
     }
     let kvm = choose_kvm(q.accel.as_deref())?;
     build_images(root, &[app], false)?;
@@ -438,6 +458,8 @@ struct Boot {
     status: Result<u8, String>,
     /// Launch to exit.
     elapsed: Duration,
+    /// What QEMU (or xtask) printed on stderr.
+    stderr: String,
 }
 
 impl Boot {
@@ -455,7 +477,7 @@ enum Launch {
     /// QEMU directly.
     Qemu(Vm),
     /// `cargo xtask run ...` (this very binary), as a user types it; its status is the guest's.
-    Xtask(Vec<&'static str>),
+    Xtask(Vec<String>),
 }
 
 /// Boot `vm`, capturing its console, killing it after `timeout`.
@@ -511,13 +533,24 @@ fn boot_with(launch: &Launch, timeout: Duration) -> Result<Boot, String> {
             .ok_or_else(|| format!("xtask failed: {}", stderr.trim())),
         (None, _) => Err(format!("timed out after {timeout:?}")),
     };
-    Ok(Boot { lines, status, elapsed })
+    Ok(Boot { lines, status, elapsed, stderr })
 }
 
 /// Guest timestamp of a log line: `[    1.000123] INFO ...` in seconds.
 fn guest_time(line: &str) -> Option<f64> {
     let inner = line.strip_prefix('[')?.split(']').next()?;
     inner.trim().parse().ok()
+}
+
+/// `cargo xtask run APP --target virtio EXTRA... [-- APP_ARGS...]`, as a launch.
+fn xtask_run(app: &str, extra: &[&str], app_args: &[&str]) -> Launch {
+    let mut a: Vec<String> = ["run", app, "--target", "virtio"].map(String::from).into();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    if !app_args.is_empty() {
+        a.push("--".into());
+        a.extend(app_args.iter().map(|s| s.to_string()));
+    }
+    Launch::Xtask(a)
 }
 
 /// Checks what a boot printed and how it ended.
@@ -567,7 +600,67 @@ fn check_hello(b: &Boot, count: usize, interval: Duration) -> Result<(), String>
     Ok(())
 }
 
-fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
+/// Disk images for the `block` app's runs.
+struct BlockImages {
+    /// 256 KiB of zeros.
+    good: PathBuf,
+    /// No sectors at all.
+    empty: PathBuf,
+    /// 1000 bytes: not a whole number of sectors.
+    ragged: PathBuf,
+}
+
+/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// POSIX seconds of an RFC 3339 UTC time `2026-01-01T00:00:03.000Z` (seconds precision).
+fn rfc3339_secs(s: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    if s.len() < 20 || &s[4..5] != "-" || &s[10..11] != "T" {
+        return None;
+    }
+    let days = days_from_civil(n(0..4)?, n(5..7)?, n(8..10)?);
+    Some(days * 86_400 + n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?)
+}
+
+/// `clock --count N`: N lines, wall time near the host's, monotonic time one second apart.
+fn check_clock(b: &Boot, count: usize) -> Result<(), String> {
+    expect_status(b, 0)?;
+    let lines = b.find("(monotonic: ");
+    if lines.len() != count {
+        return Err(format!("{} clock lines, expected {count}", lines.len()));
+    }
+    let host = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs() as i64;
+    for (i, (_, line)) in lines.iter().enumerate() {
+        let text = line.split("clock: ").nth(1).ok_or_else(|| format!("unreadable: {line}"))?;
+        let wall = rfc3339_secs(text).ok_or_else(|| format!("not RFC 3339: {line}"))?;
+        if (wall - host).abs() > 30 {
+            return Err(format!("guest wall clock {text} is {}s off the host's", wall - host));
+        }
+        let mono: f64 = text
+            .split("(monotonic: ")
+            .nth(1)
+            .and_then(|m| m.split('s').next())
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| format!("no monotonic time: {line}"))?;
+        if (mono - i as f64).abs() > 0.25 {
+            return Err(format!("tick {i} at {mono}s monotonic, expected {i}s"));
+        }
+    }
+    Ok(())
+}
+
+fn cases(root: &Path, kvm: bool, disk: &Path, images: &BlockImages) -> Vec<Case> {
     let img = |app: &str| image_path(root, app, false);
     let conf = image_path(root, "conformance", true);
     let mut cases = Vec::new();
@@ -577,15 +670,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
     // The done-when runs, through the command users type: the default four hellos a second
     // apart, then every machine and accelerator with the spacing shortened (checked
     // proportionally). Without KVM, the default falls back to TCG.
-    let run = |extra: &[&'static str], app_args: &[&'static str]| {
-        let mut a = vec!["run", "hello", "--target", "virtio"];
-        a.extend_from_slice(extra);
-        if !app_args.is_empty() {
-            a.push("--");
-            a.extend_from_slice(app_args);
-        }
-        Launch::Xtask(a)
-    };
+    let run = |extra: &[&'static str], app_args: &[&'static str]| xtask_run("hello", extra, app_args);
     add(
         "cargo xtask run hello --target virtio: four lines a second apart",
         run(&[], &[]),
@@ -792,6 +877,75 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
         vm.block = Some(disk.to_path_buf());
         add(name, Launch::Qemu(vm), 60, Box::new(conformance));
     }
+    add(
+        "cargo xtask run clock --target virtio -- --count 3: wall and monotonic time",
+        xtask_run("clock", &[], &["--count", "3"]),
+        60,
+        Box::new(|b| check_clock(b, 3)),
+    );
+    let good = images.good.clone();
+    add(
+        "cargo xtask run block --target virtio -- --block FILE: every sector verified, and on the disk",
+        xtask_run("block", &[], &["--block", &images.good.display().to_string()]),
+        120,
+        Box::new(move |b| {
+            expect_status(b, 0)?;
+            for want in ["block device: 512 sectors of 512 bytes (256 KiB)", "checked 512 sectors: 0 errors"]
+            {
+                if b.find(want).is_empty() {
+                    return Err(format!("no '{want}'"));
+                }
+            }
+            // The pattern really reached the file: sector 5 starts with its own index.
+            let bytes = std::fs::read(&good).map_err(|e| e.to_string())?;
+            if bytes.get(5 * 512..5 * 512 + 8) != Some(&5u64.to_le_bytes()[..]) {
+                return Err("sector 5 of the image does not start with its index".into());
+            }
+            Ok(())
+        }),
+    );
+    add(
+        "block on an empty image: one error line, status 1",
+        xtask_run("block", &[], &["--block", &images.empty.display().to_string()]),
+        60,
+        Box::new(|b| {
+            expect_status(b, 1)?;
+            if b.find("error: the block device has no sectors").len() == 1 {
+                Ok(())
+            } else {
+                Err("no error line".into())
+            }
+        }),
+    );
+    let ragged = images.ragged.display().to_string();
+    add(
+        "block on a ragged image: xtask refuses it in one line, status 2",
+        xtask_run("block", &[], &["--block", &ragged]),
+        60,
+        Box::new(move |b| {
+            expect_status(b, 2)?;
+            let want = format!("--block {ragged}: 1000 bytes is not a whole number of 512-byte sectors");
+            if b.stderr.lines().any(|l| l.starts_with(&want)) {
+                Ok(())
+            } else {
+                Err(format!("no '{want}...' on stderr: {}", b.stderr))
+            }
+        }),
+    );
+    add(
+        "block without a disk: one line saying how to attach one, status 1",
+        xtask_run("block", &[], &[]),
+        60,
+        Box::new(|b| {
+            expect_status(b, 1)?;
+            let want = "block: no virtio-blk disk: attach a disk image";
+            if b.lines.len() == 1 && b.lines[0].1.starts_with(want) {
+                Ok(())
+            } else {
+                Err(format!("expected only: {want}..."))
+            }
+        }),
+    );
     cases
 }
 
@@ -812,10 +966,11 @@ pub fn test(root: &Path) -> Outcome {
             ])
             .args(["--", "-D", "warnings"]),
     )?;
-    let app_list = ["hello", "heads", "timeout", "noop"];
+    let all_apps = virtio_apps(root);
+    let app_list: Vec<&str> = all_apps.iter().map(String::as_str).collect();
     let mut c = cargo();
     c.args(["clippy", "--quiet", "--target", NO_STD_TARGET, "--bins"]);
-    for a in app_list {
+    for a in &app_list {
         c.args(["-p", a]);
     }
     exec(c.args(["--", "-D", "warnings"]))?;
@@ -826,14 +981,21 @@ pub fn test(root: &Path) -> Outcome {
     if !kvm {
         println!("/dev/kvm not usable: QEMU tests run under TCG (slower)");
     }
-    let disk = std::env::temp_dir().join(format!("morgana-virtio-test-{}.img", std::process::id()));
-    let _cleanup = RemoveOnDrop(disk.clone());
-    std::fs::File::create(&disk)
-        .and_then(|f| f.set_len(1 << 20))
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", disk.display())))?;
-    let all = cases(root, kvm, &disk);
+    let tmp =
+        |tag: &str| std::env::temp_dir().join(format!("morgana-virtio-{tag}-{}.img", std::process::id()));
+    let disk = tmp("test");
+    let images = BlockImages { good: tmp("block"), empty: tmp("empty"), ragged: tmp("ragged") };
+    let _cleanup = [&disk, &images.good, &images.empty, &images.ragged].map(|p| RemoveOnDrop(p.clone()));
+    for (file, len) in
+        [(&disk, 1 << 20), (&images.good, 256 << 10), (&images.empty, 0), (&images.ragged, 1000)]
+    {
+        std::fs::File::create(file)
+            .and_then(|f| f.set_len(len))
+            .map_err(|e| Failure::new(format!("cannot create {}: {e}", file.display())))?;
+    }
+    let all = cases(root, kvm, &disk, &images);
     let started = Instant::now();
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for case in &all {
         let t = Instant::now();
         let result = boot_with(&case.launch, case.timeout)
@@ -849,7 +1011,27 @@ pub fn test(root: &Path) -> Outcome {
             }
         }
     }
-    println!("qemu: {passed} passed, {failed} failed ({:.1}s)", started.elapsed().as_secs_f64());
+    for (name, test) in live::tests(root, kvm) {
+        let t = Instant::now();
+        match test() {
+            Ok(true) => {
+                passed += 1;
+                println!("  ok    {name} ({:.2}s)", t.elapsed().as_secs_f64());
+            }
+            Ok(false) => {
+                skipped += 1;
+                println!("  skip  {name} (MORGANA_SKIP_ROOT_TESTS=1)");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("  FAIL  {name}: {e}");
+            }
+        }
+    }
+    println!(
+        "qemu: {passed} passed, {failed} failed, {skipped} skipped ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
     if failed > 0 { Err(Failure::new("xtask test: QEMU boots failed")) } else { Ok(()) }
 }
 

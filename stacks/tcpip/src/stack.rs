@@ -452,7 +452,10 @@ impl Inner {
                 self.set_dns_servers(&dns);
             }
             None => {
-                log::warn!("DHCP lease lost: no IPv4 address until a server answers");
+                // smoltcp reports "deconfigured" once at start too, when there is nothing to lose.
+                if self.iface.ip_addrs().iter().any(|a| matches!(a, IpCidr::Ipv4(_))) {
+                    log::warn!("DHCP lease lost: no IPv4 address until a server answers");
+                }
                 self.set_ipv4(None, None);
                 self.set_dns_servers(&[]);
             }
