@@ -45,7 +45,8 @@ pub struct QemuArgs {
     #[arg(long, default_value = "64M")]
     pub mem: String,
     /// Network: user (QEMU's user-mode stack, no root) or tap:IFNAME. Default: user networking
-    /// when the app declares a --port (forwarded from the same host port), else none.
+    /// when the app declares a --port, forwarded from the same host port (from port + 8000 for
+    /// ports below 1024: 443 -> 8443), else none.
     #[arg(long)]
     pub net: Option<String>,
     /// Forward a host TCP port to a guest port (user networking); repeatable.
@@ -1181,19 +1182,36 @@ pub fn bench(root: &Path, what: &str, runs: usize) -> Outcome {
         "guest boot, first instruction to app start, median of {runs}: {:.0} us (target <= 100 us)",
         median(&mut guest)
     );
-    println!("smallest --mem each app runs in (microvm, {accel}):");
+    println!("smallest --mem each app runs in (microvm, {accel}; servers must answer a request):");
+    let disk = std::env::temp_dir().join(format!("morgana-virtio-bench-{}.img", std::process::id()));
+    let _cleanup = RemoveOnDrop(disk.clone());
+    std::fs::File::create(&disk)
+        .and_then(|f| f.set_len(64 << 10))
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", disk.display())))?;
     for app in &names {
         let args: &[&str] = match *app {
             "hello" => &["--count", "1", "--interval-ms", "0"],
             "timeout" => &["--task-ms", "1", "--timeout-ms", "5"],
+            "clock" => &["--count", "1"],
             _ => &[],
         };
         let image = image_path(root, app, false);
+        let server = matches!(*app, "echo" | "www");
         let fits = |mib: u64| {
             let mut vm = Vm::new(&image, kvm).args(args.iter().copied());
             vm.mem = format!("{mib}M");
+            if *app == "block" {
+                vm.block = Some(disk.clone());
+            }
+            if server {
+                let Ok(port) = live::free_port() else { return false };
+                let guest = if *app == "echo" { 7 } else { 443 };
+                vm.net = Some(NetSpec::User(vec![(port, guest)]));
+                return live::serves(root, app, vm.command(), port, Duration::from_secs(60));
+            }
             // Too little memory can hang the guest before it prints anything: do not wait long.
-            boot(&vm, Duration::from_secs(5)).is_ok_and(|b| b.status == Ok(0))
+            boot(&vm, Duration::from_secs(if *app == "block" { 30 } else { 5 }))
+                .is_ok_and(|b| b.status == Ok(0))
         };
         let (mut lo, mut hi) = (0u64, 64u64);
         if !fits(hi) {

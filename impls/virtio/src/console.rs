@@ -3,7 +3,7 @@
 use alloc::boxed::Box;
 use core::fmt::{self, Write};
 
-use morgana_rt::{LogLine, TimeSource};
+use morgana_rt::TimeSource;
 
 use crate::sys::serial;
 use crate::time::KernelTime;
@@ -61,7 +61,10 @@ impl log::Log for SerialLogger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            println(format_args!("{}", LogLine { at: self.time.now(), record }));
+            let mut line = LineBuf { buf: [0; LINE], len: 0 };
+            let _ = crate::logline::write_log_line(&mut line, self.time.now(), record);
+            let _ = line.write_char('\n');
+            serial::write(&line.buf[..line.len]);
         }
     }
 

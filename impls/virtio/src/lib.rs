@@ -49,6 +49,8 @@
 extern crate alloc;
 
 pub mod cmdline;
+#[cfg(any(test, target_os = "none"))]
+mod logline;
 pub mod memmap;
 pub mod pci;
 pub mod time;

@@ -1,7 +1,6 @@
 //! The kernel's entry: platform bring-up, arguments, logging, the executor, the exit status.
 
 use alloc::borrow::Cow;
-use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt::Display;
 use core::future::Future;
@@ -67,15 +66,32 @@ struct Booted {
     irqs: Irqs,
     park: HaltPark,
     entropy: HwEntropy,
-    cmdline: Cmdline,
-    describe: String,
+    cmdline: Cmdline<'static>,
+    describe: Describe,
+}
+
+/// What the boot log says about the platform; formatted only if debug logging is on.
+struct Describe {
+    clock: &'static str,
+    timer: Timer,
+    heap: u64,
+}
+
+impl Display for Describe {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let timer = match self.timer {
+            Timer::TscDeadline => "tsc-deadline",
+            Timer::OneShot(_) => "lapic one-shot",
+        };
+        write!(f, "clock {}, timer {timer}, heap {} KiB", self.clock, self.heap / 1024)
+    }
 }
 
 /// Bring the platform up. Errors before the heap exists must not allocate, hence `Cow`.
 fn boot() -> Result<Booted, Cow<'static, str>> {
     sys::idt::init();
     let info = sys::pvh::start_info()?;
-    let (start, len) = crate::memmap::heap_region(&info.regions[..info.len], &info.reserved, 1 << 32)
+    let (start, len) = crate::memmap::heap_region(info.regions, &info.reserved, 1 << 32)
         .ok_or("the memory map has no free RAM for a heap: give the VM more memory (--mem)")?;
     if !sys::heap::init(start, len) {
         return Err("the heap's memory lies above 4 GiB".into());
@@ -87,14 +103,7 @@ fn boot() -> Result<Booted, Cow<'static, str>> {
     let timer = if apic::init() { Timer::TscDeadline } else { Timer::OneShot(calibrate_lapic(&time)) };
     let irqs = Irqs::default();
     cpu::sti();
-    let describe = format!(
-        "clock {clock}, timer {}, heap {} KiB",
-        match timer {
-            Timer::TscDeadline => "tsc-deadline",
-            Timer::OneShot(_) => "lapic one-shot",
-        },
-        len / 1024
-    );
+    let describe = Describe { clock, timer, heap: len };
     Ok(Booted { time, park: HaltPark::new(time, irqs.clone(), timer), irqs, entropy, cmdline, describe })
 }
 
@@ -168,9 +177,7 @@ where
         Ok(a) => a,
         Err(e) => arg_failure(program, &specs, e),
     };
-    let level = match args
-        .get_opt_with("log", "error, warn, info, debug or trace", |s| log::LevelFilter::from_str(s).ok())
-    {
+    let level = match args.get_opt_with("log", "error, warn, info, debug or trace", level) {
         Ok(l) => l.unwrap_or(log::LevelFilter::Info),
         Err(e) => arg_failure(program, &specs, e),
     };
@@ -209,6 +216,22 @@ where
         }
     };
     sys::exit(status)
+}
+
+/// A `--log` level: the usual lower-case names by a direct match (`LevelFilter::from_str`'s
+/// case-insensitive search costs a few hundred emulated instructions at boot), else as `log`
+/// parses it.
+fn level(s: &str) -> Option<log::LevelFilter> {
+    use log::LevelFilter::*;
+    Some(match s {
+        "info" => Info,
+        "debug" => Debug,
+        "warn" => Warn,
+        "error" => Error,
+        "trace" => Trace,
+        "off" => Off,
+        _ => return log::LevelFilter::from_str(s).ok(),
+    })
 }
 
 fn arg_failure(program: &str, specs: &[&[ArgSpec]], e: ArgError) -> ! {

@@ -31,7 +31,13 @@ impl Guest {
             }
             None => Command::new(exe),
         };
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        cmd.args(args);
+        Self::spawn(cmd)
+    }
+
+    /// Run `cmd` (QEMU itself, or something that starts it), capturing what it prints.
+    pub fn spawn(mut cmd: Command) -> Result<Self, String> {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
         let mut child = cmd.spawn().map_err(|e| format!("cannot start the guest: {e}"))?;
         let lines = Arc::new(Mutex::new(Vec::new()));
         for out in [
@@ -101,7 +107,7 @@ impl Drop for Guest {
 }
 
 /// A host TCP port that was free a moment ago.
-fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
@@ -217,6 +223,41 @@ fn www_curl(root: &Path, kvm: bool) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Whether a server app booted by `qemu` (with `port` forwarded from the host) serves: `echo`
+/// echoes 64 KiB, `www` answers curl with its index page. For `cargo xtask bench boot`'s search
+/// for the smallest `--mem`.
+pub fn serves(root: &Path, app: &str, qemu: Command, port: u16, timeout: Duration) -> bool {
+    let Ok(mut g) = Guest::spawn(qemu) else { return false };
+    let ready = match app {
+        "echo" => "echo: listening on ",
+        _ => "INFO  www: serving https://",
+    };
+    if g.wait_for(ready, timeout).is_err() || g.wait_for("DHCP lease: ", timeout).is_err() {
+        return false;
+    }
+    match app {
+        "echo" => {
+            let data = payload(64 << 10, 3);
+            echo_through(port, &data, timeout).is_ok_and(|back| back == data)
+        }
+        _ => Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                &timeout.as_secs().to_string(),
+            ])
+            .arg("--cacert")
+            .arg(root.join("stacks/tls/dev-certs/ca.pem"))
+            .arg(format!("https://127.0.0.1:{port}/"))
+            .output()
+            .is_ok_and(|o| o.stdout == b"200"),
+    }
 }
 
 /// Whether this process runs as root.
