@@ -33,6 +33,24 @@
 //! Devices ([`run_with_devices`]): [`VirtioNet`] ([`morgana::Net`]) and [`VirtioBlock`]
 //! ([`morgana::Block`]) on virtio-drivers, over virtio-mmio (from the command line) and
 //! virtio-pci (bus 0 through ports 0xcf8/0xcfc; BARs the firmware left unassigned are placed).
+//! A missing device is a [`StartError::Device`]: one line, exit status 1.
+//!
+//! Network apps take the target's default stack, [`stack`]: `morgana-tcpip` on the first NIC,
+//! configured by `--ipv4`/`--ipv4-gateway`, `--dhcp`, `--dns-server` (DHCP when no address is
+//! given), seeded from RDRAND, its runner spawned:
+//!
+//! ```ignore
+//! fn main() -> ! {
+//!     morgana_virtio::run_with_devices(echo::ARGS, |platform, mut devices, args| {
+//!         let config = echo::Config::from_args(args)?;
+//!         let stack = morgana_virtio::stack(&platform, &mut devices, args)?;
+//!         Ok(echo::start(platform, stack, config))
+//!     })
+//! }
+//! ```
+//!
+//! Feature `getrandom`: answer getrandom 0.2's custom hook from RDRAND, for crates that draw
+//! their randomness there (rustls-rustcrypto, in `www`).
 //!
 //! Exit status through QEMU's `isa-debug-exit` (port 0xf4): the kernel writes `s` and QEMU exits
 //! with `(s << 1) | 1`; `cargo xtask run` turns that back into `s`. `s` is 0 for success, 1 for an
