@@ -893,6 +893,40 @@ fn cases(root: &Path, kvm: bool, disk: &Path, images: &BlockImages) -> Vec<Case>
         add(name, Launch::Qemu(vm), 60, Box::new(conformance));
     }
     add(
+        "cargo xtask run hello-key --target virtio -- --hello \"Bonjour tout le monde\": a quoted word",
+        xtask_run("hello-key", &[], &["--hello", "Bonjour tout le monde"]),
+        60,
+        Box::new(|b| {
+            expect_status(b, 0)?;
+            let n = b.find("INFO  hello_key: Bonjour tout le monde").len();
+            if n == 4 { Ok(()) } else { Err(format!("{n} greetings, expected 4")) }
+        }),
+    );
+    add(
+        "cargo xtask run kv_ro --target virtio: the compiled-in store holds what it should",
+        xtask_run("kv_ro", &[], &[]),
+        60,
+        Box::new(|b| {
+            expect_status(b, 0)?;
+            let n = b.find(" bytes, as expected").len();
+            if n == 3 { Ok(()) } else { Err(format!("{n} keys as expected, want 3")) }
+        }),
+    );
+    add(
+        "kv_ro --kv DIR on bare metal: one line, status 1",
+        xtask_run("kv_ro", &[], &["--kv", "/tmp"]),
+        60,
+        Box::new(|b| {
+            expect_status(b, 1)?;
+            let want = "kv_ro: --kv /tmp: bare metal has no directories to read";
+            if b.lines.len() == 1 && b.lines[0].1.starts_with(want) {
+                Ok(())
+            } else {
+                Err(format!("expected only: {want}..."))
+            }
+        }),
+    );
+    add(
         "cargo xtask run clock --target virtio -- --count 3: wall and monotonic time",
         xtask_run("clock", &[], &["--count", "3"]),
         60,
