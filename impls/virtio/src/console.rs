@@ -18,20 +18,48 @@ struct LineBuf {
     len: usize,
 }
 
-impl Write for LineBuf {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut s = s.as_bytes();
+impl LineBuf {
+    /// Append `s` as it is, sending the buffer whenever it fills.
+    fn push_raw(&mut self, mut s: &[u8]) {
         while !s.is_empty() {
             if self.len == LINE {
-                serial::write(&self.buf);
+                serial::write_raw(&self.buf);
                 self.len = 0;
             }
             let n = s.len().min(LINE - self.len);
-            self.buf[self.len..self.len + n].copy_from_slice(&s[..n]);
+            // Byte by byte: pieces are a few bytes long, and a `memcpy` call (a `rep movsb`
+            // started for five bytes) costs more under an emulating hypervisor.
+            for (d, b) in self.buf[self.len..self.len + n].iter_mut().zip(s) {
+                *d = *b;
+            }
             self.len += n;
             s = &s[n..];
         }
+    }
+
+    /// Append text, `\n` as `\r\n` (what a terminal on the serial line wants).
+    fn push(&mut self, s: &[u8]) {
+        let mut lines = s.split(|&b| b == b'\n');
+        if let Some(first) = lines.next() {
+            self.push_raw(first);
+        }
+        for line in lines {
+            self.push_raw(b"\r\n");
+            self.push_raw(line);
+        }
+    }
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s.as_bytes());
         Ok(())
+    }
+}
+
+impl crate::logline::Sink for LineBuf {
+    fn ascii(&mut self, bytes: &[u8]) {
+        self.push_raw(bytes);
     }
 }
 
@@ -39,7 +67,7 @@ impl Write for LineBuf {
 pub fn println(args: fmt::Arguments<'_>) {
     let mut line = LineBuf { buf: [0; LINE], len: 0 };
     let _ = writeln!(line, "{args}");
-    serial::write(&line.buf[..line.len]);
+    serial::write_raw(&line.buf[..line.len]);
 }
 
 struct SerialLogger {
@@ -63,8 +91,8 @@ impl log::Log for SerialLogger {
         if self.enabled(record.metadata()) {
             let mut line = LineBuf { buf: [0; LINE], len: 0 };
             let _ = crate::logline::write_log_line(&mut line, self.time.now(), record);
-            let _ = line.write_char('\n');
-            serial::write(&line.buf[..line.len]);
+            line.push(b"\n");
+            serial::write_raw(&line.buf[..line.len]);
         }
     }
 

@@ -21,22 +21,22 @@ static FIFO_ON: AtomicBool = AtomicBool::new(false);
 
 /// Write `bytes`; `\n` becomes `\r\n`.
 pub fn write(bytes: &[u8]) {
+    let mut lines = bytes.split(|&b| b == b'\n');
+    if let Some(first) = lines.next() {
+        write_raw(first);
+    }
+    for line in lines {
+        write_raw(b"\r\n");
+        write_raw(line);
+    }
+}
+
+/// Write `bytes` as they are, a FIFO's worth at a time.
+pub fn write_raw(bytes: &[u8]) {
     if !FIFO_ON.swap(true, Ordering::Relaxed) {
         // Enable both FIFOs and clear them.
         outb(FCR, 0x07);
     }
-    let mut lines = bytes.split(|&b| b == b'\n');
-    if let Some(first) = lines.next() {
-        send(first);
-    }
-    for line in lines {
-        send(b"\r\n");
-        send(line);
-    }
-}
-
-/// Send `bytes` a FIFO's worth at a time.
-fn send(bytes: &[u8]) {
     for chunk in bytes.chunks(FIFO) {
         // Bounded: a UART that never drains must not hang a panic message forever.
         for _ in 0..100_000 {
