@@ -425,6 +425,7 @@ pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
             Some(NetSpec::Tap(ifname.to_string()))
         }
         Some("user") | None => {
+            let mut shown = Vec::new();
             for p in app_ports(root, app, args) {
                 let host = match forwards.iter().find(|(_, g)| *g == p.port) {
                     Some((h, _)) => *h,
@@ -433,14 +434,23 @@ pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
                         host_port(p.port)
                     }
                 };
-                match p.scheme {
-                    Some(scheme) => println!(
+                shown.push(match p.scheme {
+                    Some(scheme) => format!(
                         "serving {scheme}://127.0.0.1:{host}/ (host port {host} forwards to the guest's port {})",
                         p.port
                     ),
-                    None => println!("127.0.0.1:{host} forwards to the guest's TCP port {}", p.port),
+                    None => format!("127.0.0.1:{host} forwards to the guest's TCP port {}", p.port),
+                });
+            }
+            for (host, guest) in &forwards {
+                // QEMU would fail with an exit status that reads as the guest's success.
+                if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", *host)) {
+                    return Err(Failure::new(format!(
+                        "cannot forward 127.0.0.1:{host} to the guest's port {guest}: {e}; pick another host port with --forward PORT:{guest}"
+                    )));
                 }
             }
+            shown.iter().for_each(|line| println!("{line}"));
             (q.net.is_some() || !forwards.is_empty()).then_some(NetSpec::User(forwards))
         }
         Some(other) => return Err(Failure::usage(format!("--net {other}: expected user or tap:IFNAME"))),
@@ -926,6 +936,27 @@ fn cases(root: &Path, kvm: bool, disk: &Path, images: &BlockImages) -> Vec<Case>
             }
         }),
     );
+    // A host port already taken: QEMU would exit 1, which reads as the guest's status 0.
+    if let Ok(taken) = std::net::TcpListener::bind("127.0.0.1:0")
+        && let Ok(addr) = taken.local_addr()
+    {
+        let port = addr.port();
+        add(
+            "echo with its forwarded host port taken: one line, status 1",
+            xtask_run("echo", &["--forward", &format!("{port}:7")], &[]),
+            60,
+            Box::new(move |b| {
+                let _held = &taken;
+                expect_status(b, 1)?;
+                let want = format!("cannot forward 127.0.0.1:{port} to the guest's port 7: ");
+                if b.stderr.lines().any(|l| l.starts_with(&want)) && b.lines.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("expected only '{want}...' on stderr: {}", b.stderr))
+                }
+            }),
+        );
+    }
     add(
         "cargo xtask run clock --target virtio -- --count 3: wall and monotonic time",
         xtask_run("clock", &[], &["--count", "3"]),

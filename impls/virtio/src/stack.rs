@@ -43,6 +43,11 @@ pub fn stack(
                 .into(),
         )
     })?;
+    if let Some(net) = args.raw("net").filter(|_| args.flag("net")) {
+        log::warn!(
+            "--net {net} is ignored on bare metal: the NIC is QEMU's (cargo xtask run --net user|tap:IF, before the --)"
+        );
+    }
     if config.ipv4 == Ipv4Mode::None {
         log::debug!("no --ipv4: asking DHCP for an address");
         config = config.dhcp();
