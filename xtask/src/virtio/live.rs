@@ -97,9 +97,10 @@ impl Guest {
 
 impl Drop for Guest {
     fn drop(&mut self) {
-        // The whole group: xtask and the QEMU it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+        // The whole group: xtask and the QEMU it started (the shell's own `kill`, which takes a
+        // process group; procps may not be installed).
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -KILL -- -{}", self.child.id())])
             .stderr(Stdio::null())
             .status();
         let _ = self.child.wait();
