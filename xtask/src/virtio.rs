@@ -244,12 +244,11 @@ fn build_images(root: &Path, apps: &[&str], conformance: bool) -> Outcome {
         c.args(["build", "--quiet", "--target", NO_STD_TARGET, "--profile", PROFILE]);
         c
     };
-    if !apps.is_empty() {
-        let mut c = image_build();
-        for app in apps {
-            c.args(["-p", app, "--bin", app]);
-        }
-        exec(&mut c)?;
+    // One build per app: built together, cargo would unify their features (www's `getrandom`
+    // hook would land in every image), and an image would differ from what
+    // `cargo xtask build APP` makes. Cargo keeps both variants, so switching is cheap.
+    for app in apps {
+        exec(image_build().args(["-p", app, "--bin", app]))?;
     }
     if conformance {
         // Separately: an example turns on its package's dev-dependencies, and the apps' (which

@@ -98,11 +98,13 @@ impl Guest {
 impl Drop for Guest {
     fn drop(&mut self) {
         // The whole group: xtask and the QEMU it started (the shell's own `kill`, which takes a
-        // process group; procps may not be installed).
+        // negative process-group id; procps may not be installed). Then xtask itself, whatever
+        // happened, so that waiting for it cannot hang.
         let _ = Command::new("sh")
-            .args(["-c", &format!("kill -KILL -- -{}", self.child.id())])
+            .args(["-c", &format!("kill -9 -{}", self.child.id())])
             .stderr(Stdio::null())
             .status();
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -130,6 +132,7 @@ fn payload(n: usize, seed: u64) -> Vec<u8> {
 fn echo_through(port: u16, data: &[u8], timeout: Duration) -> Result<Vec<u8>, String> {
     let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
     s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
     let mut w = s.try_clone().map_err(|e| e.to_string())?;
     let body = data.to_vec();
     let writer = std::thread::spawn(move || -> std::io::Result<()> {
