@@ -219,7 +219,9 @@ impl Args {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let specs: Vec<ArgSpec> = specs.iter().flat_map(|s| s.iter().copied()).collect();
+        let mut all = Vec::with_capacity(specs.iter().map(|s| s.len()).sum());
+        specs.iter().for_each(|s| all.extend_from_slice(s));
+        let specs = all;
         let mut given = Vec::new();
         let mut argv = argv.into_iter();
         while let Some(arg) = argv.next() {

@@ -21,14 +21,16 @@ use std::time::{Duration, Instant};
 
 use crate::{Failure, NO_STD_TARGET, Outcome, apps, cargo, exec};
 
+mod live;
+
 /// QEMU binary.
 const QEMU: &str = "qemu-system-x86_64";
 /// Firmware for `q35`: qboot, which boots a PVH kernel in milliseconds (SeaBIOS takes seconds).
 const QBOOT: &str = "/usr/share/qemu/bios-microvm.bin";
 /// Cargo profile for images: LTO, size-optimised, stripped.
 const PROFILE: &str = "release-small";
-/// Image-size target for `hello` (`cargo xtask size`).
-const HELLO_TARGET_KIB: u64 = 64;
+/// Image-size targets (`cargo xtask size`), KiB: `www` includes its crypto provider.
+const SIZE_TARGETS_KIB: &[(&str, u64)] = &[("hello", 64), ("echo", 256), ("www", 1536)];
 
 /// QEMU options of `cargo xtask run --target virtio`.
 #[derive(clap::Args, Debug, Default, Clone)]
@@ -43,7 +45,8 @@ pub struct QemuArgs {
     #[arg(long, default_value = "64M")]
     pub mem: String,
     /// Network: user (QEMU's user-mode stack, no root) or tap:IFNAME. Default: user networking
-    /// when the app declares a --port (forwarded from the same host port), else none.
+    /// when the app declares a --port, forwarded from the same host port (from port + 8000 for
+    /// ports below 1024: 443 -> 8443), else none.
     #[arg(long)]
     pub net: Option<String>,
     /// Forward a host TCP port to a guest port (user networking); repeatable.
@@ -202,6 +205,12 @@ pub fn kvm_usable() -> bool {
     std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
 }
 
+/// Whether /dev/kvm is PVM (Linux's page-table-based software virtualization, as on some nested
+/// cloud hosts), where a guest kernel runs about one instruction per microsecond.
+pub fn kvm_is_software() -> bool {
+    Path::new("/sys/module/kvm_pvm").exists()
+}
+
 fn check_qemu() -> Outcome {
     match Command::new(QEMU).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
         Ok(s) if s.success() => Ok(()),
@@ -235,12 +244,11 @@ fn build_images(root: &Path, apps: &[&str], conformance: bool) -> Outcome {
         c.args(["build", "--quiet", "--target", NO_STD_TARGET, "--profile", PROFILE]);
         c
     };
-    if !apps.is_empty() {
-        let mut c = image_build();
-        for app in apps {
-            c.args(["-p", app, "--bin", app]);
-        }
-        exec(&mut c)?;
+    // One build per app: built together, cargo would unify their features (www's `getrandom`
+    // hook would land in every image), and an image would differ from what
+    // `cargo xtask build APP` makes. Cargo keeps both variants, so switching is cheap.
+    for app in apps {
+        exec(image_build().args(["-p", app, "--bin", app]))?;
     }
     if conformance {
         // Separately: an example turns on its package's dev-dependencies, and the apps' (which
@@ -256,6 +264,7 @@ fn size_kib(path: &Path) -> f64 {
 
 /// `cargo xtask build APP --target virtio`.
 pub fn build(root: &Path, app: &str) -> Outcome {
+    check_wired(root, app)?;
     build_images(root, &[app], false)?;
     let image = image_path(root, app, false);
     println!("{} ({:.1} KiB stripped)", image.display(), size_kib(&image));
@@ -277,24 +286,88 @@ fn app_arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     None
 }
 
-/// The app's TCP port: `--port N` among its arguments, else its declared default.
-fn app_port(root: &Path, app: &str, args: &[String]) -> Option<u16> {
-    if let Some(v) = app_arg(args, "port") {
-        return v.parse().ok();
+/// A TCP port an app serves: `--port N` or `--http-port N` among its arguments, else the
+/// default its `lib.rs` declares for this target; and the URL scheme its help names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AppPort {
+    port: u16,
+    scheme: Option<&'static str>,
+}
+
+/// The ports the app serves (see [`AppPort`]): its `--port`, and its `--http-port` when given.
+fn app_ports(root: &Path, app: &str, args: &[String]) -> Vec<AppPort> {
+    let src = std::fs::read_to_string(root.join("apps").join(app).join("src/lib.rs")).unwrap_or_default();
+    let mut out = Vec::new();
+    for name in ["port", "http-port"] {
+        let decl = port_decl(&src, name);
+        let port = match app_arg(args, name) {
+            Some(v) => v.parse().ok(),
+            None => decl.and_then(|(default, _)| default),
+        };
+        if let Some(port) = port {
+            out.push(AppPort { port, scheme: decl.and_then(|(_, scheme)| scheme) });
+        }
     }
-    let src = std::fs::read_to_string(root.join("apps").join(app).join("src/lib.rs")).ok()?;
-    let at = src.find("ArgSpec::value(\"port\"")?;
+    out
+}
+
+/// `ArgSpec::value("NAME", ...)` in an app's source: its default on bare metal (a literal, or a
+/// `const` whose `#[cfg(target_os = "none")]` version is a literal) and the scheme its help names.
+fn port_decl(src: &str, name: &str) -> Option<(Option<u16>, Option<&'static str>)> {
+    let at = src.find(&format!("ArgSpec::value(\"{name}\""))?;
     let rest = &src[at..];
     let end = rest[1..].find("ArgSpec::").map_or(rest.len(), |e| e + 1);
     let decl = &rest[..end];
-    let d = decl.find(".default(\"")? + ".default(\"".len();
-    decl[d..].split('"').next()?.parse().ok()
+    // The first protocol the help names: "HTTPS port", "plain HTTP on PORT, redirecting to HTTPS".
+    let scheme = decl.find("HTTP").map(|h| if decl[h..].starts_with("HTTPS") { "https" } else { "http" });
+    let default = decl.find(".default(").and_then(|d| {
+        let value = decl[d + ".default(".len()..].split(')').next()?.trim();
+        match value.strip_prefix('"') {
+            Some(lit) => lit.trim_end_matches('"').parse().ok(),
+            None => {
+                let def = format!("#[cfg(target_os = \"none\")]\npub const {value}: &str = \"");
+                let at = src.find(&def)? + def.len();
+                src[at..].split('"').next()?.parse().ok()
+            }
+        }
+    });
+    Some((default, scheme))
+}
+
+/// The host port that forwards to guest port `guest` by default: the same port, except that
+/// ports below 1024 (which need root on the host) move up by 8000: 443 -> 8443, 80 -> 8080,
+/// 7 -> 8007.
+pub fn host_port(guest: u16) -> u16 {
+    if guest < 1024 { guest + 8000 } else { guest }
 }
 
 fn parse_forward(s: &str) -> Result<(u16, u16), Failure> {
     let bad = || Failure::usage(format!("--forward {s}: expected HOST:GUEST ports, like 8080:80"));
     let (h, g) = s.split_once(':').ok_or_else(bad)?;
     Ok((h.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?))
+}
+
+/// A disk image QEMU can attach as it is: an existing file of whole 512-byte sectors (QEMU would
+/// silently round a ragged one up and grow the file).
+fn check_disk_image(file: &Path) -> Outcome {
+    let len = match std::fs::metadata(file) {
+        Ok(m) if m.is_file() => m.len(),
+        _ => {
+            return Err(Failure::usage(format!(
+                "--block {}: no such file (create one: truncate -s 16M disk.img)",
+                file.display()
+            )));
+        }
+    };
+    if len % 512 != 0 {
+        return Err(Failure::usage(format!(
+            "--block {}: {len} bytes is not a whole number of 512-byte sectors (resize it: truncate -s {}K {})",
+            file.display(),
+            len.div_ceil(1024),
+            file.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Pick the accelerator: the one asked for, else KVM when usable (saying so when it is not).
@@ -305,7 +378,15 @@ fn choose_kvm(accel: Option<&str>) -> Result<bool, Failure> {
             "--accel kvm: /dev/kvm is not usable (missing, or no permission): use --accel tcg",
         )),
         Some(_) => Ok(true),
-        None if kvm_usable() => Ok(true),
+        None if kvm_usable() => {
+            if kvm_is_software() {
+                eprintln!(
+                    "note: /dev/kvm here is kvm_pvm (no hardware virtualization: the guest's instructions are \
+                     emulated); --accel tcg runs compute-heavy guests faster"
+                );
+            }
+            Ok(true)
+        }
         None => {
             eprintln!("/dev/kvm not usable: falling back to TCG (slower)");
             Ok(false)
@@ -313,8 +394,22 @@ fn choose_kvm(accel: Option<&str>) -> Result<bool, Failure> {
     }
 }
 
+/// An app without bare-metal wiring fails in one line instead of a link error.
+fn check_wired(root: &Path, app: &str) -> Outcome {
+    if virtio_apps(root).iter().any(|a| a == app) {
+        Ok(())
+    } else {
+        Err(Failure::usage(format!(
+            "{app} is not wired for --target virtio yet (its src/main.rs has no morgana_virtio::entry!); \
+             wired: {}",
+            virtio_apps(root).join(", ")
+        )))
+    }
+}
+
 /// `cargo xtask run APP --target virtio ...`.
 pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
+    check_wired(root, app)?;
     check_qemu()?;
     let mut forwards = q.forward.iter().map(|f| parse_forward(f)).collect::<Result<Vec<_>, _>>()?;
     let net = match q.net.as_deref() {
@@ -329,25 +424,40 @@ pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
             Some(NetSpec::Tap(ifname.to_string()))
         }
         Some("user") | None => {
-            let port = app_port(root, app, args);
-            if let Some(p) = port
-                && !forwards.iter().any(|(_, g)| *g == p)
-            {
-                forwards.push((p, p));
+            let mut shown = Vec::new();
+            for p in app_ports(root, app, args) {
+                let host = match forwards.iter().find(|(_, g)| *g == p.port) {
+                    Some((h, _)) => *h,
+                    None => {
+                        forwards.push((host_port(p.port), p.port));
+                        host_port(p.port)
+                    }
+                };
+                shown.push(match p.scheme {
+                    Some(scheme) => format!(
+                        "serving {scheme}://127.0.0.1:{host}/ (host port {host} forwards to the guest's port {})",
+                        p.port
+                    ),
+                    None => format!("127.0.0.1:{host} forwards to the guest's TCP port {}", p.port),
+                });
             }
+            for (host, guest) in &forwards {
+                // QEMU would fail with an exit status that reads as the guest's success.
+                if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", *host)) {
+                    return Err(Failure::new(format!(
+                        "cannot forward 127.0.0.1:{host} to the guest's port {guest}: {e}; pick another host port with --forward PORT:{guest}"
+                    )));
+                }
+            }
+            shown.iter().for_each(|line| println!("{line}"));
             (q.net.is_some() || !forwards.is_empty()).then_some(NetSpec::User(forwards))
         }
         Some(other) => return Err(Failure::usage(format!("--net {other}: expected user or tap:IFNAME"))),
     };
     // The app's own `--block FILE` (the argument every target understands) names the disk too.
     let block = q.block.clone().or_else(|| app_arg(args, "block").map(PathBuf::from));
-    if let Some(file) = &block
-        && !file.is_file()
-    {
-        return Err(Failure::usage(format!(
-            "--block {}: no such file (create one: truncate -s 16M disk.img)",
-            file.display()
-        )));
+    if let Some(file) = &block {
+        check_disk_image(file)?;
     }
     let kvm = choose_kvm(q.accel.as_deref())?;
     build_images(root, &[app], false)?;
@@ -372,6 +482,8 @@ struct Boot {
     status: Result<u8, String>,
     /// Launch to exit.
     elapsed: Duration,
+    /// What QEMU (or xtask) printed on stderr.
+    stderr: String,
 }
 
 impl Boot {
@@ -389,7 +501,7 @@ enum Launch {
     /// QEMU directly.
     Qemu(Vm),
     /// `cargo xtask run ...` (this very binary), as a user types it; its status is the guest's.
-    Xtask(Vec<&'static str>),
+    Xtask(Vec<String>),
 }
 
 /// Boot `vm`, capturing its console, killing it after `timeout`.
@@ -445,13 +557,24 @@ fn boot_with(launch: &Launch, timeout: Duration) -> Result<Boot, String> {
             .ok_or_else(|| format!("xtask failed: {}", stderr.trim())),
         (None, _) => Err(format!("timed out after {timeout:?}")),
     };
-    Ok(Boot { lines, status, elapsed })
+    Ok(Boot { lines, status, elapsed, stderr })
 }
 
 /// Guest timestamp of a log line: `[    1.000123] INFO ...` in seconds.
 fn guest_time(line: &str) -> Option<f64> {
     let inner = line.strip_prefix('[')?.split(']').next()?;
     inner.trim().parse().ok()
+}
+
+/// `cargo xtask run APP --target virtio EXTRA... [-- APP_ARGS...]`, as a launch.
+fn xtask_run(app: &str, extra: &[&str], app_args: &[&str]) -> Launch {
+    let mut a: Vec<String> = ["run", app, "--target", "virtio"].map(String::from).into();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    if !app_args.is_empty() {
+        a.push("--".into());
+        a.extend(app_args.iter().map(|s| s.to_string()));
+    }
+    Launch::Xtask(a)
 }
 
 /// Checks what a boot printed and how it ended.
@@ -501,7 +624,67 @@ fn check_hello(b: &Boot, count: usize, interval: Duration) -> Result<(), String>
     Ok(())
 }
 
-fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
+/// Disk images for the `block` app's runs.
+struct BlockImages {
+    /// 256 KiB of zeros.
+    good: PathBuf,
+    /// No sectors at all.
+    empty: PathBuf,
+    /// 1000 bytes: not a whole number of sectors.
+    ragged: PathBuf,
+}
+
+/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// POSIX seconds of an RFC 3339 UTC time `2026-01-01T00:00:03.000Z` (seconds precision).
+fn rfc3339_secs(s: &str) -> Option<i64> {
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    if s.len() < 20 || &s[4..5] != "-" || &s[10..11] != "T" {
+        return None;
+    }
+    let days = days_from_civil(n(0..4)?, n(5..7)?, n(8..10)?);
+    Some(days * 86_400 + n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?)
+}
+
+/// `clock --count N`: N lines, wall time near the host's, monotonic time one second apart.
+fn check_clock(b: &Boot, count: usize) -> Result<(), String> {
+    expect_status(b, 0)?;
+    let lines = b.find("(monotonic: ");
+    if lines.len() != count {
+        return Err(format!("{} clock lines, expected {count}", lines.len()));
+    }
+    let host = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs() as i64;
+    for (i, (_, line)) in lines.iter().enumerate() {
+        let text = line.split("clock: ").nth(1).ok_or_else(|| format!("unreadable: {line}"))?;
+        let wall = rfc3339_secs(text).ok_or_else(|| format!("not RFC 3339: {line}"))?;
+        if (wall - host).abs() > 30 {
+            return Err(format!("guest wall clock {text} is {}s off the host's", wall - host));
+        }
+        let mono: f64 = text
+            .split("(monotonic: ")
+            .nth(1)
+            .and_then(|m| m.split('s').next())
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(|| format!("no monotonic time: {line}"))?;
+        if (mono - i as f64).abs() > 0.25 {
+            return Err(format!("tick {i} at {mono}s monotonic, expected {i}s"));
+        }
+    }
+    Ok(())
+}
+
+fn cases(root: &Path, kvm: bool, disk: &Path, images: &BlockImages) -> Vec<Case> {
     let img = |app: &str| image_path(root, app, false);
     let conf = image_path(root, "conformance", true);
     let mut cases = Vec::new();
@@ -511,15 +694,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
     // The done-when runs, through the command users type: the default four hellos a second
     // apart, then every machine and accelerator with the spacing shortened (checked
     // proportionally). Without KVM, the default falls back to TCG.
-    let run = |extra: &[&'static str], app_args: &[&'static str]| {
-        let mut a = vec!["run", "hello", "--target", "virtio"];
-        a.extend_from_slice(extra);
-        if !app_args.is_empty() {
-            a.push("--");
-            a.extend_from_slice(app_args);
-        }
-        Launch::Xtask(a)
-    };
+    let run = |extra: &[&'static str], app_args: &[&'static str]| xtask_run("hello", extra, app_args);
     add(
         "cargo xtask run hello --target virtio: four lines a second apart",
         run(&[], &[]),
@@ -726,6 +901,130 @@ fn cases(root: &Path, kvm: bool, disk: &Path) -> Vec<Case> {
         vm.block = Some(disk.to_path_buf());
         add(name, Launch::Qemu(vm), 60, Box::new(conformance));
     }
+    add(
+        "cargo xtask run hello-key --target virtio -- --hello \"Bonjour tout le monde\": a quoted word",
+        xtask_run("hello-key", &[], &["--hello", "Bonjour tout le monde"]),
+        60,
+        Box::new(|b| {
+            expect_status(b, 0)?;
+            let n = b.find("INFO  hello_key: Bonjour tout le monde").len();
+            if n == 4 { Ok(()) } else { Err(format!("{n} greetings, expected 4")) }
+        }),
+    );
+    add(
+        "cargo xtask run kv_ro --target virtio: the compiled-in store holds what it should",
+        xtask_run("kv_ro", &[], &[]),
+        60,
+        Box::new(|b| {
+            expect_status(b, 0)?;
+            let n = b.find(" bytes, as expected").len();
+            if n == 3 { Ok(()) } else { Err(format!("{n} keys as expected, want 3")) }
+        }),
+    );
+    add(
+        "kv_ro --kv DIR on bare metal: one line, status 1",
+        xtask_run("kv_ro", &[], &["--kv", "/tmp"]),
+        60,
+        Box::new(|b| {
+            expect_status(b, 1)?;
+            let want = "kv_ro: --kv /tmp: bare metal has no directories to read";
+            if b.lines.len() == 1 && b.lines[0].1.starts_with(want) {
+                Ok(())
+            } else {
+                Err(format!("expected only: {want}..."))
+            }
+        }),
+    );
+    // A host port already taken: QEMU would exit 1, which reads as the guest's status 0.
+    if let Ok(taken) = std::net::TcpListener::bind("127.0.0.1:0")
+        && let Ok(addr) = taken.local_addr()
+    {
+        let port = addr.port();
+        add(
+            "echo with its forwarded host port taken: one line, status 1",
+            xtask_run("echo", &["--forward", &format!("{port}:7")], &[]),
+            60,
+            Box::new(move |b| {
+                let _held = &taken;
+                expect_status(b, 1)?;
+                let want = format!("cannot forward 127.0.0.1:{port} to the guest's port 7: ");
+                if b.stderr.lines().any(|l| l.starts_with(&want)) && b.lines.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("expected only '{want}...' on stderr: {}", b.stderr))
+                }
+            }),
+        );
+    }
+    add(
+        "cargo xtask run clock --target virtio -- --count 3: wall and monotonic time",
+        xtask_run("clock", &[], &["--count", "3"]),
+        60,
+        Box::new(|b| check_clock(b, 3)),
+    );
+    let good = images.good.clone();
+    add(
+        "cargo xtask run block --target virtio -- --block FILE: every sector verified, and on the disk",
+        xtask_run("block", &[], &["--block", &images.good.display().to_string()]),
+        120,
+        Box::new(move |b| {
+            expect_status(b, 0)?;
+            for want in ["block device: 512 sectors of 512 bytes (256 KiB)", "checked 512 sectors: 0 errors"]
+            {
+                if b.find(want).is_empty() {
+                    return Err(format!("no '{want}'"));
+                }
+            }
+            // The pattern really reached the file: sector 5 starts with its own index.
+            let bytes = std::fs::read(&good).map_err(|e| e.to_string())?;
+            if bytes.get(5 * 512..5 * 512 + 8) != Some(&5u64.to_le_bytes()[..]) {
+                return Err("sector 5 of the image does not start with its index".into());
+            }
+            Ok(())
+        }),
+    );
+    add(
+        "block on an empty image: one error line, status 1",
+        xtask_run("block", &[], &["--block", &images.empty.display().to_string()]),
+        60,
+        Box::new(|b| {
+            expect_status(b, 1)?;
+            if b.find("error: the block device has no sectors").len() == 1 {
+                Ok(())
+            } else {
+                Err("no error line".into())
+            }
+        }),
+    );
+    let ragged = images.ragged.display().to_string();
+    add(
+        "block on a ragged image: xtask refuses it in one line, status 2",
+        xtask_run("block", &[], &["--block", &ragged]),
+        60,
+        Box::new(move |b| {
+            expect_status(b, 2)?;
+            let want = format!("--block {ragged}: 1000 bytes is not a whole number of 512-byte sectors");
+            if b.stderr.lines().any(|l| l.starts_with(&want)) {
+                Ok(())
+            } else {
+                Err(format!("no '{want}...' on stderr: {}", b.stderr))
+            }
+        }),
+    );
+    add(
+        "block without a disk: one line saying how to attach one, status 1",
+        xtask_run("block", &[], &[]),
+        60,
+        Box::new(|b| {
+            expect_status(b, 1)?;
+            let want = "block: no virtio-blk disk: attach a disk image";
+            if b.lines.len() == 1 && b.lines[0].1.starts_with(want) {
+                Ok(())
+            } else {
+                Err(format!("expected only: {want}..."))
+            }
+        }),
+    );
     cases
 }
 
@@ -746,10 +1045,11 @@ pub fn test(root: &Path) -> Outcome {
             ])
             .args(["--", "-D", "warnings"]),
     )?;
-    let app_list = ["hello", "heads", "timeout", "noop"];
+    let all_apps = virtio_apps(root);
+    let app_list: Vec<&str> = all_apps.iter().map(String::as_str).collect();
     let mut c = cargo();
     c.args(["clippy", "--quiet", "--target", NO_STD_TARGET, "--bins"]);
-    for a in app_list {
+    for a in &app_list {
         c.args(["-p", a]);
     }
     exec(c.args(["--", "-D", "warnings"]))?;
@@ -760,14 +1060,21 @@ pub fn test(root: &Path) -> Outcome {
     if !kvm {
         println!("/dev/kvm not usable: QEMU tests run under TCG (slower)");
     }
-    let disk = std::env::temp_dir().join(format!("morgana-virtio-test-{}.img", std::process::id()));
-    let _cleanup = RemoveOnDrop(disk.clone());
-    std::fs::File::create(&disk)
-        .and_then(|f| f.set_len(1 << 20))
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", disk.display())))?;
-    let all = cases(root, kvm, &disk);
+    let tmp =
+        |tag: &str| std::env::temp_dir().join(format!("morgana-virtio-{tag}-{}.img", std::process::id()));
+    let disk = tmp("test");
+    let images = BlockImages { good: tmp("block"), empty: tmp("empty"), ragged: tmp("ragged") };
+    let _cleanup = [&disk, &images.good, &images.empty, &images.ragged].map(|p| RemoveOnDrop(p.clone()));
+    for (file, len) in
+        [(&disk, 1 << 20), (&images.good, 256 << 10), (&images.empty, 0), (&images.ragged, 1000)]
+    {
+        std::fs::File::create(file)
+            .and_then(|f| f.set_len(len))
+            .map_err(|e| Failure::new(format!("cannot create {}: {e}", file.display())))?;
+    }
+    let all = cases(root, kvm, &disk, &images);
     let started = Instant::now();
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for case in &all {
         let t = Instant::now();
         let result = boot_with(&case.launch, case.timeout)
@@ -783,7 +1090,27 @@ pub fn test(root: &Path) -> Outcome {
             }
         }
     }
-    println!("qemu: {passed} passed, {failed} failed ({:.1}s)", started.elapsed().as_secs_f64());
+    for (name, test) in live::tests(root, kvm) {
+        let t = Instant::now();
+        match test() {
+            Ok(true) => {
+                passed += 1;
+                println!("  ok    {name} ({:.2}s)", t.elapsed().as_secs_f64());
+            }
+            Ok(false) => {
+                skipped += 1;
+                println!("  skip  {name} (MORGANA_SKIP_ROOT_TESTS=1)");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("  FAIL  {name}: {e}");
+            }
+        }
+    }
+    println!(
+        "qemu: {passed} passed, {failed} failed, {skipped} skipped ({:.1}s)",
+        started.elapsed().as_secs_f64()
+    );
     if failed > 0 { Err(Failure::new("xtask test: QEMU boots failed")) } else { Ok(()) }
 }
 
@@ -795,21 +1122,30 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// The apps wired for this target: their `main.rs` names `morgana_virtio::entry!`.
+pub fn virtio_apps(root: &Path) -> Vec<String> {
+    apps(root)
+        .into_iter()
+        .filter(|app| {
+            std::fs::read_to_string(root.join("apps").join(app).join("src/main.rs"))
+                .is_ok_and(|src| src.contains("morgana_virtio::entry!"))
+        })
+        .collect()
+}
+
 /// `cargo xtask size`: stripped image size per app.
 pub fn size(root: &Path) -> Outcome {
-    let all = apps(root);
+    let all = virtio_apps(root);
     let names: Vec<&str> = all.iter().map(String::as_str).collect();
     build_images(root, &names, false)?;
     println!("{:<12} {:>12}", "app", "image (KiB)");
     for app in &names {
         let kib = size_kib(&image_path(root, app, false));
-        let note = if *app == "hello" {
-            format!(
-                "  target <= {HELLO_TARGET_KIB} KiB: {}",
-                if kib <= HELLO_TARGET_KIB as f64 { "met" } else { "MISSED" }
-            )
-        } else {
-            String::new()
+        let note = match SIZE_TARGETS_KIB.iter().find(|(a, _)| a == app) {
+            Some((_, target)) => {
+                format!("  target <= {target} KiB: {}", if kib <= *target as f64 { "met" } else { "MISSED" })
+            }
+            None => String::new(),
         };
         println!("{app:<12} {kib:>12.1}{note}");
     }
@@ -875,7 +1211,7 @@ pub fn bench(root: &Path, what: &str, runs: usize) -> Outcome {
     }
     let runs = runs.max(10);
     check_qemu()?;
-    let all = apps(root);
+    let all = virtio_apps(root);
     let names: Vec<&str> = all.iter().map(String::as_str).collect();
     build_images(root, &names, false)?;
     let kvm = kvm_usable();
@@ -922,19 +1258,36 @@ pub fn bench(root: &Path, what: &str, runs: usize) -> Outcome {
         "guest boot, first instruction to app start, median of {runs}: {:.0} us (target <= 100 us)",
         median(&mut guest)
     );
-    println!("smallest --mem each app runs in (microvm, {accel}):");
+    println!("smallest --mem each app runs in (microvm, {accel}; servers must answer a request):");
+    let disk = std::env::temp_dir().join(format!("morgana-virtio-bench-{}.img", std::process::id()));
+    let _cleanup = RemoveOnDrop(disk.clone());
+    std::fs::File::create(&disk)
+        .and_then(|f| f.set_len(64 << 10))
+        .map_err(|e| Failure::new(format!("cannot create {}: {e}", disk.display())))?;
     for app in &names {
         let args: &[&str] = match *app {
             "hello" => &["--count", "1", "--interval-ms", "0"],
             "timeout" => &["--task-ms", "1", "--timeout-ms", "5"],
+            "clock" => &["--count", "1"],
             _ => &[],
         };
         let image = image_path(root, app, false);
+        let server = matches!(*app, "echo" | "www");
         let fits = |mib: u64| {
             let mut vm = Vm::new(&image, kvm).args(args.iter().copied());
             vm.mem = format!("{mib}M");
+            if *app == "block" {
+                vm.block = Some(disk.clone());
+            }
+            if server {
+                let Ok(port) = live::free_port() else { return false };
+                let guest = if *app == "echo" { 7 } else { 443 };
+                vm.net = Some(NetSpec::User(vec![(port, guest)]));
+                return live::serves(root, app, vm.command(), port, Duration::from_secs(60));
+            }
             // Too little memory can hang the guest before it prints anything: do not wait long.
-            boot(&vm, Duration::from_secs(5)).is_ok_and(|b| b.status == Ok(0))
+            boot(&vm, Duration::from_secs(if *app == "block" { 30 } else { 5 }))
+                .is_ok_and(|b| b.status == Ok(0))
         };
         let (mut lo, mut hi) = (0u64, 64u64);
         if !fits(hi) {
@@ -974,9 +1327,17 @@ mod tests {
         assert_eq!(parse_forward("8080:80").ok(), Some((8080, 80)));
         assert!(parse_forward("8080").is_err() && parse_forward("x:1").is_err());
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        assert_eq!(app_port(root, "hello", &["--port".into(), "7".into()]), Some(7));
-        assert_eq!(app_port(root, "hello", &["--port=99".into()]), Some(99));
-        assert_eq!(app_port(root, "hello", &[]), None, "hello declares no port");
+        let ports = |app: &str, args: &[&str]| -> Vec<(u16, Option<&str>)> {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            app_ports(root, app, &args).into_iter().map(|p| (p.port, p.scheme)).collect()
+        };
+        assert_eq!(ports("hello", &["--port", "7"]), [(7, None)]);
+        assert_eq!(ports("hello", &["--port=99"]), [(99, None)]);
+        assert_eq!(ports("hello", &[]), [], "hello declares no port");
+        assert_eq!(ports("echo", &[]), [(7, None)]);
+        assert_eq!(ports("www", &[]), [(443, Some("https"))], "www's bare-metal default");
+        assert_eq!(ports("www", &["--http-port", "80"]), [(443, Some("https")), (80, Some("http"))]);
+        assert_eq!((host_port(443), host_port(7), host_port(8443)), (8443, 8007, 8443));
         let args: Vec<String> = ["--log", "debug", "--block=disk.img"].map(String::from).into();
         assert_eq!(app_arg(&args, "block"), Some("disk.img"));
         assert_eq!(app_arg(&args, "log"), Some("debug"));

@@ -7,3 +7,13 @@ fn main() {
         Ok(clock::start(platform, clock::Config::from_args(args)?))
     })
 }
+
+#[cfg(target_os = "none")]
+morgana_virtio::entry!(main);
+
+#[cfg(target_os = "none")]
+fn main() -> ! {
+    morgana_virtio::run(clock::ARGS, |platform, args| {
+        Ok(clock::start(platform, clock::Config::from_args(args)?))
+    })
+}

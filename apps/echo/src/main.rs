@@ -9,3 +9,15 @@ fn main() {
         Ok(echo::start(platform, stack, config))
     })
 }
+
+#[cfg(target_os = "none")]
+morgana_virtio::entry!(main);
+
+#[cfg(target_os = "none")]
+fn main() -> ! {
+    morgana_virtio::run_with_devices(echo::ARGS, |platform, mut devices, args| {
+        let config = echo::Config::from_args(args)?;
+        let stack = morgana_virtio::stack(&platform, &mut devices, args)?;
+        Ok(echo::start(platform, stack, config))
+    })
+}

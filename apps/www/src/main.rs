@@ -38,3 +38,34 @@ fn main() {
         })
     })
 }
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+morgana_virtio::entry!(main);
+
+/// Bare metal: the site compiled into the image, the built-in development certificate, TLS by
+/// rustls-rustcrypto (its randomness through getrandom from RDRAND), `morgana-tcpip` on the first
+/// NIC. `cargo xtask run www --target virtio` forwards host port 8443 to the guest's 443.
+#[cfg(target_os = "none")]
+fn main() -> ! {
+    use alloc::sync::Arc;
+
+    use morgana_virtio::StartError;
+
+    morgana_virtio::run_with_devices(www::ARGS, |platform, mut devices, args| {
+        let config = www::Config::from_args(args)?;
+        if let Some(dir) = args.raw("certs") {
+            return Err(StartError::Device(alloc::format!(
+                "--certs {dir}: bare metal has no directories to read; drop --certs to serve the built-in development certificate"
+            )));
+        }
+        let stack = morgana_virtio::stack(&platform, &mut devices, args)?;
+        Ok(async move {
+            let identity = www::identity::<morgana_crunch::Crunch>(None).await?;
+            let provider = Arc::new(rustls_rustcrypto::provider());
+            www::start(platform, stack, www::site::HTDOCS, identity, provider, config).await
+        })
+    })
+}

@@ -3,6 +3,7 @@
 //! QEMU `microvm` appends one `virtio_mmio.device=SIZE@BASE:IRQ` word per virtio-mmio device (the
 //! Linux syntax); every other word belongs to the app and goes to the shared argument parser.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -21,9 +22,9 @@ pub struct MmioDevice {
 
 /// A command line split into the app's words and the devices.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Cmdline {
-    /// Words for the app's argument parser.
-    pub args: Vec<String>,
+pub struct Cmdline<'a> {
+    /// Words for the app's argument parser (borrowed from the line unless quotes were removed).
+    pub args: Vec<Cow<'a, str>>,
     /// virtio-mmio devices, in command-line order.
     pub mmio: Vec<MmioDevice>,
 }
@@ -38,17 +39,30 @@ impl core::fmt::Display for BadDevice {
     }
 }
 
-impl Cmdline {
+impl<'a> Cmdline<'a> {
     /// Split `line` into app words and device announcements.
-    pub fn parse(line: &str) -> Result<Self, BadDevice> {
+    pub fn parse(line: &'a str) -> Result<Self, BadDevice> {
         let mut out = Self::default();
-        for word in split_cmdline(line) {
-            match word.strip_prefix("virtio_mmio.device=") {
-                Some(spec) => out.mmio.push(parse_mmio(spec).ok_or_else(|| BadDevice(word.clone()))?),
-                None => out.args.push(word),
+        if line.contains('"') || !line.is_ascii() {
+            for word in split_cmdline(line) {
+                out.push(Cow::Owned(word))?;
+            }
+        } else {
+            // Without quotes the words are slices of the line: no copy, and no per-character
+            // work (every instruction counts at boot under an emulating hypervisor).
+            for word in line.split_ascii_whitespace() {
+                out.push(Cow::Borrowed(word))?;
             }
         }
         Ok(out)
+    }
+
+    fn push(&mut self, word: Cow<'a, str>) -> Result<(), BadDevice> {
+        match word.strip_prefix("virtio_mmio.device=") {
+            Some(spec) => self.mmio.push(parse_mmio(spec).ok_or_else(|| BadDevice(String::from(&*word)))?),
+            None => self.args.push(word),
+        }
+        Ok(())
     }
 }
 
@@ -100,6 +114,10 @@ mod tests {
                 MmioDevice { base: 0xfeb0_0c00, size: 4096, irq: 11 }
             ]
         );
+        let c = Cmdline::parse("  --count\t4  virtio_mmio.device=512@0xfeb00e00:12 --log=debug ").unwrap();
+        assert_eq!(c.args, ["--count", "4", "--log=debug"]);
+        assert!(c.args.iter().all(|a| matches!(a, Cow::Borrowed(_))), "no quotes: borrowed");
+        assert_eq!(c.mmio.len(), 1);
     }
 
     #[test]

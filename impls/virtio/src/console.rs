@@ -3,24 +3,71 @@
 use alloc::boxed::Box;
 use core::fmt::{self, Write};
 
-use morgana_rt::{LogLine, TimeSource};
+use morgana_rt::TimeSource;
 
 use crate::sys::serial;
 use crate::time::KernelTime;
 
-/// `fmt::Write` onto the serial port.
-pub struct Serial;
+/// Bytes gathered before they go to the port: one line, usually.
+const LINE: usize = 256;
 
-impl Write for Serial {
+/// A line assembled on the stack, so the port sees one write per line instead of one per
+/// formatted piece (each write costs a look at the line status, a VM exit).
+struct LineBuf {
+    buf: [u8; LINE],
+    len: usize,
+}
+
+impl LineBuf {
+    /// Append `s` as it is, sending the buffer whenever it fills.
+    fn push_raw(&mut self, mut s: &[u8]) {
+        while !s.is_empty() {
+            if self.len == LINE {
+                serial::write_raw(&self.buf);
+                self.len = 0;
+            }
+            let n = s.len().min(LINE - self.len);
+            // Byte by byte: pieces are a few bytes long, and a `memcpy` call (a `rep movsb`
+            // started for five bytes) costs more under an emulating hypervisor.
+            for (d, b) in self.buf[self.len..self.len + n].iter_mut().zip(s) {
+                *d = *b;
+            }
+            self.len += n;
+            s = &s[n..];
+        }
+    }
+
+    /// Append text, `\n` as `\r\n` (what a terminal on the serial line wants).
+    fn push(&mut self, s: &[u8]) {
+        let mut lines = s.split(|&b| b == b'\n');
+        if let Some(first) = lines.next() {
+            self.push_raw(first);
+        }
+        for line in lines {
+            self.push_raw(b"\r\n");
+            self.push_raw(line);
+        }
+    }
+}
+
+impl Write for LineBuf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        serial::write(s.as_bytes());
+        self.push(s.as_bytes());
         Ok(())
+    }
+}
+
+impl crate::logline::Sink for LineBuf {
+    fn ascii(&mut self, bytes: &[u8]) {
+        self.push_raw(bytes);
     }
 }
 
 /// Print one line on the console.
 pub fn println(args: fmt::Arguments<'_>) {
-    let _ = writeln!(Serial, "{args}");
+    let mut line = LineBuf { buf: [0; LINE], len: 0 };
+    let _ = writeln!(line, "{args}");
+    serial::write_raw(&line.buf[..line.len]);
 }
 
 struct SerialLogger {
@@ -42,7 +89,10 @@ impl log::Log for SerialLogger {
 
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
-            println(format_args!("{}", LogLine { at: self.time.now(), record }));
+            let mut line = LineBuf { buf: [0; LINE], len: 0 };
+            let _ = crate::logline::write_log_line(&mut line, self.time.now(), record);
+            line.push(b"\n");
+            serial::write_raw(&line.buf[..line.len]);
         }
     }
 

@@ -33,6 +33,24 @@
 //! Devices ([`run_with_devices`]): [`VirtioNet`] ([`morgana::Net`]) and [`VirtioBlock`]
 //! ([`morgana::Block`]) on virtio-drivers, over virtio-mmio (from the command line) and
 //! virtio-pci (bus 0 through ports 0xcf8/0xcfc; BARs the firmware left unassigned are placed).
+//! A missing device is a [`StartError::Device`]: one line, exit status 1.
+//!
+//! Network apps take the target's default stack, [`stack`]: `morgana-tcpip` on the first NIC,
+//! configured by `--ipv4`/`--ipv4-gateway`, `--dhcp`, `--dns-server` (DHCP when no address is
+//! given), seeded from RDRAND, its runner spawned:
+//!
+//! ```ignore
+//! fn main() -> ! {
+//!     morgana_virtio::run_with_devices(echo::ARGS, |platform, mut devices, args| {
+//!         let config = echo::Config::from_args(args)?;
+//!         let stack = morgana_virtio::stack(&platform, &mut devices, args)?;
+//!         Ok(echo::start(platform, stack, config))
+//!     })
+//! }
+//! ```
+//!
+//! Feature `getrandom`: answer getrandom 0.2's custom hook from RDRAND, for crates that draw
+//! their randomness there (rustls-rustcrypto, in `www`).
 //!
 //! Exit status through QEMU's `isa-debug-exit` (port 0xf4): the kernel writes `s` and QEMU exits
 //! with `(s << 1) | 1`; `cargo xtask run` turns that back into `s`. `s` is 0 for success, 1 for an
@@ -49,6 +67,8 @@
 extern crate alloc;
 
 pub mod cmdline;
+#[cfg(any(test, target_os = "none"))]
+mod logline;
 pub mod memmap;
 pub mod pci;
 pub mod time;
@@ -68,6 +88,8 @@ mod rng;
 #[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]
+mod stack;
+#[cfg(target_os = "none")]
 #[allow(unsafe_code)]
 mod sys;
 
@@ -83,8 +105,11 @@ pub use net::{VirtioNet, VirtioRx, VirtioTx};
 pub use rng::{HwEntropy, HwRng};
 #[cfg(target_os = "none")]
 pub use run::{
-    EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, VirtioPlatform, run, run_with_devices,
+    EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, StartError, VirtioClock,
+    VirtioPlatform, run, run_with_devices,
 };
+#[cfg(target_os = "none")]
+pub use stack::{VirtioStack, stack};
 #[cfg(target_os = "none")]
 pub use time::KernelTime;
 
@@ -100,15 +125,15 @@ pub fn page_fault() {
 #[macro_export]
 macro_rules! entry {
     ($main:path) => {
+        // No `allow(unsafe_code)` here: the lint does not fire in an external macro's expansion,
+        // and an app may `forbid` it (which an `allow` would contradict).
         #[doc(hidden)]
-        #[allow(unsafe_code)]
         #[unsafe(export_name = "morgana_virtio_main")]
         pub fn __morgana_virtio_main() -> ! {
             $main()
         }
 
         #[doc(hidden)]
-        #[allow(unsafe_code)]
         #[unsafe(export_name = "morgana_virtio_program")]
         pub static __MORGANA_VIRTIO_PROGRAM: &str = env!("CARGO_PKG_NAME");
     };

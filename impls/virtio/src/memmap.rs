@@ -3,7 +3,10 @@
 /// `hvm_memmap_table_entry` type of usable RAM.
 pub const RAM: u32 = 1;
 
-/// One entry of the PVH memory map.
+/// One entry of the PVH memory map. `repr(C)`: the same layout as the loader's
+/// `hvm_memmap_table_entry` (whose trailing reserved word falls in the padding), so the kernel
+/// reads the loader's table in place instead of copying it.
+#[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Region {
     /// First byte.
@@ -55,6 +58,12 @@ fn align_up(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regions_have_the_loaders_layout() {
+        assert_eq!((size_of::<Region>(), align_of::<Region>()), (24, 8));
+        assert_eq!(core::mem::offset_of!(Region, kind), 16);
+    }
 
     const fn ram(addr: u64, size: u64) -> Region {
         Region { addr, size, kind: RAM }

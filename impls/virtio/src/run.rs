@@ -1,7 +1,6 @@
 //! The kernel's entry: platform bring-up, arguments, logging, the executor, the exit status.
 
 use alloc::borrow::Cow;
-use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt::Display;
 use core::future::Future;
@@ -33,21 +32,66 @@ pub const EXIT_PANIC: u8 = 101;
 /// The platform an app receives on bare metal.
 pub type VirtioPlatform = RtPlatform<KernelTime, HwEntropy>;
 
+/// The clock an app receives on bare metal (`platform.clock()`).
+pub type VirtioClock = morgana_rt::Handle<KernelTime>;
+
+/// Why an app could not start (returned by the `build` closure of [`run`] and
+/// [`run_with_devices`]).
+#[derive(Debug)]
+pub enum StartError {
+    /// A bad argument value: one line, exit status 2.
+    Args(ArgError),
+    /// A device is missing or unusable; the line says why and how to fix it (exit status 1).
+    Device(String),
+}
+
+impl From<ArgError> for StartError {
+    fn from(e: ArgError) -> Self {
+        Self::Args(e)
+    }
+}
+
+impl Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Args(e) => e.fmt(f),
+            Self::Device(m) => f.write_str(m),
+        }
+    }
+}
+
 /// What the platform brought up.
 struct Booted {
     time: KernelTime,
     irqs: Irqs,
     park: HaltPark,
     entropy: HwEntropy,
-    cmdline: Cmdline,
-    describe: String,
+    cmdline: Cmdline<'static>,
+    describe: Describe,
+}
+
+/// What the boot log says about the platform; formatted only if debug logging is on.
+struct Describe {
+    clock: &'static str,
+    timer: Timer,
+    heap: u64,
+}
+
+impl Display for Describe {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let timer = match self.timer {
+            Timer::TscDeadline => "tsc-deadline",
+            Timer::OneShot(_) => "lapic one-shot",
+        };
+        write!(f, "clock {}, timer {timer}, heap {} KiB", self.clock, self.heap / 1024)
+    }
 }
 
 /// Bring the platform up. Errors before the heap exists must not allocate, hence `Cow`.
 fn boot() -> Result<Booted, Cow<'static, str>> {
     sys::idt::init();
     let info = sys::pvh::start_info()?;
-    let (start, len) = crate::memmap::heap_region(&info.regions[..info.len], &info.reserved, 1 << 32)
+    let (start, len) = crate::memmap::heap_region(info.regions, &info.reserved, 1 << 32)
         .ok_or("the memory map has no free RAM for a heap: give the VM more memory (--mem)")?;
     if !sys::heap::init(start, len) {
         return Err("the heap's memory lies above 4 GiB".into());
@@ -59,14 +103,7 @@ fn boot() -> Result<Booted, Cow<'static, str>> {
     let timer = if apic::init() { Timer::TscDeadline } else { Timer::OneShot(calibrate_lapic(&time)) };
     let irqs = Irqs::default();
     cpu::sti();
-    let describe = format!(
-        "clock {clock}, timer {}, heap {} KiB",
-        match timer {
-            Timer::TscDeadline => "tsc-deadline",
-            Timer::OneShot(_) => "lapic one-shot",
-        },
-        len / 1024
-    );
+    let describe = Describe { clock, timer, heap: len };
     Ok(Booted { time, park: HaltPark::new(time, irqs.clone(), timer), irqs, entropy, cmdline, describe })
 }
 
@@ -90,8 +127,12 @@ fn calibrate_lapic(time: &KernelTime) -> Scale {
 /// logging, and run the app that `build` returns until it completes; then exit with its status.
 ///
 /// `--help` prints the usage and exits 0; a bad argument prints one line and exits 2; an app
-/// error prints `error: ...` and exits 1. No devices are probed: see [`run_with_devices`].
-pub fn run<F, E>(app_args: &[ArgSpec], build: impl FnOnce(VirtioPlatform, &Args) -> Result<F, ArgError>) -> !
+/// error prints `error: ...` and exits 1; a [`StartError::Device`] prints one line and exits 1.
+/// No devices are probed: see [`run_with_devices`].
+pub fn run<F, E>(
+    app_args: &[ArgSpec],
+    build: impl FnOnce(VirtioPlatform, &Args) -> Result<F, StartError>,
+) -> !
 where
     F: Future<Output = Result<(), E>>,
     E: Display,
@@ -99,10 +140,12 @@ where
     start(app_args, false, |platform, _devices, args| build(platform, args))
 }
 
-/// [`run`], with the virtio-net and virtio-blk devices found at boot handed to `build`.
+/// [`run`], with the virtio-net and virtio-blk devices found at boot handed to `build`, and the
+/// TCP/IP stack's own arguments ([`morgana_tcpip::ARGS`]: `--ipv6`, `--ipv6-gateway`) declared
+/// for [`crate::stack`].
 pub fn run_with_devices<F, E>(
     app_args: &[ArgSpec],
-    build: impl FnOnce(VirtioPlatform, Devices, &Args) -> Result<F, ArgError>,
+    build: impl FnOnce(VirtioPlatform, Devices, &Args) -> Result<F, StartError>,
 ) -> !
 where
     F: Future<Output = Result<(), E>>,
@@ -114,7 +157,7 @@ where
 fn start<F, E>(
     app_args: &[ArgSpec],
     probe: bool,
-    build: impl FnOnce(VirtioPlatform, Devices, &Args) -> Result<F, ArgError>,
+    build: impl FnOnce(VirtioPlatform, Devices, &Args) -> Result<F, StartError>,
 ) -> !
 where
     F: Future<Output = Result<(), E>>,
@@ -128,14 +171,13 @@ where
             sys::exit(EXIT_FAILURE)
         }
     };
-    let specs = [COMMON, app_args];
+    let net_args: &[ArgSpec] = if probe { morgana_tcpip::ARGS } else { &[] };
+    let specs = [COMMON, net_args, app_args];
     let args = match Args::parse(&specs, &b.cmdline.args) {
         Ok(a) => a,
         Err(e) => arg_failure(program, &specs, e),
     };
-    let level = match args
-        .get_opt_with("log", "error, warn, info, debug or trace", |s| log::LevelFilter::from_str(s).ok())
-    {
+    let level = match args.get_opt_with("log", "error, warn, info, debug or trace", level) {
         Ok(l) => l.unwrap_or(log::LevelFilter::Info),
         Err(e) => arg_failure(program, &specs, e),
     };
@@ -153,7 +195,11 @@ where
     let platform = RtPlatform::new(exec.handle(), b.entropy);
     let app = match build(platform, devices, &args) {
         Ok(app) => app,
-        Err(e) => arg_failure(program, &specs, e),
+        Err(StartError::Args(e)) => arg_failure(program, &specs, e),
+        Err(StartError::Device(e)) => {
+            println(format_args!("{program}: {e}"));
+            sys::exit(EXIT_FAILURE)
+        }
     };
     let started: Instant = b.time.now();
     log::debug!("boot: {} us from the first instruction to the app ({})", started.as_micros(), b.describe);
@@ -170,6 +216,22 @@ where
         }
     };
     sys::exit(status)
+}
+
+/// A `--log` level: the usual lower-case names by a direct match (`LevelFilter::from_str`'s
+/// case-insensitive search costs a few hundred emulated instructions at boot), else as `log`
+/// parses it.
+fn level(s: &str) -> Option<log::LevelFilter> {
+    use log::LevelFilter::*;
+    Some(match s {
+        "info" => Info,
+        "debug" => Debug,
+        "warn" => Warn,
+        "error" => Error,
+        "trace" => Trace,
+        "off" => Off,
+        _ => return log::LevelFilter::from_str(s).ok(),
+    })
 }
 
 fn arg_failure(program: &str, specs: &[&[ArgSpec]], e: ArgError) -> ! {

@@ -122,6 +122,7 @@ pub fn route(gsi: u32) -> bool {
         return false;
     }
     let vector = u32::from(IRQ_BASE) + gsi;
+    super::idt::enable_irq(vector as u8);
     ioapic_write(base, 0x11 + 2 * pin, APIC_ID.load(Ordering::Relaxed) << 24);
     ioapic_write(base, 0x10 + 2 * pin, vector | 1 << 15);
     true

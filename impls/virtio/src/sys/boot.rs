@@ -3,9 +3,9 @@
 //! A PVH loader (QEMU `-kernel`, Firecracker, cloud-hypervisor) reads the `XEN_ELFNOTE_PHYS32_ENTRY`
 //! note and enters `pvh_start32` in 32-bit protected mode, paging off, with the physical address
 //! of the `hvm_start_info` block in `ebx`. The trampoline records the TSC (the boot-time figure
-//! starts here), identity-maps the first 2 MiB, enables PAE and long mode, loads a flat GDT and
-//! jumps to 64-bit code, which sets a stack and calls [`rust_start`]. The rest of the identity
-//! map (RAM for the heap, device windows) is added on demand by [`super::paging`].
+//! starts here), identity-maps the 2 MiB pages the image covers, enables PAE and long mode, loads
+//! a flat GDT and jumps to 64-bit code, which sets a stack and calls [`rust_start`]. The rest of
+//! the identity map (RAM for the heap, device windows) is added on demand by [`super::paging`].
 //!
 //! `.bss` is not cleared here: an ELF loader zero-fills everything between a segment's file size
 //! and its memory size (the page tables rely on it).
@@ -86,13 +86,21 @@ pvh_start32:
     movl %edx, {boot_tsc}+4
     movl %ebx, {start_info}
 
-    /* Map the first 2 MiB (image, .bss, stack, the loader's tables): three stores. The rest of
-       the identity map is added on demand (`paging::map`), because every store to a page table
-       is trapped and emulated under nested virtualization (about 6 us each, measured). The
-       tables are in .bss, already zero. */
+    /* Map the 2 MiB pages up to the end of the image (the loader's tables, image, .bss, stack):
+       a few stores, made before paging is on. The rest of the identity map is added on demand
+       (`paging::map`), because once paging is on every store to a page table is trapped and
+       emulated under nested virtualization (about 6 us each, measured). The tables are in .bss,
+       already zero. */
     movl $morgana_pdpt + 0x3, morgana_pml4
     movl $morgana_pd + 0x3, morgana_pdpt
-    movl $0x83, morgana_pd      /* present, writable, 2 MiB */
+    movl $0x83, %eax            /* present, writable, 2 MiB */
+    movl $morgana_pd, %edi
+1:
+    movl %eax, (%edi)
+    addl $8, %edi
+    addl $0x200000, %eax
+    cmpl $__kernel_end + 0x83, %eax
+    jb 1b
     movl $morgana_pml4, %eax
     movl %eax, %cr3
     movl %cr4, %eax

@@ -4,7 +4,7 @@
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 
-use super::apic::{GSIS, IRQ_BASE, SPURIOUS_VECTOR, on_interrupt};
+use super::apic::{GSIS, IRQ_BASE, SPURIOUS_VECTOR, TIMER_VECTOR, on_interrupt};
 
 /// Exception stubs are 16 bytes apart from `morgana_exc_stubs`; interrupt stubs likewise from
 /// `morgana_irq_stubs` (one per vector from `IRQ_BASE` through the timer's).
@@ -102,36 +102,46 @@ unsafe extern "C" {
 #[repr(C, align(16))]
 struct Table(UnsafeCell<[u64; 512]>);
 
-// SAFETY: written once by `init` before interrupts are enabled, then only read by the CPU.
+// SAFETY: written by `init` before interrupts are enabled, and by `enable_irq` with interrupts
+// off for a vector nothing can raise yet; otherwise only read by the CPU.
 unsafe impl Sync for Table {}
 
 static IDT: Table = Table(UnsafeCell::new([0; 512]));
 
-/// A 64-bit interrupt gate to `handler` in the kernel code segment.
-fn gate(handler: u64) -> [u64; 2] {
+/// Point `vector` at `handler` (an interrupt gate in the kernel code segment). Two stores:
+/// boot executes every instruction at a cost under an emulating hypervisor.
+fn set(vector: u8, handler: u64) {
     let low = (handler & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
-    [low, handler >> 32]
+    let entry = IDT.0.get() as *mut u64;
+    // SAFETY: `2 * vector + 1 < 512`; callers run with interrupts off (see `Table`), so no CPU
+    // reads the gate while it is half written, and no Rust reference to the table exists.
+    unsafe {
+        entry.add(2 * usize::from(vector)).write_volatile(low);
+        entry.add(2 * usize::from(vector) + 1).write_volatile(handler >> 32);
+    }
 }
 
-/// Fill and load the IDT. Call once, with interrupts off.
+/// Fill the exception, timer and spurious vectors and load the IDT. Call once, with interrupts
+/// off. Device vectors are filled as their lines are routed ([`enable_irq`]).
 pub fn init() {
     let exc = &raw const morgana_exc_stubs as u64;
-    let irq = &raw const morgana_irq_stubs as u64;
-    let spurious = &raw const morgana_spurious as u64;
-    // SAFETY: interrupts are off and nothing else references the table yet.
-    let table = unsafe { &mut *IDT.0.get() };
-    let mut set =
-        |vector: usize, handler: u64| table[2 * vector..2 * vector + 2].copy_from_slice(&gate(handler));
-    for v in 0..32 {
-        set(v, exc + v as u64 * STUB_SIZE);
+    for v in 0..32u8 {
+        set(v, exc + u64::from(v) * STUB_SIZE);
     }
-    for i in 0..IRQ_STUBS as usize {
-        set(usize::from(IRQ_BASE) + i, irq + i as u64 * STUB_SIZE);
-    }
-    set(usize::from(SPURIOUS_VECTOR), spurious);
+    enable_irq(TIMER_VECTOR);
+    set(SPURIOUS_VECTOR, &raw const morgana_spurious as u64);
     let pointer = Dtr { limit: (512 * 8 - 1) as u16, base: IDT.0.get() as u64 };
-    // SAFETY: `pointer` describes the static table, which lives forever and is fully built.
+    // SAFETY: `pointer` describes the static table, which lives forever; every vector that can
+    // fire has its gate.
     unsafe { asm!("lidt [{}]", in(reg) &raw const pointer, options(readonly, nostack, preserves_flags)) }
+}
+
+/// Give interrupt `vector` (a device line's, from `IRQ_BASE`, or the timer's) its gate. Call with
+/// interrupts off, before the vector can fire; out-of-range vectors are ignored.
+pub fn enable_irq(vector: u8) {
+    if let Some(i) = vector.checked_sub(IRQ_BASE).filter(|i| u32::from(*i) < IRQ_STUBS) {
+        set(vector, &raw const morgana_irq_stubs as u64 + u64::from(i) * STUB_SIZE);
+    }
 }
 
 /// The operand of `lidt`.

@@ -6,6 +6,8 @@ pub mod apic;
 pub mod boot;
 pub mod clock;
 pub mod cpu;
+#[cfg(feature = "getrandom")]
+mod entropy;
 pub mod heap;
 pub mod idt;
 pub mod paging;

@@ -1,8 +1,9 @@
 //! The identity map, grown on demand in 2 MiB pages below 4 GiB.
 //!
-//! At entry only the first 2 MiB is mapped. RAM for the heap and device windows are mapped when
-//! first needed: under nested virtualization each page-table store is trapped and emulated (about
-//! 6 us each, measured), so mapping all 4 GiB up front (2048 stores) cost 12 ms of boot.
+//! At entry only the 2 MiB pages up to the end of the image are mapped. RAM for the heap and
+//! device windows are mapped when first needed: under nested virtualization each page-table store
+//! is trapped and emulated (about 6 us each, measured), so mapping all 4 GiB up front (2048
+//! stores) cost 12 ms of boot.
 //! Entries only go from absent to present, which needs no TLB flush.
 
 use core::sync::atomic::{Ordering, compiler_fence};

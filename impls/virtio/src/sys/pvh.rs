@@ -4,7 +4,7 @@ use super::paging::map;
 use crate::memmap::Region;
 
 const MAGIC: u32 = 0x336e_c578;
-/// Memory-map entries read; QEMU gives a handful.
+/// Memory-map entries read at most; QEMU gives a handful.
 pub const MAX_REGIONS: usize = 64;
 /// Longest kernel command line read.
 const MAX_CMDLINE: u64 = 65_536;
@@ -16,10 +16,8 @@ unsafe extern "C" {
 
 /// What the loader handed over.
 pub struct StartInfo {
-    /// The memory map.
-    pub regions: [Region; MAX_REGIONS],
-    /// Entries used in `regions`.
-    pub len: usize,
+    /// The memory map: the loader's own table, read in place.
+    pub regions: &'static [Region],
     /// The command line (empty if none).
     pub cmdline: &'static [u8],
     /// Physical ranges to keep out of the heap: the image, the start info, the tables it points to.
@@ -49,12 +47,14 @@ pub fn start_info() -> Result<StartInfo, &'static str> {
     if !map(memmap, 24 * u64::from(entries), false) {
         return Err("the PVH memory map lies above 4 GiB");
     }
-    let mut regions = [Region { addr: 0, size: 0, kind: 0 }; MAX_REGIONS];
-    let len = (entries as usize).min(MAX_REGIONS);
-    for (i, r) in regions.iter_mut().take(len).enumerate() {
-        let e = memmap + 24 * i as u64;
-        *r = Region { addr: read(e), size: read(e + 8), kind: read(e + 16) };
+    if memmap % 8 != 0 {
+        return Err("the PVH memory map is not 8-byte aligned");
     }
+    let len = (entries as usize).min(MAX_REGIONS);
+    // SAFETY: `len` entries of `hvm_memmap_table_entry` at `memmap`, mapped above, aligned
+    // (checked), in RAM kept out of the heap (`reserved`) and never written after boot;
+    // `Region` has their layout (`repr(C)`, checked by a unit test) and any bits are valid.
+    let regions: &'static [Region] = unsafe { core::slice::from_raw_parts(memmap as *const Region, len) };
     let cmdline: &'static [u8] = if cmdline_addr == 0 {
         &[]
     } else if !map(cmdline_addr, MAX_CMDLINE, false) {
@@ -80,5 +80,5 @@ pub fn start_info() -> Result<StartInfo, &'static str> {
         (cmdline_addr, cmdline_addr + cmdline.len() as u64 + 1),
         (memmap, memmap + 24 * u64::from(entries)),
     ];
-    Ok(StartInfo { regions, len, cmdline, reserved })
+    Ok(StartInfo { regions, cmdline, reserved })
 }

@@ -1,0 +1,59 @@
+//! The default TCP/IP stack on bare metal: `morgana-tcpip` over the first virtio-net interface.
+
+use morgana::args::Args;
+use morgana::rand_core::RngCore;
+use morgana::{Platform, Spawn};
+use morgana_tcpip::{Config, Ipv4Mode};
+
+use crate::devices::Devices;
+use crate::run::{StartError, VirtioPlatform};
+
+/// The stack [`stack`] returns: an app takes it as its `S: TcpStack` (also `UdpStack` and
+/// `Resolver`).
+pub type VirtioStack = morgana_tcpip::Stack;
+
+/// Take the first virtio-net interface from `devices` and run `morgana-tcpip` on it; the stack
+/// for an app's `main.rs` (Mirage's `generic_stackv4v6`).
+///
+/// Configured by the shared arguments: `--ipv4 ADDR/PREFIX` with `--ipv4-gateway ADDR` for a
+/// static address, `--dhcp`, `--dns-server ADDR`, and `--ipv6`/`--ipv6-gateway`. With neither
+/// `--ipv4` nor `--dhcp` it asks DHCP, which is what QEMU's user networking (and most hypervisor
+/// networks) answer: a guest there gets 10.0.2.15/24 via 10.0.2.2 with no argument at all. The
+/// seed for sequence numbers and ports comes from the CPU's RNG; the stack's runner is spawned
+/// here and drives the interface for the rest of the run.
+///
+/// No interface is a [`StartError::Device`] that says how to attach one.
+///
+/// ```ignore
+/// morgana_virtio::run_with_devices(echo::ARGS, |platform, mut devices, args| {
+///     let config = echo::Config::from_args(args)?;
+///     let stack = morgana_virtio::stack(&platform, &mut devices, args)?;
+///     Ok(echo::start(platform, stack, config))
+/// })
+/// ```
+pub fn stack(
+    platform: &VirtioPlatform,
+    devices: &mut Devices,
+    args: &Args,
+) -> Result<VirtioStack, StartError> {
+    let mut config = Config::from_args(args)?;
+    let net = devices.net().ok_or_else(|| {
+        StartError::Device(
+            "no virtio-net interface: start QEMU with a NIC (cargo xtask run APP --target virtio --net user, or --net tap:IF)"
+                .into(),
+        )
+    })?;
+    if let Some(net) = args.raw("net").filter(|_| args.flag("net")) {
+        log::warn!(
+            "--net {net} is ignored on bare metal: the NIC is QEMU's (cargo xtask run --net user|tap:IF, before the --)"
+        );
+    }
+    if config.ipv4 == Ipv4Mode::None {
+        log::debug!("no --ipv4: asking DHCP for an address");
+        config = config.dhcp();
+    }
+    config.seed = platform.rng().next_u64();
+    let (stack, runner) = morgana_tcpip::new(net, platform.clock(), config);
+    platform.spawn(async move { runner.run().await });
+    Ok(stack)
+}

@@ -1,0 +1,398 @@
+//! QEMU tests that talk to a running guest: `echo` and `www` through the forwarded port, `echo`
+//! through a TAP device in a network namespace the test creates, each started with the command a
+//! user types (`cargo xtask run APP --target virtio ...`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::RemoveOnDrop;
+
+/// A guest started through `cargo xtask run` (this binary) in its own process group, so that
+/// dropping it stops QEMU too.
+pub struct Guest {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Guest {
+    /// Run this binary with `args`, prefixed by `wrap` (e.g. `ip netns exec NS`).
+    pub fn start(wrap: &[&str], args: &[String]) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = match wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        cmd.args(args);
+        Self::spawn(cmd)
+    }
+
+    /// Run `cmd` (QEMU itself, or something that starts it), capturing what it prints.
+    pub fn spawn(mut cmd: Command) -> Result<Self, String> {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start the guest: {e}"))?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        for out in [
+            child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>),
+            child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    lines
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(line.trim_end_matches('\r').to_string());
+                }
+            });
+        }
+        Ok(Self { child, lines })
+    }
+
+    /// Everything printed so far (guest console and xtask's own lines).
+    pub fn text(&self) -> String {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|l| format!("  | {l}\n")).collect()
+    }
+
+    /// The first line containing `needle`, waiting up to `timeout` for it.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) =
+                self.lines.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|l| l.contains(needle))
+            {
+                return Ok(l.clone());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the readers catch the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                if let Some(l) =
+                    self.lines.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|l| l.contains(needle))
+                {
+                    return Ok(l.clone());
+                }
+                return Err(format!(
+                    "the guest exited ({status}) without printing '{needle}'\n{}",
+                    self.text()
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("no '{needle}' after {timeout:?}\n{}", self.text()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        // The whole group: xtask and the QEMU it started (the shell's own `kill`, which takes a
+        // negative process-group id; procps may not be installed). Then xtask itself, whatever
+        // happened, so that waiting for it cannot hang.
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -9 -{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A host TCP port that was free a moment ago.
+pub fn free_port() -> Result<u16, String> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// `n` bytes that are not a repeating pattern (xorshift from a seed).
+fn payload(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Send `data` to `port` on loopback, half-close, read everything back.
+fn echo_through(port: u16, data: &[u8], timeout: Duration) -> Result<Vec<u8>, String> {
+    let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
+    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let mut w = s.try_clone().map_err(|e| e.to_string())?;
+    let body = data.to_vec();
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        w.write_all(&body)?;
+        w.shutdown(Shutdown::Write)
+    });
+    let mut back = Vec::new();
+    let read = (&s).read_to_end(&mut back);
+    let wrote = writer.join().map_err(|_| "the writer panicked".to_string())?;
+    wrote.map_err(|e| format!("sending: {e}"))?;
+    read.map_err(|e| format!("reading back after {} bytes: {e}", back.len()))?;
+    Ok(back)
+}
+
+fn xtask_run(app: &str, opts: &[String], app_args: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["run", app, "--target", "virtio"].map(String::from).into();
+    a.extend(opts.iter().cloned());
+    if !app_args.is_empty() {
+        a.push("--".into());
+        a.extend(app_args.iter().map(|s| s.to_string()));
+    }
+    a
+}
+
+/// Accelerator options for `cargo xtask run`: what the caller chose.
+fn accel(kvm: bool) -> Vec<String> {
+    vec!["--accel".into(), if kvm { "kvm" } else { "tcg" }.into()]
+}
+
+/// `echo` returns a 1 MiB payload byte-exact through the forwarded port.
+fn echo_forwarded(kvm: bool) -> Result<(), String> {
+    let port = free_port()?;
+    let mut opts = accel(kvm);
+    opts.extend(["--forward".into(), format!("{port}:7")]);
+    let mut g = Guest::start(&[], &xtask_run("echo", &opts, &[]))?;
+    let boot = Duration::from_secs(60);
+    g.wait_for(&format!("127.0.0.1:{port} forwards to the guest's TCP port 7"), boot)?;
+    g.wait_for("echo: listening on ", boot)?;
+    g.wait_for("DHCP lease: 10.0.2.15/24 via 10.0.2.2", boot)?;
+    let data = payload(1 << 20, 7);
+    let back =
+        echo_through(port, &data, Duration::from_secs(120)).map_err(|e| format!("{e}\n{}", g.text()))?;
+    if back != data {
+        let at = back.iter().zip(&data).position(|(a, b)| a != b).unwrap_or(back.len().min(data.len()));
+        return Err(format!(
+            "{} bytes back for {}, first difference at byte {at}\n{}",
+            back.len(),
+            data.len(),
+            g.text()
+        ));
+    }
+    g.wait_for("closed: 1048576 bytes echoed", Duration::from_secs(10))?;
+    Ok(())
+}
+
+/// `www` answers `curl --cacert <dev CA>` over TLS 1.3 with the site's index page.
+fn www_curl(root: &Path, kvm: bool) -> Result<(), String> {
+    let port = free_port()?;
+    let mut opts = accel(kvm);
+    opts.extend(["--forward".into(), format!("{port}:443")]);
+    let mut g = Guest::start(&[], &xtask_run("www", &opts, &[]))?;
+    let boot = Duration::from_secs(90);
+    g.wait_for(&format!("serving https://127.0.0.1:{port}/"), boot)?;
+    g.wait_for("INFO  www: serving https://", boot)?;
+    g.wait_for("DHCP lease: 10.0.2.15/24", boot)?;
+    let body = std::env::temp_dir().join(format!("morgana-www-index-{}.html", std::process::id()));
+    let _cleanup = RemoveOnDrop(body.clone());
+    let ca = root.join("stacks/tls/dev-certs/ca.pem");
+    let out = Command::new("curl")
+        .args(["-sS", "-v", "--tlsv1.3", "--max-time", "120", "--cacert"])
+        .arg(&ca)
+        .arg("-o")
+        .arg(&body)
+        .args(["-w", "%{http_code}", &format!("https://127.0.0.1:{port}/")])
+        .output()
+        .map_err(|e| format!("curl: {e} (install it: apt-get install curl)"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let code = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || code != "200" {
+        return Err(format!("curl exited {}, HTTP {code}: {stderr}\n{}", out.status, g.text()));
+    }
+    if !stderr.contains("SSL connection using TLSv1.3") {
+        return Err(format!("not TLS 1.3: {stderr}"));
+    }
+    let want = std::fs::read(root.join("apps/www/htdocs/index.html")).map_err(|e| e.to_string())?;
+    let got = std::fs::read(&body).map_err(|e| e.to_string())?;
+    if got != want {
+        return Err(format!(
+            "the body ({} bytes) is not htdocs/index.html ({} bytes)",
+            got.len(),
+            want.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a server app booted by `qemu` (with `port` forwarded from the host) serves: `echo`
+/// echoes 64 KiB, `www` answers curl with its index page. For `cargo xtask bench boot`'s search
+/// for the smallest `--mem`.
+pub fn serves(root: &Path, app: &str, qemu: Command, port: u16, timeout: Duration) -> bool {
+    let Ok(mut g) = Guest::spawn(qemu) else { return false };
+    let ready = match app {
+        "echo" => "echo: listening on ",
+        _ => "INFO  www: serving https://",
+    };
+    if g.wait_for(ready, timeout).is_err() || g.wait_for("DHCP lease: ", timeout).is_err() {
+        return false;
+    }
+    match app {
+        "echo" => {
+            let data = payload(64 << 10, 3);
+            echo_through(port, &data, timeout).is_ok_and(|back| back == data)
+        }
+        _ => Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                &timeout.as_secs().to_string(),
+            ])
+            .arg("--cacert")
+            .arg(root.join("stacks/tls/dev-certs/ca.pem"))
+            .arg(format!("https://127.0.0.1:{port}/"))
+            .output()
+            .is_ok_and(|o| o.stdout == b"200"),
+    }
+}
+
+/// Whether this process runs as root.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .map(|u| u == "0")
+        })
+        .unwrap_or(false)
+}
+
+fn sh(cmd: &[&str]) -> Result<(), String> {
+    let out = Command::new(cmd[0]).args(&cmd[1..]).output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// A network namespace, deleted (with the TAP device in it) on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Result<Self, String> {
+        let _ = Command::new("ip").args(["netns", "del", &name]).stderr(Stdio::null()).status();
+        sh(&["ip", "netns", "add", &name])?;
+        Ok(Self(name))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Linux's side of the TAP link, and the guest's.
+const TAP_LINUX: &str = "10.78.0.1";
+const TAP_GUEST: &str = "10.78.0.2";
+
+/// `echo` on a TAP device inside a namespace this test creates; Linux in the namespace pings it
+/// and echoes a payload through it with `nc`. Returns `Ok(false)` when skipped.
+fn echo_tap(kvm: bool) -> Result<bool, String> {
+    if std::env::var("MORGANA_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+        return Ok(false);
+    }
+    if !is_root() {
+        return Err(
+            "this test needs root (it creates a network namespace and a TAP device): run it as root, \
+                    or set MORGANA_SKIP_ROOT_TESTS=1 to skip it"
+                .into(),
+        );
+    }
+    let pid = std::process::id();
+    let ns = Netns::new(format!("mgvirtio{pid}"))?;
+    let tap = format!("mgvt{pid}");
+    let in_ns = |cmd: &[&str]| -> Result<(), String> {
+        let mut all = vec!["ip", "netns", "exec", ns.0.as_str()];
+        all.extend_from_slice(cmd);
+        sh(&all)
+    };
+    in_ns(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"])?;
+    in_ns(&["ip", "addr", "add", &format!("{TAP_LINUX}/24"), "dev", &tap])?;
+    in_ns(&["ip", "link", "set", &tap, "up"])?;
+    let mut opts = accel(kvm);
+    opts.extend(["--net".into(), format!("tap:{tap}")]);
+    let mut g = Guest::start(
+        &["ip", "netns", "exec", &ns.0],
+        &xtask_run("echo", &opts, &["--ipv4", &format!("{TAP_GUEST}/24")]),
+    )?;
+    g.wait_for("echo: listening on ", Duration::from_secs(60))?;
+    in_ns(&["ping", "-c", "1", "-W", "20", TAP_GUEST]).map_err(|e| format!("{e}\n{}", g.text()))?;
+    let data = payload(256 << 10, 11);
+    let file = std::env::temp_dir().join(format!("morgana-tap-payload-{pid}"));
+    let _cleanup = RemoveOnDrop(file.clone());
+    std::fs::write(&file, &data).map_err(|e| e.to_string())?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "nc", "-N", "-w", "60", TAP_GUEST, "7"])
+        .stdin(std::fs::File::open(&file).map_err(|e| e.to_string())?)
+        .output()
+        .map_err(|e| format!("nc: {e} (install it: apt-get install netcat-openbsd)"))?;
+    if out.stdout != data {
+        return Err(format!(
+            "{} bytes back through the TAP for {} (nc: {})\n{}",
+            out.stdout.len(),
+            data.len(),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            g.text()
+        ));
+    }
+    g.wait_for(&format!("connection 1 from {TAP_LINUX}:"), Duration::from_secs(10))?;
+    drop(g);
+    drop(ns);
+    Ok(true)
+}
+
+/// One live test's outcome: `Ok(false)` when skipped.
+pub type LiveResult = Result<bool, String>;
+
+/// A live test, to run once.
+pub type LiveTest = Box<dyn FnOnce() -> LiveResult>;
+
+/// The live tests, by name.
+pub fn tests(root: &Path, kvm: bool) -> Vec<(&'static str, LiveTest)> {
+    let root: PathBuf = root.to_path_buf();
+    vec![
+        (
+            "echo: 1 MiB byte-exact through the forwarded port",
+            Box::new(move || echo_forwarded(kvm).map(|()| true)),
+        ),
+        (
+            "www: curl --cacert <dev CA> over TLS 1.3 gets the index page through the forwarded port",
+            Box::new(move || www_curl(&root, kvm).map(|()| true)),
+        ),
+        ("echo on a TAP device in a namespace: ping and 256 KiB through nc", Box::new(move || echo_tap(kvm))),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_do_not_repeat() {
+        let p = payload(4096, 7);
+        assert_ne!(p[..2048], p[2048..]);
+        assert_eq!(payload(16, 7), payload(16, 7));
+    }
+}
