@@ -160,12 +160,13 @@ fn wait_output(mut child: Reap, limit: Duration) -> String {
     out
 }
 
-#[test]
-fn our_client_talks_to_openssl_s_server_with_tls13_and_tls12() {
-    let dir = cert_dir();
-    for (flag, version) in [("-tls1_3", ProtocolVersion::TLSv1_3), ("-tls1_2", ProtocolVersion::TLSv1_2)] {
+/// `openssl s_server` on a free loopback port, and a connection to it. Another process may take
+/// the port between our probe and s_server's bind, so a server that exits at once is started
+/// again on a new port.
+fn s_server(dir: &std::path::Path, flag: &str) -> (Reap, TcpStream) {
+    for _attempt in 0..5 {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let _server = Reap(
+        let mut server = Reap(
             openssl()
                 .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-naccept", "1", "-www"])
                 .args(["-cert", dir.join("server.pem").to_str().unwrap()])
@@ -176,15 +177,24 @@ fn our_client_talks_to_openssl_s_server_with_tls13_and_tls12() {
                 .unwrap(),
         );
         let start = StdInstant::now();
-        let sock = loop {
-            match TcpStream::connect(("127.0.0.1", port)) {
-                Ok(s) => break s,
-                Err(_) if start.elapsed() < Duration::from_secs(10) => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(e) => panic!("openssl s_server did not start on port {port}: {e}"),
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(sock) = TcpStream::connect(("127.0.0.1", port)) {
+                return (server, sock);
             }
-        };
+            if server.0.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("openssl s_server did not start in five attempts");
+}
+
+#[test]
+fn our_client_talks_to_openssl_s_server_with_tls13_and_tls12() {
+    let dir = cert_dir();
+    for (flag, version) in [("-tls1_3", ProtocolVersion::TLSv1_3), ("-tls1_2", ProtocolVersion::TLSv1_2)] {
+        let (_server, sock) = s_server(&dir, flag);
         sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let clock = clock();
         let time = TlsTime::new(clock.clone());
