@@ -44,7 +44,13 @@ pub fn run(root: &Path, quick: bool) -> Outcome {
     exec(&mut cmd)?;
     println!();
     wrk_vs_nginx(root, &tools, quick)?;
-    println!("the bare-metal image size: not measured yet (it needs the virtio target)");
+    println!();
+    println!("==> www on bare metal (rustls-rustcrypto, compiled-in site), stripped image size");
+    let (kib, target) = crate::virtio::image_kib(root, "www")?;
+    let target = target.map_or(String::new(), |t| {
+        format!(" (target <= {t} KiB: {})", if kib <= t as f64 { "met" } else { "MISSED" })
+    });
+    println!("www image: {kib:.1} KiB{target}");
     Ok(())
 }
 

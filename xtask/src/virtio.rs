@@ -262,6 +262,13 @@ fn size_kib(path: &Path) -> f64 {
     std::fs::metadata(path).map(|m| m.len() as f64 / 1024.0).unwrap_or(0.0)
 }
 
+/// Build `app`'s bare-metal image; its stripped size in KiB and the size target, if it has one.
+pub fn image_kib(root: &Path, app: &str) -> Result<(f64, Option<u64>), Failure> {
+    build_images(root, &[app], false)?;
+    let target = SIZE_TARGETS_KIB.iter().find(|(a, _)| *a == app).map(|(_, t)| *t);
+    Ok((size_kib(&image_path(root, app, false)), target))
+}
+
 /// `cargo xtask build APP --target virtio`.
 pub fn build(root: &Path, app: &str) -> Outcome {
     check_wired(root, app)?;
