@@ -73,7 +73,8 @@ impl Flag {
         Arc::new(Self { woken: AtomicBool::new(true), any: any.clone() })
     }
     fn take(&self) -> bool {
-        self.woken.swap(false, Ordering::AcqRel)
+        // A plain load first: most tasks are not woken, and the swap is a locked instruction.
+        self.woken.load(Ordering::Relaxed) && self.woken.swap(false, Ordering::AcqRel)
     }
 }
 
@@ -175,8 +176,8 @@ impl<T: TimeSource> Executor<T> {
 
 impl<T: TimeSource> Core<T> {
     fn poll_tasks(&self) {
-        let new = core::mem::take(&mut *self.spawned.borrow_mut());
-        if !new.is_empty() {
+        if !self.spawned.borrow().is_empty() {
+            let new = core::mem::take(&mut *self.spawned.borrow_mut());
             let mut tasks = self.tasks.borrow_mut();
             for task in new {
                 match tasks.iter_mut().find(|slot| slot.is_none()) {
@@ -187,16 +188,13 @@ impl<T: TimeSource> Core<T> {
         }
         let count = self.tasks.borrow().len();
         for i in 0..count {
-            let ready = match &self.tasks.borrow()[i] {
-                Some(task) => task.flag.take(),
-                None => false,
-            };
-            if !ready {
-                continue;
-            }
-            // Take the task out while it runs: it may spawn (which borrows `spawned`, not
+            // Take a woken task out while it runs: it may spawn (which borrows `spawned`, not
             // `tasks`) or drop other handles.
-            let Some(mut task) = self.tasks.borrow_mut()[i].take() else { continue };
+            let task = match self.tasks.borrow_mut().get_mut(i) {
+                Some(slot) if slot.as_ref().is_some_and(|t| t.flag.take()) => slot.take(),
+                _ => None,
+            };
+            let Some(mut task) = task else { continue };
             let done = task.future.as_mut().poll(&mut Context::from_waker(&task.waker)).is_ready();
             if done {
                 self.live_tasks.set(self.live_tasks.get() - 1);

@@ -4,7 +4,7 @@
 use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::cell::{RefCell, RefMut};
+use core::cell::{Cell, RefCell, RefMut};
 use core::convert::Infallible;
 use core::future::poll_fn;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -73,10 +73,10 @@ enum Phase {
     Egress,
 }
 
-/// Whether a socket waits for the peer to acknowledge something (data or our FIN).
-fn outstanding(s: &tcp::Socket<'_>) -> bool {
+/// Whether a socket in `state` waits for the peer to acknowledge something (data or our FIN).
+fn outstanding(s: &tcp::Socket<'_>, state: tcp::State) -> bool {
     use tcp::State::*;
-    match s.state() {
+    match state {
         Established | CloseWait => s.send_queue() > 0,
         FinWait1 | Closing | LastAck => true,
         _ => false,
@@ -103,18 +103,38 @@ impl Progress {
 
     /// Note progress; whether `s` has been stuck with something outstanding for `timeout`.
     fn stalled(&mut self, now: SmolInstant, s: &tcp::Socket<'_>, timeout: Option<SmolDuration>) -> bool {
-        let mark = (s.send_queue(), s.recv_queue(), s.state());
-        if mark != self.mark || !outstanding(s) {
+        let state = s.state();
+        self.note(now, (s.send_queue(), s.recv_queue(), state), outstanding(s, state), timeout)
+    }
+
+    /// [`Progress::stalled`] with the socket's queues and state (`mark`) already read.
+    fn note(
+        &mut self,
+        now: SmolInstant,
+        mark: (usize, usize, tcp::State),
+        outstanding: bool,
+        timeout: Option<SmolDuration>,
+    ) -> bool {
+        if mark != self.mark || !outstanding {
             *self = Self { since: now, mark };
             return false;
         }
         timeout.is_some_and(|t| now >= self.since + t)
     }
 
-    /// When it will have been stuck for `timeout`, if something is outstanding.
-    fn deadline(&self, s: &tcp::Socket<'_>, timeout: Option<SmolDuration>) -> Option<SmolInstant> {
-        if outstanding(s) { timeout.map(|t| self.since + t) } else { None }
+    /// When it will have been stuck for `timeout`, if something is `outstanding`.
+    fn deadline(&self, outstanding: bool, timeout: Option<SmolDuration>) -> Option<SmolInstant> {
+        if outstanding { timeout.map(|t| self.since + t) } else { None }
     }
+}
+
+/// `s` made no progress for `timeout` with something outstanding: reset it.
+#[cold]
+#[inline(never)]
+fn stall(s: &mut tcp::Socket<'_>, t: &mut Tracked, timeout: Option<SmolDuration>) {
+    log::debug!("TCP connection to {:?} stalled for {:?}: reset", s.remote_endpoint(), timeout);
+    s.abort();
+    t.error = Some(StackError::TimedOut);
 }
 
 /// A TCP socket owned by a live connection (or a connect in progress): its last seen state and
@@ -126,6 +146,53 @@ pub(crate) struct Tracked {
     /// Whether the socket has the short keep-alive of [`OUTSTANDING_KEEP_ALIVE`].
     probing: bool,
     progress: Progress,
+}
+
+impl Tracked {
+    /// The socket went from `self.state` to `state`; `phase` tells a reset or a refusal (a
+    /// segment closed it) from a timeout (a timer did).
+    fn changed(&mut self, state: tcp::State, phase: Phase) {
+        if state == tcp::State::Closed && self.error.is_none() {
+            use tcp::State::*;
+            self.error = match (phase, self.state) {
+                // The normal ends of a connection.
+                (_, TimeWait | LastAck | Closing | Closed | Listen) => None,
+                (Phase::Ingress, SynSent) => Some(StackError::ConnectionRefused),
+                (Phase::Ingress, _) => Some(StackError::ConnectionReset),
+                (Phase::Egress, _) => Some(StackError::TimedOut),
+            };
+        }
+        self.state = state;
+    }
+}
+
+/// The configured TCP timers, converted to smoltcp's units once rather than on every poll.
+#[derive(Clone, Copy)]
+struct Timers {
+    /// A connection with something outstanding and no progress for this long is reset.
+    timeout: Option<SmolDuration>,
+    /// The configured keep-alive.
+    keep_alive: Option<SmolDuration>,
+    /// The keep-alive of a socket with something outstanding (see [`OUTSTANDING_KEEP_ALIVE`]).
+    probe: SmolDuration,
+    /// FIN-WAIT-2 of a dropped connection lasts this long.
+    linger: SmolDuration,
+    /// How long a dropped connection may make no progress.
+    orphan_timeout: SmolDuration,
+}
+
+impl Timers {
+    fn new(c: &Config) -> Self {
+        Self {
+            timeout: c.tcp_timeout.map(smol_duration),
+            keep_alive: c.tcp_keep_alive.map(smol_duration),
+            probe: outstanding_keep_alive(c.tcp_keep_alive),
+            linger: smol_duration(c.close_linger),
+            // How long a dropped connection may make no progress: the connections' timeout,
+            // or the FIN-WAIT-2 linger if there is none (a dropped connection must end some day).
+            orphan_timeout: smol_duration(c.tcp_timeout.unwrap_or(c.close_linger)),
+        }
+    }
 }
 
 /// A dropped connection finishing its close.
@@ -147,11 +214,15 @@ pub(crate) struct Inner {
     pub iface: Interface,
     pub sockets: SocketSet<'static>,
     pub config: Config,
+    /// `config`'s TCP timers, converted.
+    timers: Timers,
     /// Largest IP packet the link carries.
     pub ip_mtu: usize,
     /// Last time the runner polled: the clock as socket operations see it.
     pub now: SmolInstant,
     runner: Option<Waker>,
+    /// The runner was woken and has not polled since: further wakes are redundant.
+    runner_woken: Cell<bool>,
     pub tracked: Vec<Tracked>,
     /// Dropped connections finishing their close.
     orphans: Vec<Orphan>,
@@ -173,7 +244,9 @@ pub(crate) struct Inner {
 impl Inner {
     /// Ask the runner to poll the interface soon (socket buffers changed).
     pub fn wake_runner(&self) {
-        if let Some(w) = &self.runner {
+        if let Some(w) = &self.runner
+            && !self.runner_woken.replace(true)
+        {
             w.wake_by_ref();
         }
     }
@@ -207,71 +280,55 @@ impl Inner {
         s.set_keep_alive(keep_alive.map(smol_duration));
     }
 
-    /// The earliest time a stall check is due.
-    fn stall_deadline(&self) -> Option<SmolInstant> {
-        let timeout = self.config.tcp_timeout.map(smol_duration);
-        let tracked = self.tracked.iter().filter_map(|t| {
-            let s = self.sockets.get::<tcp::Socket>(t.handle);
-            if t.error.is_some() { None } else { t.progress.deadline(s, timeout) }
-        });
-        let orphans = self.orphans.iter().filter_map(|o| {
-            o.progress.deadline(self.sockets.get::<tcp::Socket>(o.handle), Some(self.orphan_timeout()))
-        });
-        tracked.chain(orphans).min()
-    }
-
-    /// How long a dropped connection may make no progress: the connections' timeout, or the
-    /// FIN-WAIT-2 linger if there is none (a dropped connection must end some day).
-    fn orphan_timeout(&self) -> SmolDuration {
-        smol_duration(self.config.tcp_timeout.unwrap_or(self.config.close_linger))
-    }
-
     /// Why the connection on `handle` failed, if it did.
     pub fn error_of(&self, handle: SocketHandle) -> Option<StackError> {
         self.tracked.iter().find(|t| t.handle == handle).and_then(|t| t.error)
     }
 
-    fn observe(&mut self, phase: Phase) {
-        let keep_alive = self.config.tcp_keep_alive;
-        let timeout = self.config.tcp_timeout.map(smol_duration);
+    /// After ingress: note state changes (a close here came from a segment: a reset or a
+    /// refusal).
+    fn observe_ingress(&mut self) {
+        for t in &mut self.tracked {
+            let state = self.sockets.get::<tcp::Socket>(t.handle).state();
+            if state != t.state {
+                t.changed(state, Phase::Ingress);
+            }
+        }
+    }
+
+    /// After egress (so that what was just queued has been sent, and a probe does not go out
+    /// needlessly beside it): reset connections stalled for the timeout, give those with
+    /// something outstanding the short keep-alive, note state changes (a close here is a
+    /// timeout). Returns when the next stall check is due.
+    fn observe_egress(&mut self) -> Option<SmolInstant> {
+        let Timers { timeout, keep_alive, probe, .. } = self.timers;
         let now = self.now;
+        let mut next: Option<SmolInstant> = None;
         for t in &mut self.tracked {
             let s = self.sockets.get_mut::<tcp::Socket>(t.handle);
-            if phase == Phase::Egress && t.error.is_none() && t.progress.stalled(now, s, timeout) {
-                log::debug!("TCP connection to {:?} stalled for {:?}: reset", s.remote_endpoint(), timeout);
-                s.abort();
-                t.error = Some(StackError::TimedOut);
+            let mut state = s.state();
+            let mut outstanding = outstanding(s, state);
+            if t.error.is_none()
+                && t.progress.note(now, (s.send_queue(), s.recv_queue(), state), outstanding, timeout)
+            {
+                stall(s, t, timeout);
+                state = s.state();
+                outstanding = self::outstanding(s, state);
             }
-            let state = s.state();
-            if phase == Phase::Egress {
-                // After egress, so that what was just queued has been sent and the probe does
-                // not go out needlessly beside it.
-                let outstanding = outstanding(s);
-                if outstanding != t.probing {
-                    t.probing = outstanding;
-                    let interval = if outstanding {
-                        Some(outstanding_keep_alive(keep_alive))
-                    } else {
-                        keep_alive.map(smol_duration)
-                    };
-                    s.set_keep_alive(interval);
-                }
+            if outstanding != t.probing {
+                t.probing = outstanding;
+                s.set_keep_alive(if outstanding { Some(probe) } else { keep_alive });
             }
-            if state == t.state {
-                continue;
+            if state != t.state {
+                t.changed(state, Phase::Egress);
             }
-            if state == tcp::State::Closed && t.error.is_none() {
-                use tcp::State::*;
-                t.error = match (phase, t.state) {
-                    // The normal ends of a connection.
-                    (_, TimeWait | LastAck | Closing | Closed | Listen) => None,
-                    (Phase::Ingress, SynSent) => Some(StackError::ConnectionRefused),
-                    (Phase::Ingress, _) => Some(StackError::ConnectionReset),
-                    (Phase::Egress, _) => Some(StackError::TimedOut),
-                };
+            if t.error.is_none()
+                && let Some(at) = t.progress.deadline(outstanding, timeout)
+            {
+                next = Some(next.map_or(at, |n| n.min(at)));
             }
-            t.state = state;
         }
+        next
     }
 
     /// The connection on `handle` was dropped: close it (reset it if data was left unread, as
@@ -326,11 +383,15 @@ impl Inner {
         }
     }
 
-    fn reap_orphans(&mut self) {
+    /// Remove dropped connections that have finished closing; returns when the next stall check
+    /// of those left is due.
+    #[inline(never)]
+    fn reap_orphans(&mut self) -> Option<SmolInstant> {
         let now = self.now;
-        let linger = smol_duration(self.config.close_linger);
-        let timeout = Some(self.orphan_timeout());
+        let Timers { linger, orphan_timeout, .. } = self.timers;
+        let timeout = Some(orphan_timeout);
         let sockets = &mut self.sockets;
+        let mut next: Option<SmolInstant> = None;
         self.orphans.retain_mut(|o| {
             let s = sockets.get_mut::<tcp::Socket>(o.handle);
             let done = match s.state() {
@@ -350,9 +411,12 @@ impl Inner {
             };
             if done {
                 sockets.remove(o.handle);
+            } else if let Some(at) = o.progress.deadline(outstanding(s, s.state()), timeout) {
+                next = Some(next.map_or(at, |n| n.min(at)));
             }
             !done
         });
+        next
     }
 
     /// A free port for a new socket, `in_use` telling which are taken.
@@ -408,8 +472,9 @@ impl Inner {
         self.iface.update_ip_addrs(|addrs| {
             addrs.retain(|a| !matches!(a, IpCidr::Ipv4(_)));
             if let Some(c) = cidr {
-                // Room was made by removing the old IPv4 address.
-                let _ = addrs.push(IpCidr::Ipv4(c));
+                // Room was made by removing the old IPv4 address. First, as smoltcp looks
+                // addresses up in order for every packet, and most traffic is IPv4.
+                let _ = addrs.insert(0, IpCidr::Ipv4(c));
             }
         });
         let routes = self.iface.routes_mut();
@@ -443,6 +508,36 @@ impl Inner {
         let h = self.sockets.add(dns::Socket::new(&self.dns_server_list(), queries));
         self.dns = Some(h);
         h
+    }
+
+    /// The link went up or down (with DHCP, a link that comes up asks for a lease afresh).
+    #[cold]
+    #[inline(never)]
+    fn link_changed(&mut self, up: bool) {
+        self.link_up = up;
+        log::info!("link {}", if up { "up" } else { "down" });
+        if let (true, Some(h)) = (up, self.dhcp) {
+            self.sockets.get_mut::<dhcpv4::Socket>(h).reset();
+            (self.lease_asked, self.lease_overdue) = (self.now, false);
+        }
+    }
+
+    /// With DHCP: take the client's news, and give up waiting for a first lease once it is
+    /// overdue. Whether the addresses changed.
+    #[inline(never)]
+    fn poll_lease(&mut self) -> bool {
+        let reconfigured = self.poll_dhcp();
+        if self.lease_deadline().is_some_and(|at| self.now >= at) {
+            self.lease_overdue = true;
+            log::warn!(
+                "no DHCP lease after {} s: is a DHCP server on the link? (still asking)",
+                LEASE_WAIT.secs()
+            );
+            for w in self.config_waiters.drain(..) {
+                w.wake();
+            }
+        }
+        reconfigured
     }
 
     fn poll_dhcp(&mut self) -> bool {
@@ -616,10 +711,12 @@ pub fn new<N: Net, C: Clock>(net: N, clock: C, config: Config) -> (Stack, Runner
     let mut inner = Inner {
         iface,
         sockets,
+        timers: Timers::new(&config),
         config,
         ip_mtu: caps.max_transmission_unit.saturating_sub(morgana::net::ETHERNET_HEADER_LEN),
         now,
         runner: None,
+        runner_woken: Cell::new(false),
         tracked: Vec::new(),
         orphans: Vec::new(),
         listeners: Vec::new(),
@@ -686,17 +783,14 @@ impl<N: Net, C: Clock> Runner<N, C> {
         if !inner.runner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             inner.runner = Some(cx.waker().clone());
         }
+        // From here on, what the app does must wake the runner again.
+        inner.runner_woken.set(false);
         let now = smol_instant(self.clock.now());
         inner.now = now;
 
         let up = self.net.link_state(cx) == LinkState::Up;
         if up != inner.link_up {
-            inner.link_up = up;
-            log::info!("link {}", if up { "up" } else { "down" });
-            if let (true, Some(h)) = (up, inner.dhcp) {
-                inner.sockets.get_mut::<dhcpv4::Socket>(h).reset();
-                (inner.lease_asked, inner.lease_overdue) = (now, false);
-            }
+            inner.link_changed(up);
         }
 
         let mut dev = Adapter { net: &mut self.net, cx, caps: &self.caps, tx_blocked: false };
@@ -711,32 +805,24 @@ impl<N: Net, C: Clock> Runner<N, C> {
             budget -= 1;
         }
         if changed {
-            inner.observe(Phase::Ingress);
-            inner.drop_duplicate_handshakes();
+            inner.observe_ingress();
+            if !inner.listeners.is_empty() {
+                inner.drop_duplicate_handshakes();
+            }
         }
         while inner.iface.poll_egress(now, &mut dev, &mut inner.sockets) == PollResult::SocketStateChanged {}
         let tx_blocked = dev.tx_blocked;
         // A timeout closes a socket without a state-change report, so look every time.
-        inner.observe(Phase::Egress);
-        let reconfigured = inner.poll_dhcp();
-        if inner.lease_deadline().is_some_and(|at| now >= at) {
-            inner.lease_overdue = true;
-            log::warn!(
-                "no DHCP lease after {} s: is a DHCP server on the link? (still asking)",
-                LEASE_WAIT.secs()
-            );
-            for w in inner.config_waiters.drain(..) {
-                w.wake();
-            }
-        }
-        inner.reap_orphans();
+        let stall = inner.observe_egress();
+        let reconfigured = inner.dhcp.is_some() && inner.poll_lease();
+        let orphans = if inner.orphans.is_empty() { None } else { inner.reap_orphans() };
 
         let waker = cx.waker();
         if budget == 0 || reconfigured {
             // More frames may be queued, or new addresses need a pass: yield, then go on.
-            waker.wake_by_ref();
+            inner.wake_runner();
         } else if let Some(at) =
-            [inner.iface.poll_at(now, &inner.sockets), inner.stall_deadline(), inner.lease_deadline()]
+            [inner.iface.poll_at(now, &inner.sockets), stall, orphans, inner.lease_deadline()]
                 .into_iter()
                 .flatten()
                 .min()
@@ -744,7 +830,7 @@ impl<N: Net, C: Clock> Runner<N, C> {
             if at > now {
                 self.clock.wake_at(morgana_instant(at), waker);
             } else if !tx_blocked {
-                waker.wake_by_ref();
+                inner.wake_runner();
             }
         }
     }

@@ -33,7 +33,13 @@ impl Io {
         }
         let mut inner = self.stack.borrow();
         let s = inner.sockets.get_mut::<tcp::Socket>(self.handle);
-        let free = s.recv_capacity() - s.recv_queue();
+        let queued = s.recv_queue();
+        if queued == 0 && s.may_recv() {
+            // What `recv_slice` would answer with `Ok(0)`, without the call.
+            s.register_recv_waker(cx.waker());
+            return Poll::Pending;
+        }
+        let free = s.recv_capacity() - queued;
         match s.recv_slice(buf) {
             Ok(0) => {
                 s.register_recv_waker(cx.waker());
@@ -59,6 +65,11 @@ impl Io {
         }
         let mut inner = self.stack.borrow();
         let s = inner.sockets.get_mut::<tcp::Socket>(self.handle);
+        if s.may_send() && !s.can_send() {
+            // A full buffer: what `send_slice` would answer with `Ok(0)`, without the call.
+            s.register_send_waker(cx.waker());
+            return Poll::Pending;
+        }
         match s.send_slice(buf) {
             Ok(0) => {
                 s.register_send_waker(cx.waker());
