@@ -56,5 +56,5 @@ pub use socket::{
     SocketConnection, SocketListener, SocketReadHalf, SocketStack, SocketUdp, SocketWriteHalf, stack_error,
 };
 pub use tap::{TapError, TapNet, TapRx, TapTx};
-pub use time::SystemTime;
+pub use time::{SystemTime, thread_cpu_time};
 pub use wiring::{UnixStack, block, kv, kv_opt, net, socket_stack, stack};

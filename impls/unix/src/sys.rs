@@ -12,6 +12,17 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
+/// CPU time the calling thread has run (`CLOCK_THREAD_CPUTIME_ID`), to the nanosecond.
+pub fn thread_cpu_time() -> io::Result<std::time::Duration> {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec that the kernel only writes; the clock id is a constant.
+    check(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) })?;
+    Ok(std::time::Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    ))
+}
+
 /// An epoll instance, close-on-exec.
 pub fn epoll_create() -> io::Result<OwnedFd> {
     // SAFETY: epoll_create1 takes no pointers; a non-negative result is a new fd we now own.
