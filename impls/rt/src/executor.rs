@@ -62,16 +62,21 @@ impl fmt::Display for Stalled {
 
 impl core::error::Error for Stalled {}
 
-/// Set when a task is woken; read and cleared by the run loop.
+/// Set when a task is woken; read and cleared by the run loop. (One flag and nothing else: a
+/// wake touches one cache line.)
 struct Flag {
     woken: AtomicBool,
-    any: Arc<AtomicBool>,
 }
 
 impl Flag {
-    fn new(any: &Arc<AtomicBool>) -> Arc<Self> {
-        Arc::new(Self { woken: AtomicBool::new(true), any: any.clone() })
+    fn new() -> Arc<Self> {
+        Arc::new(Self { woken: AtomicBool::new(true) })
     }
+
+    fn is_set(&self) -> bool {
+        self.woken.load(Ordering::Acquire)
+    }
+
     fn take(&self) -> bool {
         // A plain load first: most tasks are not woken, and the swap is a locked instruction.
         self.woken.load(Ordering::Relaxed) && self.woken.swap(false, Ordering::AcqRel)
@@ -84,7 +89,6 @@ impl Wake for Flag {
     }
     fn wake_by_ref(self: &Arc<Self>) {
         self.woken.store(true, Ordering::Release);
-        self.any.store(true, Ordering::Release);
     }
 }
 
@@ -101,7 +105,6 @@ struct Core<T> {
     timers: RefCell<Vec<(Instant, Waker)>>,
     tasks: RefCell<Vec<Option<Task>>>,
     spawned: RefCell<Vec<Task>>,
-    any_woken: Arc<AtomicBool>,
     live_tasks: Cell<usize>,
 }
 
@@ -130,7 +133,6 @@ impl<T: TimeSource> Executor<T> {
                 timers: RefCell::new(Vec::new()),
                 tasks: RefCell::new(Vec::new()),
                 spawned: RefCell::new(Vec::new()),
-                any_woken: Arc::new(AtomicBool::new(false)),
                 live_tasks: Cell::new(0),
             }),
         }
@@ -145,18 +147,17 @@ impl<T: TimeSource> Executor<T> {
     /// then are dropped.
     pub fn block_on<F: Future>(&self, park: &mut impl Park, main: F) -> Result<F::Output, Stalled> {
         let core = &*self.core;
-        let flag = Flag::new(&core.any_woken);
+        let flag = Flag::new();
         let waker = Waker::from(flag.clone());
         let mut main = pin!(main);
         loop {
-            core.any_woken.store(false, Ordering::Release);
             if flag.take()
                 && let Poll::Ready(out) = main.as_mut().poll(&mut Context::from_waker(&waker))
             {
                 return Ok(out);
             }
             core.poll_tasks();
-            if core.any_woken.load(Ordering::Acquire) || !core.spawned.borrow().is_empty() {
+            if flag.is_set() || core.any_woken() {
                 continue;
             }
             if core.fire_timers() {
@@ -204,6 +205,11 @@ impl<T: TimeSource> Core<T> {
         }
     }
 
+    /// Whether a task was spawned or woken (during a pass, a task may wake one polled before it).
+    fn any_woken(&self) -> bool {
+        !self.spawned.borrow().is_empty() || self.tasks.borrow().iter().flatten().any(|t| t.flag.is_set())
+    }
+
     /// Wake every timer that is due; whether any was.
     fn fire_timers(&self) -> bool {
         let now = self.time.now();
@@ -240,11 +246,10 @@ impl<T: TimeSource> Handle<T> {
 
 impl<T: TimeSource> Spawn for Handle<T> {
     fn spawn(&self, task: impl Future<Output = ()> + 'static) {
-        let flag = Flag::new(&self.core.any_woken);
+        let flag = Flag::new();
         let waker = Waker::from(flag.clone());
         self.core.live_tasks.set(self.core.live_tasks.get() + 1);
         self.core.spawned.borrow_mut().push(Task { future: Box::pin(task), flag, waker });
-        self.core.any_woken.store(true, Ordering::Release);
     }
 }
 
