@@ -4,7 +4,7 @@
 //! cargo xtask list                                  apps and targets
 //! cargo xtask run APP [--target unix] [-- ARGS]     run an app
 //! cargo xtask build APP [--target unix]             build an app, print the binary's path
-//! cargo xtask test                                  fmt, clippy, tests, no_std builds, QEMU boots
+//! cargo xtask test [--qemu-only] [FILTER]         fmt, clippy, tests, no_std builds, QEMU boots
 //! cargo xtask size                                  bare-metal image size per app
 //! cargo xtask bench boot [--runs N]                 boot time against an empty kernel
 //! cargo xtask bench www [--quick]                   figures, as ratios against a peer
@@ -80,7 +80,13 @@ enum Cmd {
         release: bool,
     },
     /// Check everything CI checks: formatting, lints, tests, no_std builds, QEMU boots.
-    Test,
+    Test {
+        /// Only the QEMU boots (with the bare-metal clippy and image builds they need).
+        #[arg(long)]
+        qemu_only: bool,
+        /// Only the QEMU boots whose names contain this text (implies --qemu-only).
+        filter: Option<String>,
+    },
     /// Print the stripped bare-metal image size of every app.
     Size,
     /// Measure, as ratios against a peer measured in the same run: `bench boot [--runs N]`,
@@ -120,7 +126,7 @@ fn main() -> ExitCode {
         Cmd::Build { app, target, release } => check_app_and_target(&root, &app, &target).and_then(|()| {
             if target == "virtio" { virtio::build(&root, &app) } else { build_unix(&root, &app, release) }
         }),
-        Cmd::Test => test::run(&root),
+        Cmd::Test { qemu_only, filter } => test::run(&root, qemu_only, filter.as_deref()),
         Cmd::Size => virtio::size(&root),
         Cmd::Bench { what, args } => match what.as_str() {
             "boot" => runs_arg(&args).and_then(|runs| virtio::bench(&root, "boot", runs)),

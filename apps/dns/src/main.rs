@@ -12,3 +12,17 @@ fn main() {
         Ok(async move { dns::start(&stack, config).await.map(drop) })
     })
 }
+
+#[cfg(target_os = "none")]
+morgana_virtio::entry!(main);
+
+/// Bare metal: `morgana-tcpip` on the first virtio-net NIC asks `--dns-server`, or the servers
+/// the DHCP lease names (DHCP unless `--ipv4` is given).
+#[cfg(target_os = "none")]
+fn main() -> ! {
+    morgana_virtio::run_with_devices(dns::ARGS, |platform, mut devices, args| {
+        let config = dns::Config::from_args(args)?;
+        let stack = morgana_virtio::stack(&platform, &mut devices, args)?;
+        Ok(async move { dns::start(&stack, config).await.map(drop) })
+    })
+}

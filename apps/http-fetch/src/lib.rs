@@ -1,7 +1,9 @@
 //! `http-fetch` (mirage-skeleton's `device-usage/http-fetch`): resolve a URL's host, connect,
 //! run TLS for `https`, `GET` the URL, and report the status, the headers and the SHA-256 of the
-//! body. It trusts only the CA certificates it is given (`--ca FILE`), e.g. the `www`
-//! development CA.
+//! body. It trusts only the CA certificates it is given (`--ca FILE`, or `--dev-ca` for the `www`
+//! development CA built into every image). `--resolve HOST:ADDR` pins a host to an address
+//! without asking DNS, as `curl --resolve` does, so that a certificate's name can be checked
+//! against a server reached by address (a guest reaching its host through QEMU's `10.0.2.2`).
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -12,7 +14,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::net::SocketAddr;
+use core::net::{IpAddr, SocketAddr};
 
 use morgana::args::{ArgError, ArgSpec, ArgValue, Args};
 use morgana::{Clock, Duration, Flow, Platform, Resolver, StackError, TcpStack, WallClock};
@@ -21,10 +23,16 @@ use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ClientStream, TlsClient, TlsTime, client_config, roots_from_pem};
 use sha2::{Digest, Sha256};
 
-/// `--url`, `--ca` and `--timeout-ms`.
+/// `--url`, `--ca`, `--dev-ca`, `--resolve` and `--timeout-ms`.
 pub const ARGS: &[ArgSpec] = &[
     ArgSpec::value("url", "URL", "what to fetch: http://HOST[:PORT]/PATH or https://..."),
     ArgSpec::value("ca", "FILE", "PEM file of the CA certificates to trust for https"),
+    ArgSpec::flag("dev-ca", "trust the built-in development CA (the one www serves with); for tests"),
+    ArgSpec::value(
+        "resolve",
+        "HOST:ADDR",
+        "connect to ADDR for HOST instead of asking DNS (as curl --resolve)",
+    ),
     ArgSpec::value("timeout-ms", "MS", "give up after this long").default("30000"),
 ];
 
@@ -99,18 +107,77 @@ pub struct Config {
     pub url: Url,
     /// Give up after this long.
     pub timeout: Duration,
+    /// Trust the built-in development CA ([`morgana_tls::dev::CA_PEM`]) as well.
+    pub dev_ca: bool,
+    /// A host answered with this address instead of by the resolver.
+    pub resolve: Option<Pin>,
 }
 
 impl Config {
+    /// Fetch `url`, giving up after `timeout`, trusting only what [`start`] is given, resolving
+    /// names through the resolver.
+    pub fn new(url: Url, timeout: Duration) -> Self {
+        Self { url, timeout, dev_ca: false, resolve: None }
+    }
+
     /// Read the configuration from the runtime arguments (`--url` is required).
     pub fn from_args(args: &Args) -> Result<Self, ArgError> {
-        Ok(Self { url: args.get("url")?, timeout: Duration::from_millis(args.get("timeout-ms")?) })
+        Ok(Self {
+            url: args.get("url")?,
+            timeout: Duration::from_millis(args.get("timeout-ms")?),
+            dev_ca: args.flag("dev-ca"),
+            resolve: args.get_opt("resolve")?,
+        })
+    }
+}
+
+/// `--resolve HOST:ADDR`: a host name pinned to an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The name, as written in URLs.
+    pub host: String,
+    /// The address to connect to for it.
+    pub addr: IpAddr,
+}
+
+impl ArgValue for Pin {
+    const EXPECTED: &'static str = "HOST:ADDR, like localhost:10.0.2.2 or localhost:[::1]";
+    fn parse_arg(s: &str) -> Option<Self> {
+        let (host, addr) = s.split_once(':')?;
+        let addr = addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')).unwrap_or(addr);
+        (!host.is_empty()).then_some(())?;
+        Some(Self { host: host.to_string(), addr: addr.parse().ok()? })
+    }
+}
+
+/// A resolver that answers one pinned host itself and asks `inner` for every other name.
+#[derive(Debug, Clone)]
+pub struct Pinned<R> {
+    inner: R,
+    pin: Option<Pin>,
+}
+
+impl<R: Resolver> Pinned<R> {
+    /// `inner`, with `pin`'s host (compared ignoring ASCII case) answered by its address.
+    pub fn new(inner: R, pin: Option<Pin>) -> Self {
+        Self { inner, pin }
+    }
+}
+
+impl<R: Resolver> Resolver for Pinned<R> {
+    async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, StackError> {
+        match &self.pin {
+            Some(pin) if pin.host.eq_ignore_ascii_case(name) => Ok(alloc::vec![pin.addr]),
+            _ => self.inner.resolve(name).await,
+        }
     }
 }
 
 /// What was fetched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
+    /// The HTTP minor version of the response: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub minor_version: u8,
     /// The status code.
     pub status: u16,
     /// The reason phrase.
@@ -154,7 +221,9 @@ impl fmt::Display for FetchError {
         match self {
             Self::Resolve(host, e) => write!(f, "cannot resolve {host}: {e}"),
             Self::Connect(addr, e) => write!(f, "cannot connect to {addr}: {e}"),
-            Self::NoTrust => f.write_str("an https URL needs --ca FILE (there is no built-in trust store)"),
+            Self::NoTrust => {
+                f.write_str("an https URL needs --ca FILE or --dev-ca (there is no built-in trust store)")
+            }
             Self::Ca(e) => write!(f, "--ca: {e}"),
             Self::Tls(e) => f.write_str(e),
             Self::Http(e) => f.write_str(e),
@@ -213,6 +282,7 @@ where
 {
     let r = client.request("GET", &url.host_header(), &url.target, &[("Connection", "close")]).await?;
     Ok(Fetched {
+        minor_version: r.minor_version,
         status: r.status,
         reason: r.reason,
         headers: r.headers,
@@ -243,24 +313,36 @@ pub async fn fetch<S: TcpStack, R: Resolver, C: WallClock>(
 }
 
 /// Fetch the configured URL and log the status line, the headers and the body's SHA-256.
+///
+/// `ca_pem` (from `--ca FILE`) and, with `--dev-ca`, the development CA are trusted for https.
 pub async fn start<P: Platform, S: TcpStack, R: Resolver>(
     platform: P,
     stack: S,
     resolver: R,
     provider: Arc<CryptoProvider>,
-    ca_pem: Option<Vec<u8>>,
+    mut ca_pem: Option<Vec<u8>>,
     config: Config,
 ) -> Result<Fetched, FetchError> {
     let clock = platform.clock();
+    if config.dev_ca {
+        log::warn!("trusting the built-in development CA (--dev-ca): for tests, not for real servers");
+        let pem = ca_pem.get_or_insert_with(Vec::new);
+        pem.extend_from_slice(b"\n");
+        pem.extend_from_slice(morgana_tls::dev::CA_PEM);
+    }
     let tls = match &ca_pem {
         Some(pem) => Some(tls_client(provider, clock.clone(), pem)?),
         None => None,
     };
+    if let Some(pin) = &config.resolve {
+        log::info!("--resolve: {} is {}", pin.host, pin.addr);
+    }
+    let resolver = Pinned::new(resolver, config.resolve.clone());
     let at = clock.now() + config.timeout;
     let fetched = with_deadline(&clock, at, fetch(&stack, &resolver, tls.as_ref(), &config.url))
         .await
         .ok_or(FetchError::TimedOut(config.timeout))??;
-    log::info!("HTTP/1.1 {} {}", fetched.status, fetched.reason);
+    log::info!("HTTP/1.{} {} {}", fetched.minor_version, fetched.status, fetched.reason);
     for (name, value) in &fetched.headers {
         log::info!("{name}: {value}");
     }

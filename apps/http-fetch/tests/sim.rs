@@ -3,7 +3,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use http_fetch::{Config, FetchError, Url};
+use http_fetch::{Config, FetchError, Pin, Url};
 use morgana::{Clock, Duration, Key, KvRw, Platform, Spawn, StackError, TcpListener, TcpStack};
 use morgana_http::{Limits, StaticFiles, serve};
 use morgana_mem::sim::Sim;
@@ -31,6 +31,24 @@ fn urls() {
         "localhost",
     ] {
         assert_eq!(Url::parse(bad), None, "{bad}");
+    }
+    let parse = |argv: &[&str]| {
+        morgana::args::Args::parse(&[http_fetch::ARGS], argv.iter().copied())
+            .and_then(|a| Config::from_args(&a))
+    };
+    let c =
+        parse(&["--url", "https://localhost:8443/", "--resolve", "localhost:10.0.2.2", "--dev-ca"]).unwrap();
+    assert_eq!(c.resolve, Some(Pin { host: "localhost".into(), addr: [10, 0, 2, 2].into() }));
+    assert!(c.dev_ca);
+    let c = parse(&["--url", "https://localhost/", "--resolve", "localhost:[::1]"]).unwrap();
+    assert_eq!(c.resolve.unwrap().addr, "::1".parse::<std::net::IpAddr>().unwrap());
+    for bad in ["localhost", "localhost:", ":10.0.0.1", "localhost:nowhere"] {
+        assert_eq!(
+            parse(&["--url", "http://x/", "--resolve", bad]).unwrap_err().to_string(),
+            format!(
+                "--resolve: expected HOST:ADDR, like localhost:10.0.2.2 or localhost:[::1], got \"{bad}\""
+            )
+        );
     }
     let args = morgana::args::Args::parse(&[http_fetch::ARGS], ["--url", "gopher://x"]).unwrap();
     assert_eq!(
@@ -61,8 +79,7 @@ fn fetches_plain_http_and_reports_what_fails() {
             }
         });
         let client = net.host([10, 0, 0, 2]);
-        let config =
-            |url: &str, ms| Config { url: Url::parse(url).unwrap(), timeout: Duration::from_millis(ms) };
+        let config = |url: &str, ms| Config::new(Url::parse(url).unwrap(), Duration::from_millis(ms));
         let ok = http_fetch::start(
             p.clone(),
             client.clone(),
@@ -79,6 +96,19 @@ fn fetches_plain_http_and_reports_what_fails() {
             provider(),
             None,
             config("http://nope.test/", 1000),
+        )
+        .await;
+        // --resolve: a name the network does not know, pinned to the server's address.
+        let pinned = http_fetch::start(
+            p.clone(),
+            client.clone(),
+            client.clone(),
+            provider(),
+            None,
+            Config {
+                resolve: Some(Pin { host: "WWW.example".into(), addr: [10, 0, 0, 1].into() }),
+                ..config("http://www.example/hello.txt", 1000)
+            },
         )
         .await;
         let refused = http_fetch::start(
@@ -111,10 +141,12 @@ fn fetches_plain_http_and_reports_what_fails() {
             config("http://10.0.0.3/", 1500),
         )
         .await;
-        (ok, unknown, refused, untrusted, slow, p.clock().now() - started)
+        (ok, unknown, pinned, refused, untrusted, slow, p.clock().now() - started)
     });
     let log: Vec<String> = out.messages().into_iter().map(String::from).collect();
-    let (ok, unknown, refused, untrusted, slow, waited) = out.result.unwrap();
+    let (ok, unknown, pinned, refused, untrusted, slow, waited) = out.result.unwrap();
+    assert_eq!(pinned.unwrap().sha256, ok.as_ref().unwrap().sha256);
+    assert!(log.iter().any(|l| l == "--resolve: WWW.example is 10.0.0.1"), "{log:?}");
     let ok = ok.unwrap();
     assert_eq!((ok.status, ok.len), (200, 6));
     assert_eq!(ok.sha256_hex(), "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");

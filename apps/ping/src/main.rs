@@ -16,3 +16,21 @@ fn main() {
         })
     })
 }
+
+#[cfg(target_os = "none")]
+morgana_virtio::entry!(main);
+
+/// Bare metal: `morgana-tcpip` on the first virtio-net NIC, DHCP unless `--ipv4` is given.
+#[cfg(target_os = "none")]
+fn main() -> ! {
+    morgana_virtio::run_with_devices(ping::ARGS, |platform, mut devices, args| {
+        let mut config = ping::Config::from_args(args)?;
+        config.tcpip = morgana_virtio::tcpip_config(args)?;
+        let net = morgana_virtio::net(&mut devices)?;
+        Ok(async move {
+            let answered = ping::start(platform, net, config).await?;
+            log::info!("answered {answered} echo requests: done");
+            Ok::<(), morgana::StackError>(())
+        })
+    })
+}

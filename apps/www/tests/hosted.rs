@@ -500,12 +500,24 @@ fn http_fetch_binary_fetches_from_the_www_binary() {
     let out = Command::new(http_fetch_binary()).args(["--url", &missing, "--ca", &ca]).output().unwrap();
     assert!(text(&out.stdout).contains("HTTP/1.1 404 Not Found\n"), "{}", text(&out.stdout));
 
+    // --dev-ca trusts the same CA without a file; --resolve pins the certificate's name to an
+    // address (here the one it has anyway, so the check is that the pin is used and logged).
+    let out = Command::new(http_fetch_binary())
+        .args(["--url", &url, "--dev-ca", "--resolve", "localhost:127.0.0.1"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("trusting the built-in development CA (--dev-ca)"), "{stdout}");
+    assert!(stdout.contains("--resolve: localhost is 127.0.0.1\n"), "{stdout}");
+    assert!(stdout.contains(&format!("sha256 {sha} ({} bytes)\n", logo.len())), "{stdout}");
+
     // https without a CA: one line that says what to add.
     let out = Command::new(http_fetch_binary()).args(["--url", &url]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
-        "http-fetch: an https URL needs --ca FILE (there is no built-in trust store)\n"
+        "http-fetch: an https URL needs --ca FILE or --dev-ca (there is no built-in trust store)\n"
     );
 }
 

@@ -109,7 +109,7 @@ pub use run::{
     VirtioPlatform, run, run_with_devices,
 };
 #[cfg(target_os = "none")]
-pub use stack::{VirtioStack, stack};
+pub use stack::{VirtioStack, net, stack, tcpip_config};
 #[cfg(target_os = "none")]
 pub use time::KernelTime;
 

@@ -1,11 +1,10 @@
 //! The default TCP/IP stack on bare metal: `morgana-tcpip` over the first virtio-net interface.
 
 use morgana::args::Args;
-use morgana::rand_core::RngCore;
-use morgana::{Platform, Spawn};
 use morgana_tcpip::{Config, Ipv4Mode};
 
 use crate::devices::Devices;
+use crate::net::VirtioNet;
 use crate::run::{StartError, VirtioPlatform};
 
 /// The stack [`stack`] returns: an app takes it as its `S: TcpStack` (also `UdpStack` and
@@ -36,13 +35,25 @@ pub fn stack(
     devices: &mut Devices,
     args: &Args,
 ) -> Result<VirtioStack, StartError> {
-    let mut config = Config::from_args(args)?;
-    let net = devices.net().ok_or_else(|| {
+    let config = tcpip_config(args)?;
+    Ok(morgana_tcpip::spawn(platform, net(devices)?, config))
+}
+
+/// Take the first virtio-net interface from `devices`, for an app that runs its own stack on it
+/// (as `ping` does); none is a [`StartError::Device`] that says how to attach one.
+pub fn net(devices: &mut Devices) -> Result<VirtioNet, StartError> {
+    devices.net().ok_or_else(|| {
         StartError::Device(
             "no virtio-net interface: start QEMU with a NIC (cargo xtask run APP --target virtio --net user, or --net tap:IF)"
                 .into(),
         )
-    })?;
+    })
+}
+
+/// The stack's configuration from the shared arguments, as [`stack`] reads it: DHCP unless
+/// `--ipv4` or `--dhcp` says otherwise. A hosted-only `--net` is ignored with a warning.
+pub fn tcpip_config(args: &Args) -> Result<Config, StartError> {
+    let mut config = Config::from_args(args)?;
     if let Some(net) = args.raw("net").filter(|_| args.flag("net")) {
         log::warn!(
             "--net {net} is ignored on bare metal: the NIC is QEMU's (cargo xtask run --net user|tap:IF, before the --)"
@@ -52,8 +63,5 @@ pub fn stack(
         log::debug!("no --ipv4: asking DHCP for an address");
         config = config.dhcp();
     }
-    config.seed = platform.rng().next_u64();
-    let (stack, runner) = morgana_tcpip::new(net, platform.clock(), config);
-    platform.spawn(async move { runner.run().await });
-    Ok(stack)
+    Ok(config)
 }

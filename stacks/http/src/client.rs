@@ -18,6 +18,8 @@ const MAX_HEADERS: usize = 100;
 /// A response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The HTTP minor version the server answered with: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub minor_version: u8,
     /// The status code.
     pub status: u16,
     /// The reason phrase.
@@ -128,6 +130,7 @@ impl<F: Flow> Client<F> {
                     match r.parse(&self.buf[..self.filled]) {
                         Ok(httparse::Status::Complete(n)) => {
                             let response = Response {
+                                minor_version: r.version.unwrap_or(1),
                                 status: r.code.unwrap_or_default(),
                                 reason: r.reason.unwrap_or_default().to_string(),
                                 headers: r

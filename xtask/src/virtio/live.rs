@@ -1,12 +1,13 @@
-//! QEMU tests that talk to a running guest: `echo` and `www` through the forwarded port, `echo`
-//! through a TAP device in a network namespace the test creates, each started with the command a
-//! user types (`cargo xtask run APP --target virtio ...`).
+//! QEMU tests that talk to a running guest: `echo` and `www` through the forwarded port,
+//! `http-fetch` against `openssl s_server` on the host, and `echo`, `ping` and `dns` through a TAP
+//! device in a network namespace the test creates (`dns` against `dnsmasq` there), each started
+//! with the command a user types (`cargo xtask run APP --target virtio ...`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,6 +93,43 @@ impl Guest {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Guest {
+    /// Wait up to `timeout` for the guest (and `cargo xtask run`) to exit; its status.
+    pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                std::thread::sleep(Duration::from_millis(100));
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("still running after {timeout:?}\n{}", self.text()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Wait for the guest to exit with status 0.
+    pub fn succeeds(&mut self, timeout: Duration) -> Result<(), String> {
+        let status = self.wait(timeout)?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("the guest exited with {status}\n{}", self.text()))
+        }
+    }
+}
+
+/// A host process killed on drop (a peer the guest talks to).
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -229,6 +267,67 @@ fn www_curl(root: &Path, kvm: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// SHA-256 of `data` in hex, by `sha256sum` (coreutils), as a user would check a download.
+fn sha256_hex(file: &Path) -> Result<String, String> {
+    let out = Command::new("sha256sum").arg(file).output().map_err(|e| format!("sha256sum: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().next().map(str::to_string).ok_or_else(|| format!("sha256sum printed {text:?}"))
+}
+
+/// `http-fetch` in the guest gets a file over TLS from `openssl s_server` on the host (reached
+/// through QEMU's 10.0.2.2, pinned to the certificate's name `localhost` by `--resolve`),
+/// trusting the development CA (`--dev-ca`): the status and the body's SHA-256 match. Then an
+/// `https` URL without a CA to trust is refused before any connection, in one line.
+fn http_fetch_openssl(root: &Path, kvm: bool) -> Result<(), String> {
+    let port = free_port()?;
+    let dir = std::env::temp_dir().join(format!("morgana-fetch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    struct RemoveDir(PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = RemoveDir(dir.clone());
+    let file = dir.join("payload.bin");
+    std::fs::write(&file, payload(100_000, 5)).map_err(|e| e.to_string())?;
+    let want = sha256_hex(&file)?;
+    let certs = root.join("stacks/tls/dev-certs");
+    let mut server = Command::new("openssl");
+    server
+        .args(["s_server", "-quiet", "-WWW", "-accept", &format!("127.0.0.1:{port}"), "-cert"])
+        .arg(certs.join("server.pem"))
+        .arg("-key")
+        .arg(certs.join("server.key"))
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _server =
+        Peer(server.spawn().map_err(|e| format!("openssl: {e} (install it: apt-get install openssl)"))?);
+    // s_server listens once it has read its key.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() >= deadline {
+            return Err(format!("openssl s_server is not listening on 127.0.0.1:{port}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("https://localhost:{port}/payload.bin");
+    let args = ["--url", url.as_str(), "--dev-ca", "--resolve", "localhost:10.0.2.2"];
+    let mut g = Guest::start(&[], &xtask_run("http-fetch", &accel(kvm), &args))?;
+    g.succeeds(Duration::from_secs(120))?;
+    g.wait_for("HTTP/1.0 200 ok", Duration::ZERO)?;
+    g.wait_for(&format!("sha256 {want} (100000 bytes)"), Duration::ZERO)?;
+    let mut g = Guest::start(&[], &xtask_run("http-fetch", &accel(kvm), &["--url", &url]))?;
+    let status = g.wait(Duration::from_secs(60))?;
+    g.wait_for("http-fetch: an https URL needs --ca FILE or --dev-ca", Duration::ZERO)?;
+    if status.code() != Some(1) {
+        return Err(format!("without a CA: exited {status}, not 1\n{}", g.text()));
+    }
+    Ok(())
+}
+
 /// Whether a server app booted by `qemu` (with `port` forwarded from the host) serves: `echo`
 /// echoes 64 KiB, `www` answers curl with its index page. For `cargo xtask bench boot`'s search
 /// for the smallest `--mem`.
@@ -295,6 +394,13 @@ impl Netns {
         sh(&["ip", "netns", "add", &name])?;
         Ok(Self(name))
     }
+
+    /// Run `cmd` inside the namespace; its stderr as the error unless it succeeds.
+    fn run(&self, cmd: &[&str]) -> Result<(), String> {
+        let mut all = vec!["ip", "netns", "exec", self.0.as_str()];
+        all.extend_from_slice(cmd);
+        sh(&all)
+    }
 }
 
 impl Drop for Netns {
@@ -310,27 +416,8 @@ const TAP_GUEST: &str = "10.78.0.2";
 /// `echo` on a TAP device inside a namespace this test creates; Linux in the namespace pings it
 /// and echoes a payload through it with `nc`. Returns `Ok(false)` when skipped.
 fn echo_tap(kvm: bool) -> Result<bool, String> {
-    if std::env::var("MORGANA_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-        return Ok(false);
-    }
-    if !is_root() {
-        return Err(
-            "this test needs root (it creates a network namespace and a TAP device): run it as root, \
-                    or set MORGANA_SKIP_ROOT_TESTS=1 to skip it"
-                .into(),
-        );
-    }
+    let Some((ns, tap)) = tap_namespace("e")? else { return Ok(false) };
     let pid = std::process::id();
-    let ns = Netns::new(format!("mgvirtio{pid}"))?;
-    let tap = format!("mgvt{pid}");
-    let in_ns = |cmd: &[&str]| -> Result<(), String> {
-        let mut all = vec!["ip", "netns", "exec", ns.0.as_str()];
-        all.extend_from_slice(cmd);
-        sh(&all)
-    };
-    in_ns(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"])?;
-    in_ns(&["ip", "addr", "add", &format!("{TAP_LINUX}/24"), "dev", &tap])?;
-    in_ns(&["ip", "link", "set", &tap, "up"])?;
     let mut opts = accel(kvm);
     opts.extend(["--net".into(), format!("tap:{tap}")]);
     let mut g = Guest::start(
@@ -338,7 +425,7 @@ fn echo_tap(kvm: bool) -> Result<bool, String> {
         &xtask_run("echo", &opts, &["--ipv4", &format!("{TAP_GUEST}/24")]),
     )?;
     g.wait_for("echo: listening on ", Duration::from_secs(60))?;
-    in_ns(&["ping", "-c", "1", "-W", "20", TAP_GUEST]).map_err(|e| format!("{e}\n{}", g.text()))?;
+    ns.run(&["ping", "-c", "1", "-W", "20", TAP_GUEST]).map_err(|e| format!("{e}\n{}", g.text()))?;
     let data = payload(256 << 10, 11);
     let file = std::env::temp_dir().join(format!("morgana-tap-payload-{pid}"));
     let _cleanup = RemoveOnDrop(file.clone());
@@ -363,6 +450,92 @@ fn echo_tap(kvm: bool) -> Result<bool, String> {
     Ok(true)
 }
 
+/// A namespace with a TAP device whose Linux side is [`TAP_LINUX`]/24 (IPv6 usable at once);
+/// `None` when root tests are skipped.
+fn tap_namespace(tag: &str) -> Result<Option<(Netns, String)>, String> {
+    if std::env::var("MORGANA_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+        return Ok(None);
+    }
+    if !is_root() {
+        return Err(
+            "this test needs root (it creates a network namespace and a TAP device): run it as root, \
+                    or set MORGANA_SKIP_ROOT_TESTS=1 to skip it"
+                .into(),
+        );
+    }
+    let pid = std::process::id();
+    let ns = Netns::new(format!("mgvirtio{tag}{pid}"))?;
+    let tap = format!("mgvt{tag}{pid}");
+    ns.run(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"])?;
+    // The link-local address must be usable at once, not tentative for a second.
+    ns.run(&["sysctl", "-q", "-w", &format!("net.ipv6.conf.{tap}.accept_dad=0")])?;
+    ns.run(&["ip", "addr", "add", &format!("{TAP_LINUX}/24"), "dev", &tap])?;
+    ns.run(&["ip", "link", "set", &tap, "up"])?;
+    Ok(Some((ns, tap)))
+}
+
+/// `ping` on a TAP device: Linux's `ping` and `ping -6` (to the guest's link-local address) get
+/// replies, and the guest logs each answer and exits after two.
+fn ping_tap(kvm: bool) -> Result<bool, String> {
+    let Some((ns, tap)) = tap_namespace("p")? else { return Ok(false) };
+    let mut opts = accel(kvm);
+    opts.extend(["--net".into(), format!("tap:{tap}")]);
+    let args = ["--ipv4", &format!("{TAP_GUEST}/24"), "--count", "2"];
+    let mut g = Guest::start(&["ip", "netns", "exec", &ns.0], &xtask_run("ping", &opts, &args))?;
+    let boot = Duration::from_secs(60);
+    g.wait_for(&format!("answering ping on {TAP_GUEST}/24"), boot)?;
+    let line = g.wait_for("answering ping6 on fe80::", boot)?;
+    let link_local = line.rsplit(' ').next().unwrap_or_default().to_string();
+    ns.run(&["ping", "-c", "1", "-W", "20", TAP_GUEST]).map_err(|e| format!("{e}\n{}", g.text()))?;
+    ns.run(&["ping", "-6", "-c", "1", "-W", "20", &format!("{link_local}%{tap}")])
+        .map_err(|e| format!("{e}\n{}", g.text()))?;
+    g.succeeds(Duration::from_secs(30))?;
+    g.wait_for(&format!("answered ping from {TAP_LINUX}: seq 1, 56 bytes"), Duration::ZERO)?;
+    g.wait_for("answered ping from fe80::", Duration::ZERO)?;
+    g.wait_for("answered 2 echo requests: done", Duration::ZERO)?;
+    Ok(true)
+}
+
+/// `dns` on a TAP device with no address argument: a DHCP lease from `dnsmasq` on the Linux
+/// side, then a name dnsmasq serves resolved through the server the lease names; a name it does
+/// not know fails in one line.
+fn dns_tap(kvm: bool) -> Result<bool, String> {
+    let Some((ns, tap)) = tap_namespace("d")? else { return Ok(false) };
+    let leases = std::env::temp_dir().join(format!("morgana-virtio-leases-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(leases.clone());
+    let mut dnsmasq = Command::new("ip");
+    dnsmasq
+        .args(["netns", "exec", &ns.0, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null"])
+        .args(["--no-resolv", "--no-hosts", "--local=/test/", "--bind-interfaces", "--no-ping"])
+        .arg(format!("--interface={tap}"))
+        .arg("--host-record=unikernel.test,10.78.0.123,fd00:78::123")
+        .arg("--dhcp-range=10.78.0.50,10.78.0.99,255.255.255.0,1h")
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .args(["--pid-file=", "--user=root", "--group=root"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _dnsmasq = Peer(
+        dnsmasq.spawn().map_err(|e| format!("dnsmasq: {e} (install it: apt-get install dnsmasq-base)"))?,
+    );
+    let mut opts = accel(kvm);
+    opts.extend(["--net".into(), format!("tap:{tap}")]);
+    let wrap = ["ip", "netns", "exec", ns.0.as_str()];
+    let mut g = Guest::start(&wrap, &xtask_run("dns", &opts, &["--name", "unikernel.test"]))?;
+    g.succeeds(Duration::from_secs(90))?;
+    g.wait_for("DHCP lease: 10.78.0.", Duration::ZERO)?;
+    g.wait_for(&format!("via {TAP_LINUX}, DNS [{TAP_LINUX}]"), Duration::ZERO)?;
+    g.wait_for("unikernel.test has address 10.78.0.123", Duration::ZERO)?;
+    g.wait_for("unikernel.test has IPv6 address fd00:78::123", Duration::ZERO)?;
+    let mut g = Guest::start(&wrap, &xtask_run("dns", &opts, &["--name", "nowhere.test"]))?;
+    let status = g.wait(Duration::from_secs(90))?;
+    g.wait_for("error: cannot resolve nowhere.test: name not found", Duration::ZERO)?;
+    if status.code() != Some(1) {
+        return Err(format!("an unknown name: exited {status}, not 1\n{}", g.text()));
+    }
+    Ok(true)
+}
+
 /// One live test's outcome: `Ok(false)` when skipped.
 pub type LiveResult = Result<bool, String>;
 
@@ -372,6 +545,7 @@ pub type LiveTest = Box<dyn FnOnce() -> LiveResult>;
 /// The live tests, by name.
 pub fn tests(root: &Path, kvm: bool) -> Vec<(&'static str, LiveTest)> {
     let root: PathBuf = root.to_path_buf();
+    let root2 = root.clone();
     vec![
         (
             "echo: 1 MiB byte-exact through the forwarded port",
@@ -382,6 +556,18 @@ pub fn tests(root: &Path, kvm: bool) -> Vec<(&'static str, LiveTest)> {
             Box::new(move || www_curl(&root, kvm).map(|()| true)),
         ),
         ("echo on a TAP device in a namespace: ping and 256 KiB through nc", Box::new(move || echo_tap(kvm))),
+        (
+            "http-fetch: a file over TLS from openssl s_server on the host, SHA-256 checked",
+            Box::new(move || http_fetch_openssl(&root2, kvm).map(|()| true)),
+        ),
+        (
+            "ping on a TAP device: Linux ping and ping -6 get replies, each logged",
+            Box::new(move || ping_tap(kvm)),
+        ),
+        (
+            "dns on a TAP device: a DHCP lease from dnsmasq, then a name it serves",
+            Box::new(move || dns_tap(kvm)),
+        ),
     ]
 }
 
