@@ -46,12 +46,12 @@ fn main() -> ! {
     morgana_virtio::run_with_devices(http_fetch::ARGS, |platform, mut devices, args| {
         let config = http_fetch::Config::from_args(args)?;
         if let Some(file) = args.raw("ca") {
-            return Err(StartError::Device(alloc::format!(
+            return Err(StartError::Usage(alloc::format!(
                 "--ca {file}: bare metal has no files to read; --dev-ca trusts the built-in development CA"
             )));
         }
         if config.url.https && !config.dev_ca {
-            return Err(StartError::Device(alloc::string::ToString::to_string(
+            return Err(StartError::Usage(alloc::string::ToString::to_string(
                 &http_fetch::FetchError::NoTrust,
             )));
         }

@@ -3,9 +3,11 @@
 use alloc::boxed::Box;
 use alloc::vec;
 use core::cell::RefCell;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use core::task::Context;
 
 use morgana::net::{Capabilities, LinkState, Net, NetStats, RxToken, TxToken};
+use morgana::{Clock, Duration};
 
 use crate::irq::IrqLine;
 use crate::sys::virtio::NetQueues;
@@ -33,7 +35,25 @@ impl VirtioNet {
 
     fn service(&self, cx: &mut Context<'_>) {
         self.line.service(cx.waker(), || self.inner.borrow_mut().q.ack());
-        self.inner.borrow_mut().q.reclaim_tx();
+        let done = self.inner.borrow_mut().q.reclaim_tx();
+        if done > 0 {
+            TX_IN_FLIGHT.fetch_sub(done, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Frames handed to any virtio-net device and not yet sent by it.
+static TX_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Wait, for at most `within`, until every virtio-net device has sent the frames handed to it.
+///
+/// The hypervisor sends them asynchronously, but stops the machine at once when the app exits:
+/// without this, the last frames an app sends (its answer to the last ping, say) could be lost.
+/// The stack's runner, still spawned, reclaims finished frames when the device interrupts.
+pub(crate) async fn drain_tx<C: Clock>(clock: &C, within: Duration) {
+    let deadline = clock.now() + within;
+    while TX_IN_FLIGHT.load(Ordering::Relaxed) > 0 && clock.now() < deadline {
+        clock.sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -136,6 +156,7 @@ impl TxToken for VirtioTx<'_> {
         let mut inner = self.inner.borrow_mut();
         match inner.q.give_tx(slot, buf, len) {
             Ok(()) => {
+                TX_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
                 inner.stats.tx_frames += 1;
                 inner.stats.tx_bytes += len as u64;
             }

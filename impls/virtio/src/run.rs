@@ -41,6 +41,9 @@ pub type VirtioClock = morgana_rt::Handle<KernelTime>;
 pub enum StartError {
     /// A bad argument value: one line, exit status 2.
     Args(ArgError),
+    /// Arguments that do not go together, or one missing; the line says what to add (exit
+    /// status 2, as a bad value).
+    Usage(String),
     /// A device is missing or unusable; the line says why and how to fix it (exit status 1).
     Device(String),
 }
@@ -55,7 +58,7 @@ impl Display for StartError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Args(e) => e.fmt(f),
-            Self::Device(m) => f.write_str(m),
+            Self::Usage(m) | Self::Device(m) => f.write_str(m),
         }
     }
 }
@@ -196,6 +199,10 @@ where
     let app = match build(platform, devices, &args) {
         Ok(app) => app,
         Err(StartError::Args(e)) => arg_failure(program, &specs, e),
+        Err(StartError::Usage(e)) => {
+            println(format_args!("{program}: {e}"));
+            sys::exit(EXIT_USAGE)
+        }
         Err(StartError::Device(e)) => {
             println(format_args!("{program}: {e}"));
             sys::exit(EXIT_FAILURE)
@@ -215,6 +222,9 @@ where
             EXIT_FAILURE
         }
     };
+    // Let the NICs send what the app handed them last, before QEMU stops.
+    let clock = exec.handle();
+    let _ = exec.block_on(&mut park, crate::net::drain_tx(&clock, Duration::from_millis(100)));
     sys::exit(status)
 }
 

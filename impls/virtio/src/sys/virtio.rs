@@ -255,14 +255,17 @@ impl NetQueues {
         let _ = self.post_rx(slot);
     }
 
-    /// Collect finished transmissions.
-    pub fn reclaim_tx(&mut self) {
+    /// Collect finished transmissions; how many.
+    pub fn reclaim_tx(&mut self) -> usize {
+        let mut done = 0;
         while let Some(token) = self.raw.poll_transmit() {
             let Some(slot) = self.tx.iter_mut().find(|s| s.token == Some(token)) else { break };
             // SAFETY: the same buffer and length that `transmit_begin` returned `token` for.
             let _ = unsafe { self.raw.transmit_complete(token, &slot.buf[..slot.len]) };
             slot.token = None;
+            done += 1;
         }
+        done
     }
 
     /// Whether a transmit buffer is free.
