@@ -37,3 +37,18 @@ fn the_process_logs_the_greeting() {
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines.iter().all(|l| l.ends_with("INFO  hello_key: Hej verden")), "{stdout}");
 }
+
+#[test]
+fn arguments_that_are_not_utf8_do_not_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    let bad = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_hello-key")).arg("--hello").arg(bad).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().all(|l| l.ends_with("INFO  hello_key: caf\u{fffd}")), "{stdout}");
+    // An unknown argument that is not UTF-8: the usual one line, status 2.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hello-key")).arg(bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("hello-key: "), "{out:?}");
+}

@@ -109,7 +109,10 @@ where
     F: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let code = run_with(std::env::args().skip(1), app_args, build);
+    // Lossy: an argument that is not UTF-8 reaches the parser (and its one-line errors) with
+    // U+FFFD in place of the bad bytes, instead of panicking in `std::env::args`.
+    let argv = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned());
+    let code = run_with(argv, app_args, build);
     std::process::exit(code)
 }
 
@@ -123,7 +126,8 @@ where
     F: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let program = std::env::args().next().and_then(|p| p.rsplit('/').next().map(String::from));
+    let program =
+        std::env::args_os().next().and_then(|p| p.to_string_lossy().rsplit('/').next().map(String::from));
     let program = program.unwrap_or_else(|| "app".into());
     let specs = [COMMON, UNIX_ARGS, morgana_tcpip::ARGS, app_args];
     let args = match Args::parse(&specs, argv) {

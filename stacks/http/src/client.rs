@@ -172,7 +172,8 @@ impl<F: Flow> Client<F> {
 
     async fn read_exact_body(&mut self, n: u64) -> Result<Vec<u8>, HttpError<F::Error>> {
         let n = usize::try_from(n).ok().filter(|n| *n <= self.max_body).ok_or(HttpError::TooLarge)?;
-        let mut body = Vec::with_capacity(n);
+        // The length is the server's word: grow as bytes arrive rather than trust it up front.
+        let mut body = Vec::with_capacity(n.min(64 * 1024));
         while body.len() < n {
             if self.filled == 0 && !self.fill().await? {
                 return Err(HttpError::UnexpectedEof);
@@ -204,6 +205,9 @@ impl<F: Flow> Client<F> {
             let (used, size) = loop {
                 match httparse::parse_chunk_size(&self.buf[..self.filled]) {
                     Ok(httparse::Status::Complete(c)) => break c,
+                    Ok(httparse::Status::Partial) if self.filled >= MAX_HEAD => {
+                        return Err(HttpError::Malformed("chunk size line too long"));
+                    }
                     Ok(httparse::Status::Partial) => {
                         if !self.fill().await? {
                             return Err(HttpError::UnexpectedEof);
@@ -221,12 +225,14 @@ impl<F: Flow> Client<F> {
                         if i == 0 {
                             return Ok(body);
                         }
+                    } else if self.filled >= MAX_HEAD {
+                        return Err(HttpError::TooLarge);
                     } else if !self.fill().await? {
                         return Err(HttpError::UnexpectedEof);
                     }
                 }
             }
-            if body.len() as u64 + size > self.max_body as u64 {
+            if size > self.max_body.saturating_sub(body.len()) as u64 {
                 return Err(HttpError::TooLarge);
             }
             let chunk = self.read_exact_body(size + 2).await?;

@@ -70,6 +70,10 @@ pub struct Config {
     pub tcp_rx_buffer: usize,
     /// Send buffer of each TCP connection, in bytes.
     pub tcp_tx_buffer: usize,
+    /// Bytes the heap must still have free beside a new connection's buffers: short of that,
+    /// `connect` fails with `NoResources` and a listener resets the connections it cannot take,
+    /// so that a flood of connections cannot exhaust the heap under the rest of the app.
+    pub memory_reserve: usize,
     /// A handshake unanswered this long fails with `TimedOut` (six SYN retransmissions).
     pub tcp_connect_timeout: Duration,
     /// A connection (or a close) with data or a FIN unacknowledged that makes no progress for
@@ -108,6 +112,7 @@ impl Default for Config {
             dns_servers: Vec::new(),
             tcp_rx_buffer: 64 * 1024,
             tcp_tx_buffer: 64 * 1024,
+            memory_reserve: 256 * 1024,
             tcp_connect_timeout: Duration::from_secs(75),
             tcp_timeout: Some(Duration::from_secs(900)),
             tcp_keep_alive: None,

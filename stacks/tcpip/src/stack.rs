@@ -2,7 +2,6 @@
 //! ([`Runner`]).
 
 use alloc::rc::Rc;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::{Cell, RefCell, RefMut};
 use core::convert::Infallible;
@@ -227,6 +226,8 @@ pub(crate) struct Inner {
     /// Dropped connections finishing their close.
     orphans: Vec<Orphan>,
     pub listeners: Vec<Option<ListenSlot>>,
+    /// A listener is resetting new connections for want of memory (logged once per episode).
+    pub refusing: bool,
     dhcp: Option<SocketHandle>,
     pub dns: Option<SocketHandle>,
     /// Tasks waiting for the addresses to change (DHCP).
@@ -251,17 +252,19 @@ impl Inner {
         }
     }
 
-    /// A TCP socket with the configured buffers and timers.
-    pub fn new_tcp_socket(&self) -> tcp::Socket<'static> {
+    /// A TCP socket with the configured buffers and timers; `None` when the heap cannot give
+    /// its buffers and keep [`Config::memory_reserve`] bytes free beside them.
+    pub fn new_tcp_socket(&self) -> Option<tcp::Socket<'static>> {
         let c = &self.config;
-        let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; c.tcp_rx_buffer.max(1)]),
-            tcp::SocketBuffer::new(vec![0; c.tcp_tx_buffer.max(1)]),
-        );
+        // Held while the buffers are taken: all three must fit at once.
+        let reserve = zeroed(c.memory_reserve)?;
+        let (rx, tx) = (zeroed(c.tcp_rx_buffer.max(1))?, zeroed(c.tcp_tx_buffer.max(1))?);
+        drop(reserve);
+        let mut s = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         // The handshake's timeout; `track` switches to the connection's once established.
         s.set_timeout(Some(smol_duration(c.tcp_connect_timeout)));
         s.set_nagle_enabled(c.tcp_nagle);
-        s
+        Some(s)
     }
 
     /// Follow `handle` as a live connection.
@@ -371,14 +374,11 @@ impl Inner {
                 if !duplicate {
                     continue;
                 }
-                // Removed, not aborted: an abort would send a reset on the shared 4-tuple.
-                self.sockets.remove(h);
-                let mut fresh = self.new_tcp_socket();
-                let _ = fresh.listen(port);
-                let fresh = self.sockets.add(fresh);
-                if let Some(l) = self.listeners[li].as_mut() {
-                    l.pool[pi] = fresh;
-                }
+                // Back to listening with no reset sent (one would be on the shared 4-tuple):
+                // `listen` forgets the aborted handshake's endpoints before it could go out.
+                let s = self.sockets.get_mut::<tcp::Socket>(h);
+                s.abort();
+                let _ = s.listen(port);
             }
         }
     }
@@ -720,6 +720,7 @@ pub fn new<N: Net, C: Clock>(net: N, clock: C, config: Config) -> (Stack, Runner
         tracked: Vec::new(),
         orphans: Vec::new(),
         listeners: Vec::new(),
+        refusing: false,
         dhcp,
         dns: None,
         config_waiters: Vec::new(),
@@ -834,4 +835,12 @@ impl<N: Net, C: Clock> Runner<N, C> {
             }
         }
     }
+}
+
+/// `n` zero bytes, or `None` when the heap cannot give them.
+fn zeroed(n: usize) -> Option<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, 0);
+    Some(v)
 }

@@ -270,7 +270,28 @@ impl TcpListener for Listener {
                     }
                     _ => {
                         let remote = s.remote_endpoint().map(SocketAddr::from).unwrap_or(UNSPECIFIED);
-                        let mut fresh = inner.new_tcp_socket();
+                        let Some(mut fresh) = inner.new_tcp_socket() else {
+                            // No memory for the socket that would listen in its place: reset
+                            // this connection instead (the slot listens again once the reset
+                            // is out) and keep serving the ones already accepted.
+                            if !inner.refusing {
+                                log::warn!(
+                                    "low on memory: resetting new connections to port {} until some close",
+                                    self.port
+                                );
+                                inner.refusing = true;
+                            }
+                            let s = inner.sockets.get_mut::<tcp::Socket>(h);
+                            s.abort();
+                            s.register_recv_waker(cx.waker());
+                            inner.wake_runner();
+                            cx.waker().wake_by_ref();
+                            continue;
+                        };
+                        if inner.refusing {
+                            log::info!("memory available again: accepting connections");
+                            inner.refusing = false;
+                        }
                         if fresh.listen(self.port).is_err() {
                             return Poll::Ready(Err(StackError::InvalidInput));
                         }
@@ -312,7 +333,7 @@ impl TcpStack for Stack {
             let inner = &mut *guard;
             inner.check_route(IpAddress::from(remote.ip()))?;
             let port = inner.ephemeral_port(|i, p| i.tcp_port_in_use(p))?;
-            let mut s = inner.new_tcp_socket();
+            let mut s = inner.new_tcp_socket().ok_or(StackError::NoResources)?;
             s.connect(inner.iface.context(), remote, port).map_err(|e| match e {
                 ConnectError::Unaddressable => StackError::NoRoute,
                 ConnectError::InvalidState => StackError::InvalidInput,
@@ -355,7 +376,12 @@ impl TcpStack for Stack {
         let n = backlog.clamp(1, inner.config.max_backlog.max(1));
         let mut pool = alloc::vec::Vec::with_capacity(n);
         for _ in 0..n {
-            let mut s = inner.new_tcp_socket();
+            let Some(mut s) = inner.new_tcp_socket() else {
+                for h in pool {
+                    inner.sockets.remove(h);
+                }
+                return Err(StackError::NoResources);
+            };
             s.listen(port).map_err(|_| StackError::InvalidInput)?;
             pool.push(inner.sockets.add(s));
         }
