@@ -766,7 +766,7 @@ fn cases(root: &Path, kvm: bool, disk: &Path, images: &BlockImages) -> Vec<Case>
     );
     add(
         "timeout: the timeout wins",
-        Launch::Qemu(Vm::new(&img("timeout"), kvm).args(["--task-ms", "600", "--timeout-ms", "150"])),
+        Launch::Qemu(Vm::new(&img("timeout"), kvm).args(["--task-ms", "3000", "--timeout-ms", "150"])),
         30,
         Box::new(|b| {
             expect_status(b, 0)?;

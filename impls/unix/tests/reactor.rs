@@ -24,7 +24,8 @@ fn sleeps_end_on_time() {
             clock.sleep(Duration::from_millis(ms)).await;
             let took = started.elapsed();
             assert!(took >= std::time::Duration::from_millis(ms), "{ms} ms sleep took {took:?}");
-            assert!(took < std::time::Duration::from_millis(ms + 100), "{ms} ms sleep took {took:?}");
+            // Generous: a busy machine may run the thread late; a missed timer would take seconds.
+            assert!(took < std::time::Duration::from_millis(ms + 500), "{ms} ms sleep took {took:?}");
         }
     });
 }
