@@ -496,13 +496,14 @@ fn tap_namespace(tag: &str) -> Result<Option<(Netns, String)>, String> {
     Ok(Some((ns, tap)))
 }
 
-/// `ping` on a TAP device: Linux's `ping` and `ping -6` (to the guest's link-local address) get
-/// replies, and the guest logs each answer and exits after two.
+/// `ping` on a TAP device: Linux's `ping` and `ping -6` (to the guest's link-local address and
+/// to its `--ipv6` one) get replies, and the guest logs each answer and exits after three.
 fn ping_tap(kvm: bool) -> Result<bool, String> {
     let Some((ns, tap)) = tap_namespace("p")? else { return Ok(false) };
+    ns.run(&["ip", "-6", "addr", "add", "fd00:78::1/64", "dev", &tap, "nodad"])?;
     let mut opts = accel(kvm);
     opts.extend(["--net".into(), format!("tap:{tap}")]);
-    let args = ["--ipv4", &format!("{TAP_GUEST}/24"), "--count", "2"];
+    let args = ["--ipv4", &format!("{TAP_GUEST}/24"), "--ipv6", "fd00:78::2/64", "--count", "3"];
     let mut g = Guest::start(&["ip", "netns", "exec", &ns.0], &xtask_run("ping", &opts, &args))?;
     let boot = Duration::from_secs(60);
     g.wait_for(&format!("answering ping on {TAP_GUEST}/24"), boot)?;
@@ -511,10 +512,13 @@ fn ping_tap(kvm: bool) -> Result<bool, String> {
     ns.run(&["ping", "-c", "1", "-W", "20", TAP_GUEST]).map_err(|e| format!("{e}\n{}", g.text()))?;
     ns.run(&["ping", "-6", "-c", "1", "-W", "20", &format!("{link_local}%{tap}")])
         .map_err(|e| format!("{e}\n{}", g.text()))?;
+    g.wait_for("answering ping6 on fd00:78::2", Duration::ZERO)?;
+    ns.run(&["ping", "-6", "-c", "1", "-W", "20", "fd00:78::2"]).map_err(|e| format!("{e}\n{}", g.text()))?;
     g.succeeds(Duration::from_secs(30))?;
     g.wait_for(&format!("answered ping from {TAP_LINUX}: seq 1, 56 bytes"), Duration::ZERO)?;
     g.wait_for("answered ping from fe80::", Duration::ZERO)?;
-    g.wait_for("answered 2 echo requests: done", Duration::ZERO)?;
+    g.wait_for("answered ping from fd00:78::1: seq 1, 56 bytes", Duration::ZERO)?;
+    g.wait_for("answered 3 echo requests: done", Duration::ZERO)?;
     Ok(true)
 }
 
