@@ -837,6 +837,21 @@ fn cases(root: &Path, kvm: bool, disk: &Path, images: &BlockImages) -> Vec<Case>
             }
         }),
     );
+    add(
+        "stack overflow: the guard page faults, reported, status 3",
+        Launch::Qemu(Vm::new(&conf, kvm).args(["--check", "stack-overflow"])),
+        30,
+        Box::new(|b| {
+            expect_status(b, 3)?;
+            let fault = "CPU exception 14 (page fault), error code 0x2, at RIP 0x";
+            // A write (error code 2, page not present) into the guard page at 1 MiB.
+            if b.find(fault).is_empty() || b.find("CR2 0x100").is_empty() {
+                return Err(format!("no '{fault}... CR2 0x100...' line (a write to the guard page)"));
+            }
+            let want = "stack overflow: the app used more than the 256 KiB boot stack";
+            if b.find(want).is_empty() { Err(format!("no '{want}' line")) } else { Ok(()) }
+        }),
+    );
     let mut no_rng = Vm::new(&img("hello"), false);
     no_rng.cpu = Some("qemu64");
     add(

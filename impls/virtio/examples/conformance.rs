@@ -54,7 +54,15 @@ mod image {
                         }
                         "panic" => panic!("deliberate panic from the conformance image"),
                         "exception" => morgana_virtio::page_fault(),
-                        _ => return Err("unknown check: expected block, net, clock, panic or exception"),
+                        "stack-overflow" => {
+                            let depth = morgana_virtio::stack_overflow();
+                            log::info!("recursed {depth} deep and came back");
+                        }
+                        _ => {
+                            return Err(
+                                "unknown check: expected block, net, clock, panic, exception or stack-overflow",
+                            );
+                        }
                     }
                 }
                 Ok(())

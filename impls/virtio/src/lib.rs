@@ -120,6 +120,17 @@ pub fn page_fault() {
     sys::cpu::read_unmapped();
 }
 
+/// Recurse until the boot stack overflows: the write to the guard page below it faults, and
+/// the kernel reports a stack overflow before exiting with status 3. For tests of the guard.
+#[cfg(target_os = "none")]
+pub fn stack_overflow() -> u64 {
+    fn deeper(n: u64) -> u64 {
+        let frame = core::hint::black_box([n; 64]);
+        if core::hint::black_box(n < u64::MAX) { deeper(n + 1).wrapping_add(frame[1]) } else { frame[0] }
+    }
+    deeper(0)
+}
+
 /// Make `$main` (a `fn() -> !` that calls [`run`] or [`run_with_devices`]) the kernel's entry,
 /// and record the crate's name for messages.
 #[macro_export]

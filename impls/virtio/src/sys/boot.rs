@@ -16,6 +16,9 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// Bytes of the boot stack (the executor's `block_on` keeps the app's main future on it).
 pub const STACK_SIZE: usize = 256 * 1024;
 
+/// The page below the boot stack, never mapped: an overflow faults there (see `link.ld`).
+pub const STACK_GUARD: u64 = 0x10_0000;
+
 /// Written at the bottom of the stack at entry; gone once the stack has overflowed.
 const CANARY: u64 = 0x6d6f_7267_616e_6121;
 
@@ -48,13 +51,34 @@ global_asm!(
     .quad pvh_start32
     .popsection
 
-    .pushsection .bss.boot, "aw", @nobits
-    /* The stack first: an overflow runs into other statics and the canary at its bottom, not
-       into the page tables. */
+    /* Placed by the linker script just above the guard page at 1 MiB. */
+    .pushsection .bss.stack, "aw", @nobits
     .balign 4096
     .globl morgana_stack_bottom
 morgana_stack_bottom: .skip {stack_size}
+    .globl morgana_stack_top
 morgana_stack_top:
+    .popsection
+
+    /* The first 2 MiB in 4 KiB pages, identity-mapped, but for the null page (a null pointer
+       faults) and the stack guard page at 1 MiB. Built here, in the file, rather than at boot:
+       512 stores cost about a millisecond under an emulating hypervisor. */
+    .pushsection .boot.pt0, "a"
+    .balign 4096
+morgana_pt0:
+    .set page, 0
+    .rept 512
+    .if (page == 0) || (page == {guard})
+    .quad 0
+    .else
+    .quad page + 0x3        /* present, writable */
+    .endif
+    .set page, page + 0x1000
+    .endr
+    .popsection
+
+    .pushsection .bss.boot, "aw", @nobits
+    .balign 4096
 morgana_pml4: .skip 4096
     .globl morgana_pdpt
 morgana_pdpt: .skip 4096
@@ -62,12 +86,14 @@ morgana_pdpt: .skip 4096
 morgana_pd:   .skip 4096 * 4
     .popsection
 
-    .pushsection .rodata.boot, "a"
+    .pushsection .data.boot, "aw"
     .balign 16
+    .globl morgana_gdt
 morgana_gdt:
     .quad 0
     .quad 0x00af9a000000ffff    /* 0x08: 64-bit code */
     .quad 0x00cf92000000ffff    /* 0x10: data */
+    .quad 0, 0                  /* 0x18: the TSS, filled in by `idt::init` */
 morgana_gdt_end:
     .balign 4
 morgana_gdt_ptr:
@@ -86,19 +112,22 @@ pvh_start32:
     movl %edx, {boot_tsc}+4
     movl %ebx, {start_info}
 
-    /* Map the 2 MiB pages up to the end of the image (the loader's tables, image, .bss, stack):
-       a few stores, made before paging is on. The rest of the identity map is added on demand
+    /* Map the first 2 MiB through `morgana_pt0`, then the 2 MiB pages up to the end of the
+       image (the loader's tables, image, .bss): a few stores, made before paging is on. The rest of the identity map is added on demand
        (`paging::map`), because once paging is on every store to a page table is trapped and
        emulated under nested virtualization (about 6 us each, measured). The tables are in .bss,
        already zero. */
     movl $morgana_pdpt + 0x3, morgana_pml4
     movl $morgana_pd + 0x3, morgana_pdpt
-    movl $0x83, %eax            /* present, writable, 2 MiB */
-    movl $morgana_pd, %edi
+    movl $morgana_pt0 + 0x3, morgana_pd
+    movl $0x200083, %eax        /* present, writable, 2 MiB */
+    movl $morgana_pd + 8, %edi
+    jmp 2f
 1:
     movl %eax, (%edi)
     addl $8, %edi
     addl $0x200000, %eax
+2:
     cmpl $__kernel_end + 0x83, %eax
     jb 1b
     movl $morgana_pml4, %eax
@@ -135,6 +164,7 @@ morgana_start64:
     .popsection
     "#,
     stack_size = const STACK_SIZE,
+    guard = const STACK_GUARD,
     canary = const CANARY,
     boot_tsc = sym BOOT_TSC,
     start_info = sym START_INFO,

@@ -1,5 +1,9 @@
 //! The interrupt descriptor table: CPU exceptions report and exit; device and timer interrupts
 //! go to [`apic::on_interrupt`](super::apic::on_interrupt).
+//!
+//! Page faults and double faults run on a stack of their own (IST 1 of the task-state segment):
+//! a boot-stack overflow faults on the guard page below the stack, where the CPU could not push
+//! the exception frame, and is reported as such instead of resetting the machine.
 
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
@@ -108,10 +112,58 @@ unsafe impl Sync for Table {}
 
 static IDT: Table = Table(UnsafeCell::new([0; 512]));
 
-/// Point `vector` at `handler` (an interrupt gate in the kernel code segment). Two stores:
-/// boot executes every instruction at a cost under an emulating hypervisor.
-fn set(vector: u8, handler: u64) {
-    let low = (handler & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
+/// The 64-bit task-state segment: only its interrupt stack table is used.
+#[repr(C, packed(4))]
+struct Tss {
+    reserved0: u32,
+    rsp: [u64; 3],
+    reserved1: u64,
+    ist: [u64; 7],
+    reserved2: u64,
+    reserved3: u16,
+    iomap_base: u16,
+}
+
+struct TssCell(UnsafeCell<Tss>);
+
+// SAFETY: written once by `init` with interrupts off, before `ltr`; then only the CPU reads it.
+unsafe impl Sync for TssCell {}
+
+static TSS: TssCell = TssCell(UnsafeCell::new(Tss {
+    reserved0: 0,
+    rsp: [0; 3],
+    reserved1: 0,
+    ist: [0; 7],
+    reserved2: 0,
+    reserved3: 0,
+    // No I/O permission bitmap: past the segment's limit.
+    iomap_base: size_of::<Tss>() as u16,
+}));
+
+/// The stack page faults and double faults run on (IST 1).
+#[repr(C, align(16))]
+struct FaultStack(UnsafeCell<[u8; 16 * 1024]>);
+
+// SAFETY: only the CPU uses it, as a stack, when it delivers a fault; the handler never returns.
+unsafe impl Sync for FaultStack {}
+
+static FAULT_STACK: FaultStack = FaultStack(UnsafeCell::new([0; 16 * 1024]));
+
+/// The TSS's selector: GDT entry 3 (see `boot.rs`).
+const TSS_SELECTOR: u16 = 0x18;
+
+unsafe extern "C" {
+    // SAFETY: the GDT in `boot.rs`'s `global_asm!`: five quadwords in .data, the last two
+    // reserved for the TSS descriptor.
+    static mut morgana_gdt: [u64; 5];
+}
+
+/// Point `vector` at `handler` (an interrupt gate in the kernel code segment, on interrupt stack
+/// `ist`, 0 for the current one). Two stores: boot executes every instruction at a cost under
+/// an emulating hypervisor.
+fn set(vector: u8, handler: u64, ist: u64) {
+    let low =
+        (handler & 0xffff) | (0x08 << 16) | (ist << 32) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
     let entry = IDT.0.get() as *mut u64;
     // SAFETY: `2 * vector + 1 < 512`; callers run with interrupts off (see `Table`), so no CPU
     // reads the gate while it is half written, and no Rust reference to the table exists.
@@ -121,15 +173,38 @@ fn set(vector: u8, handler: u64) {
     }
 }
 
+/// Load the task-state segment, whose IST 1 is [`FAULT_STACK`].
+fn init_tss() {
+    let tss = TSS.0.get();
+    let base = tss as u64;
+    let limit = (size_of::<Tss>() - 1) as u64;
+    // Available 64-bit TSS (type 9), present.
+    let low = (limit & 0xffff) | (base & 0xff_ffff) << 16 | 0x89 << 40 | ((base >> 24) & 0xff) << 56;
+    let top = FAULT_STACK.0.get() as u64 + size_of::<FaultStack>() as u64;
+    // SAFETY: with interrupts off, before `ltr`, nothing reads the TSS or the GDT's last two
+    // entries; the TSS is a static, so the descriptor's base stays valid; `ltr` loads a selector
+    // of the descriptor just written (and marks it busy, as it must be loaded once).
+    unsafe {
+        (&raw mut (*tss).ist[0]).write_unaligned(top);
+        let gdt = &raw mut morgana_gdt as *mut u64;
+        gdt.add(3).write_volatile(low);
+        gdt.add(4).write_volatile(base >> 32);
+        asm!("ltr {0:x}", in(reg) TSS_SELECTOR, options(nostack, preserves_flags));
+    }
+}
+
 /// Fill the exception, timer and spurious vectors and load the IDT. Call once, with interrupts
 /// off. Device vectors are filled as their lines are routed ([`enable_irq`]).
 pub fn init() {
+    init_tss();
     let exc = &raw const morgana_exc_stubs as u64;
     for v in 0..32u8 {
-        set(v, exc + u64::from(v) * STUB_SIZE);
+        // Page and double faults on their own stack: the boot stack may be what faulted.
+        let ist = if v == 8 || v == 14 { 1 } else { 0 };
+        set(v, exc + u64::from(v) * STUB_SIZE, ist);
     }
     enable_irq(TIMER_VECTOR);
-    set(SPURIOUS_VECTOR, &raw const morgana_spurious as u64);
+    set(SPURIOUS_VECTOR, &raw const morgana_spurious as u64, 0);
     let pointer = Dtr { limit: (512 * 8 - 1) as u16, base: IDT.0.get() as u64 };
     // SAFETY: `pointer` describes the static table, which lives forever; every vector that can
     // fire has its gate.
@@ -140,7 +215,7 @@ pub fn init() {
 /// interrupts off, before the vector can fire; out-of-range vectors are ignored.
 pub fn enable_irq(vector: u8) {
     if let Some(i) = vector.checked_sub(IRQ_BASE).filter(|i| u32::from(*i) < IRQ_STUBS) {
-        set(vector, &raw const morgana_irq_stubs as u64 + u64::from(i) * STUB_SIZE);
+        set(vector, &raw const morgana_irq_stubs as u64 + u64::from(i) * STUB_SIZE, 0);
     }
 }
 
@@ -204,5 +279,12 @@ extern "C" fn on_exception(frame: &ExceptionFrame) -> ! {
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) }
     let name = NAMES.get(frame.vector as usize).copied().unwrap_or("unknown");
     crate::console::report_exception(frame.vector, name, frame.error, frame.rip, frame.rsp, cr2);
+    let guard = super::boot::STACK_GUARD..super::boot::STACK_GUARD + 4096;
+    if (frame.vector == 14 && guard.contains(&cr2)) || (frame.vector == 8 && guard.contains(&frame.rsp)) {
+        crate::console::println(format_args!(
+            "stack overflow: the app used more than the {} KiB boot stack",
+            super::boot::STACK_SIZE / 1024
+        ));
+    }
     super::exit(crate::run::EXIT_EXCEPTION)
 }
