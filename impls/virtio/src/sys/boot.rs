@@ -3,8 +3,10 @@
 //! A PVH loader (QEMU `-kernel`, Firecracker, cloud-hypervisor) reads the `XEN_ELFNOTE_PHYS32_ENTRY`
 //! note and enters `pvh_start32` in 32-bit protected mode, paging off, with the physical address
 //! of the `hvm_start_info` block in `ebx`. The trampoline records the TSC (the boot-time figure
-//! starts here), identity-maps the 2 MiB pages the image covers, enables PAE and long mode, loads
-//! a flat GDT and jumps to 64-bit code, which sets a stack and calls [`rust_start`]. The rest of
+//! starts here), identity-maps the first 2 MiB through a page table built into the image (the
+//! null page and the stack guard page at 1 MiB left out) and the 2 MiB pages the rest of the
+//! image covers, enables PAE and long mode, loads a flat GDT (with room for the TSS that
+//! `idt::init` adds) and jumps to 64-bit code, which sets a stack and calls [`rust_start`]. The rest of
 //! the identity map (RAM for the heap, device windows) is added on demand by [`super::paging`].
 //!
 //! `.bss` is not cleared here: an ELF loader zero-fills everything between a segment's file size
