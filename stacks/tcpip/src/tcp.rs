@@ -263,6 +263,11 @@ impl TcpListener for Listener {
                 let s = inner.sockets.get_mut::<tcp::Socket>(h);
                 match s.state() {
                     State::Listen | State::SynReceived => s.register_recv_waker(cx.waker()),
+                    State::Closed if s.remote_endpoint().is_some() => {
+                        // Aborted (below): its reset goes out first, then it listens again.
+                        s.register_send_waker(cx.waker());
+                        inner.wake_runner();
+                    }
                     State::Closed | State::TimeWait => {
                         // Reset (or closed) before anyone accepted it: listen again.
                         let _ = s.listen(self.port);
@@ -273,7 +278,7 @@ impl TcpListener for Listener {
                         let Some(mut fresh) = inner.new_tcp_socket() else {
                             // No memory for the socket that would listen in its place: reset
                             // this connection instead (the slot listens again once the reset
-                            // is out) and keep serving the ones already accepted.
+                            // is out, above) and keep serving the ones already accepted.
                             if !inner.refusing {
                                 log::warn!(
                                     "low on memory: resetting new connections to port {} until some close",
@@ -283,9 +288,9 @@ impl TcpListener for Listener {
                             }
                             let s = inner.sockets.get_mut::<tcp::Socket>(h);
                             s.abort();
-                            s.register_recv_waker(cx.waker());
+                            // smoltcp wakes the send waker once the reset is out.
+                            s.register_send_waker(cx.waker());
                             inner.wake_runner();
-                            cx.waker().wake_by_ref();
                             continue;
                         };
                         if inner.refusing {
