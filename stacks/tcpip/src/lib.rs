@@ -46,11 +46,13 @@ mod config;
 mod device;
 mod dns;
 pub mod either;
+mod listen;
 mod stack;
 mod tcp;
 mod udp;
 
-pub use config::{ARGS, Config, Ipv4Mode, Ipv6Cidr};
+pub use config::{ARGS, Config, Congestion, Ipv4Mode, Ipv6Cidr};
+pub use listen::Listener;
 pub use stack::{Runner, Stack, new, spawn};
-pub use tcp::{Connection, Listener, ReadHalf, WriteHalf};
+pub use tcp::{Connection, ReadHalf, WriteHalf};
 pub use udp::UdpSocket;

@@ -20,6 +20,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Cid
 
 use crate::config::{Config, Ipv4Mode};
 use crate::device::{self, Adapter};
+use crate::listen::ListenSlot;
 
 /// Frames processed per runner poll before it yields to other tasks (and polls again at once):
 /// a flood of frames must not starve the app.
@@ -202,12 +203,6 @@ struct Orphan {
     progress: Progress,
 }
 
-/// A listener's pool of sockets in LISTEN.
-pub(crate) struct ListenSlot {
-    pub port: u16,
-    pub pool: Vec<SocketHandle>,
-}
-
 /// Everything the stack's handles and its runner share.
 pub(crate) struct Inner {
     pub iface: Interface,
@@ -264,6 +259,8 @@ impl Inner {
         // The handshake's timeout; `track` switches to the connection's once established.
         s.set_timeout(Some(smol_duration(c.tcp_connect_timeout)));
         s.set_nagle_enabled(c.tcp_nagle);
+        s.set_min_rto(smol_duration(c.tcp_min_rto));
+        s.set_congestion_control(c.tcp_congestion.smoltcp());
         Some(s)
     }
 
@@ -347,40 +344,6 @@ impl Inner {
         let progress = Progress::new(self.now, self.sockets.get::<tcp::Socket>(handle));
         self.orphans.push(Orphan { handle, dropped: self.now, progress });
         self.wake_runner();
-    }
-
-    /// smoltcp hands a SYN to the first socket that accepts it, and a LISTEN socket accepts any
-    /// SYN to its port: a late duplicate of a SYN whose connection already exists can start a
-    /// second handshake on the same 4-tuple, whose reset then kills the real connection (Linux
-    /// finds the established socket first). Forget such handshakes before they answer.
-    fn drop_duplicate_handshakes(&mut self) {
-        for li in 0..self.listeners.len() {
-            let Some(len) = self.listeners[li].as_ref().map(|l| l.pool.len()) else { continue };
-            for pi in 0..len {
-                let Some((h, port)) = self.listeners[li].as_ref().map(|l| (l.pool[pi], l.port)) else {
-                    continue;
-                };
-                let s = self.sockets.get::<tcp::Socket>(h);
-                if s.state() != tcp::State::SynReceived {
-                    continue;
-                }
-                let tuple = (s.local_endpoint(), s.remote_endpoint());
-                let duplicate = self.sockets.iter().any(|(other, o)| {
-                    other != h
-                        && matches!(o, smoltcp::socket::Socket::Tcp(t)
-                            if t.state() != tcp::State::Listen
-                                && (t.local_endpoint(), t.remote_endpoint()) == tuple)
-                });
-                if !duplicate {
-                    continue;
-                }
-                // Back to listening with no reset sent (one would be on the shared 4-tuple):
-                // `listen` forgets the aborted handshake's endpoints before it could go out.
-                let s = self.sockets.get_mut::<tcp::Socket>(h);
-                s.abort();
-                let _ = s.listen(port);
-            }
-        }
     }
 
     /// Remove dropped connections that have finished closing; returns when the next stall check
@@ -807,9 +770,6 @@ impl<N: Net, C: Clock> Runner<N, C> {
         }
         if changed {
             inner.observe_ingress();
-            if !inner.listeners.is_empty() {
-                inner.drop_duplicate_handshakes();
-            }
         }
         while inner.iface.poll_egress(now, &mut dev, &mut inner.sockets) == PollResult::SocketStateChanged {}
         let tx_blocked = dev.tx_blocked;
@@ -817,13 +777,14 @@ impl<N: Net, C: Clock> Runner<N, C> {
         let stall = inner.observe_egress();
         let reconfigured = inner.dhcp.is_some() && inner.poll_lease();
         let orphans = if inner.orphans.is_empty() { None } else { inner.reap_orphans() };
+        let relisten = if inner.listeners.is_empty() { None } else { inner.tend_listeners() };
 
         let waker = cx.waker();
         if budget == 0 || reconfigured {
             // More frames may be queued, or new addresses need a pass: yield, then go on.
             inner.wake_runner();
         } else if let Some(at) =
-            [inner.iface.poll_at(now, &inner.sockets), stall, orphans, inner.lease_deadline()]
+            [inner.iface.poll_at(now, &inner.sockets), stall, orphans, relisten, inner.lease_deadline()]
                 .into_iter()
                 .flatten()
                 .min()

@@ -6,12 +6,13 @@ use core::net::{IpAddr, Ipv6Addr, SocketAddr};
 use core::task::{Context, Poll};
 
 use embedded_io_async::{ErrorType, Read, Write};
-use morgana::stack::{StackError, TcpListener, TcpStack};
+use morgana::stack::{StackError, TcpStack};
 use morgana::{Flow, FlowWrite};
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, ConnectError, RecvError, State};
 use smoltcp::wire::IpAddress;
 
+use crate::listen::Listener;
 use crate::stack::Stack;
 
 /// The socket under a connection; dropping the last handle closes it.
@@ -143,6 +144,10 @@ pub struct WriteHalf {
 const UNSPECIFIED: SocketAddr = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0);
 
 impl Connection {
+    pub(crate) fn new(stack: Stack, handle: SocketHandle) -> Self {
+        Self { io: Rc::new(Io { stack, handle }) }
+    }
+
     /// Our address on this connection.
     pub fn local_addr(&self) -> SocketAddr {
         self.io.endpoints().0.unwrap_or(UNSPECIFIED)
@@ -223,105 +228,6 @@ impl Flow for Connection {
     }
 }
 
-/// A listening socket: a pool of sockets in LISTEN on one port (smoltcp has no accept queue),
-/// refilled as connections are accepted. Dropping it resets connections not yet accepted.
-pub struct Listener {
-    stack: Stack,
-    id: usize,
-    port: u16,
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let mut inner = self.stack.borrow();
-        let Some(slot) = inner.listeners.get_mut(self.id).and_then(Option::take) else { return };
-        for h in slot.pool {
-            if inner.sockets.get::<tcp::Socket>(h).state() == State::Listen {
-                inner.sockets.remove(h);
-            } else {
-                // Handshaking or established but never accepted: reset, then reap.
-                inner.sockets.get_mut::<tcp::Socket>(h).abort();
-                inner.release_tcp(h);
-            }
-        }
-    }
-}
-
-impl TcpListener for Listener {
-    type Connection = Connection;
-
-    async fn accept(&mut self) -> Result<(Connection, SocketAddr), StackError> {
-        let (handle, remote) = poll_fn(|cx| {
-            let mut guard = self.stack.borrow();
-            let inner = &mut *guard;
-            let Some(pool_len) = inner.listeners.get(self.id).and_then(Option::as_ref).map(|s| s.pool.len())
-            else {
-                return Poll::Ready(Err(StackError::NotConnected));
-            };
-            for i in 0..pool_len {
-                let Some(h) = inner.listeners[self.id].as_ref().map(|s| s.pool[i]) else { break };
-                let s = inner.sockets.get_mut::<tcp::Socket>(h);
-                match s.state() {
-                    State::Listen | State::SynReceived => s.register_recv_waker(cx.waker()),
-                    State::Closed if s.remote_endpoint().is_some() => {
-                        // Aborted (below): its reset goes out first, then it listens again.
-                        s.register_send_waker(cx.waker());
-                        inner.wake_runner();
-                    }
-                    State::Closed | State::TimeWait => {
-                        // Reset (or closed) before anyone accepted it: listen again.
-                        let _ = s.listen(self.port);
-                        s.register_recv_waker(cx.waker());
-                    }
-                    _ => {
-                        let remote = s.remote_endpoint().map(SocketAddr::from).unwrap_or(UNSPECIFIED);
-                        let Some(mut fresh) = inner.new_tcp_socket() else {
-                            // No memory for the socket that would listen in its place: reset
-                            // this connection instead (the slot listens again once the reset
-                            // is out, above) and keep serving the ones already accepted.
-                            if !inner.refusing {
-                                log::warn!(
-                                    "low on memory: resetting new connections to port {} until some close",
-                                    self.port
-                                );
-                                inner.refusing = true;
-                            }
-                            let s = inner.sockets.get_mut::<tcp::Socket>(h);
-                            s.abort();
-                            // smoltcp wakes the send waker once the reset is out.
-                            s.register_send_waker(cx.waker());
-                            inner.wake_runner();
-                            continue;
-                        };
-                        if inner.refusing {
-                            log::info!("memory available again: accepting connections");
-                            inner.refusing = false;
-                        }
-                        if fresh.listen(self.port).is_err() {
-                            return Poll::Ready(Err(StackError::InvalidInput));
-                        }
-                        let fresh = inner.sockets.add(fresh);
-                        if let Some(slot) = inner.listeners[self.id].as_mut() {
-                            slot.pool[i] = fresh;
-                        }
-                        inner.track(h);
-                        inner.established(h);
-                        inner.wake_runner();
-                        return Poll::Ready(Ok((h, remote)));
-                    }
-                }
-            }
-            Poll::Pending
-        })
-        .await?;
-        Ok((Connection { io: Rc::new(Io { stack: self.stack.clone(), handle }) }, remote))
-    }
-
-    fn local_addr(&self) -> SocketAddr {
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), self.port)
-    }
-}
-
 impl TcpStack for Stack {
     type Connection = Connection;
     type Listener = Listener;
@@ -371,36 +277,6 @@ impl TcpStack for Stack {
     }
 
     async fn listen(&self, port: u16, backlog: usize) -> Result<Listener, StackError> {
-        let mut guard = self.borrow();
-        let inner = &mut *guard;
-        let port = match port {
-            0 => inner.ephemeral_port(|i, p| i.tcp_port_in_use(p))?,
-            p if inner.listeners.iter().flatten().any(|l| l.port == p) => return Err(StackError::AddrInUse),
-            p => p,
-        };
-        let n = backlog.clamp(1, inner.config.max_backlog.max(1));
-        let mut pool = alloc::vec::Vec::with_capacity(n);
-        for _ in 0..n {
-            let Some(mut s) = inner.new_tcp_socket() else {
-                for h in pool {
-                    inner.sockets.remove(h);
-                }
-                return Err(StackError::NoResources);
-            };
-            s.listen(port).map_err(|_| StackError::InvalidInput)?;
-            pool.push(inner.sockets.add(s));
-        }
-        let slot = crate::stack::ListenSlot { port, pool };
-        let id = match inner.listeners.iter().position(Option::is_none) {
-            Some(i) => {
-                inner.listeners[i] = Some(slot);
-                i
-            }
-            None => {
-                inner.listeners.push(Some(slot));
-                inner.listeners.len() - 1
-            }
-        };
-        Ok(Listener { stack: self.clone(), id, port })
+        Listener::open(self, port, backlog)
     }
 }
