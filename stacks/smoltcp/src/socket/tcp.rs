@@ -539,6 +539,8 @@ pub struct Socket<'a> {
     recovery_rexmit_high: TcpSeqNumber,
     /// Answer SYNs with SYN cookies while listening.
     syn_cookies: bool,
+    /// A loss probe was sent since the last ACK of new data.
+    probe_sent: bool,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -639,6 +641,7 @@ impl<'a> Socket<'a> {
             recovery_point: None,
             recovery_rexmit_high: TcpSeqNumber::default(),
             syn_cookies: false,
+            probe_sent: false,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -977,6 +980,7 @@ impl<'a> Socket<'a> {
         self.recovery_point = None;
         self.local_rx_dup_acks = 0;
         self.pending_fast_retransmit = false;
+        self.probe_sent = false;
         self.assembler = Assembler::new();
         self.tx_buffer.clear();
         self.rx_buffer.clear();
@@ -2350,8 +2354,9 @@ impl<'a> Socket<'a> {
                     self.timer.set_for_idle(cx.now(), self.keep_alive);
                 } else if ack_len > 0 {
                     // (5.3) ACK of new data in ESTABLISHED state restart the retransmit timer.
-                    let rto = self.rtte.retransmission_timeout();
-                    self.timer.set_for_retransmit(cx.now(), rto);
+                    self.probe_sent = false;
+                    let delay = self.retransmit_delay();
+                    self.timer.set_for_retransmit(cx.now(), delay);
                 }
             }
             Timer::Idle { .. } => {
@@ -2573,6 +2578,36 @@ impl<'a> Socket<'a> {
         }
     }
 
+    /// Whether the next retransmission timeout may be a loss probe: once per flight, with data
+    /// outstanding on a connection that has an RTT sample, and the remote's window open (a
+    /// closed window is the zero-window probe's business).
+    fn may_probe(&self) -> bool {
+        !self.probe_sent
+            && self.rtte.have_measurement
+            && self.remote_win_len > 0
+            && !self.tx_buffer.is_empty()
+            && matches!(
+                self.state,
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
+            )
+    }
+
+    /// When the retransmission timer should fire: after a probe timeout of two smoothed RTTs
+    /// (at least 10 ms) if a probe may be sent, otherwise after the RTO.
+    fn retransmit_delay(&self) -> Duration {
+        let rto = self.rtte.retransmission_timeout();
+        if self.may_probe() {
+            let pto = Duration::from_millis((2 * self.rtte.srtt).max(10) as _);
+            pto.min(rto)
+        } else {
+            rto
+        }
+    }
+
     fn seq_to_transmit(&self, cx: &mut Context) -> bool {
         // Fast retransmits should always send, even if later congestion checks would disallow
         if self.pending_fast_retransmit && !self.tx_buffer.is_empty() {
@@ -2749,7 +2784,17 @@ impl<'a> Socket<'a> {
             net_debug!("timeout exceeded");
             self.set_state(State::Closed);
         } else if self.timer.should_retransmit(cx.now()) {
-            if let Timer::Retransmit { .. } = self.timer {
+            if matches!(self.timer, Timer::Retransmit { .. }) && self.may_probe() {
+                // A probe timeout (RFC 8985's tail loss probe, simplified): resend the first
+                // unacknowledged segment, without the congestion response of an RTO. If it was
+                // the one lost (a loss with too few segments behind it for three duplicate
+                // ACKs), this repairs it; otherwise its ACK, with SACK blocks, starts fast
+                // recovery. The full RTO is armed behind it.
+                net_debug!("probe timeout: resending the first unacknowledged segment");
+                self.probe_sent = true;
+                self.pending_fast_retransmit = true;
+                self.fast_retransmit_seq = self.local_seq_no;
+            } else if let Timer::Retransmit { .. } = self.timer {
                 // If a retransmit timer expired, we should resend data starting at the last ACK.
                 net_debug!("retransmitting after rto");
 
@@ -2927,7 +2972,17 @@ impl<'a> Socket<'a> {
                         Some(start) => start - seq,
                         None => usize::MAX,
                     };
-                    let size = effective_mss.min(self.tx_buffer.len() - offset).min(hole);
+                    // Inside the remote's window, which may have shrunk since it was sent.
+                    let win_right_edge = self.local_seq_no + self.remote_win_len;
+                    let in_window = if win_right_edge > seq {
+                        win_right_edge - seq
+                    } else {
+                        0
+                    };
+                    let size = effective_mss
+                        .min(self.tx_buffer.len() - offset)
+                        .min(hole)
+                        .min(in_window);
                     repr.seq_number = self.local_seq_no + offset;
                     repr.payload = self.tx_buffer.get_allocated(offset, size);
 
@@ -3140,9 +3195,9 @@ impl<'a> Socket<'a> {
         if repr.segment_len() > 0 && !self.timer.is_retransmit() {
             // RFC 6298 (5.1) Every time a packet containing data is sent (including a
             // retransmission), if the timer is not running, start it running
-            // so that it will expire after RTO seconds.
-            let rto = self.rtte.retransmission_timeout();
-            self.timer.set_for_retransmit(cx.now(), rto);
+            // so that it will expire after RTO seconds (or sooner, for a loss probe).
+            let delay = self.retransmit_delay();
+            self.timer.set_for_retransmit(cx.now(), delay);
         }
 
         if self.state == State::Closed {
@@ -6953,9 +7008,11 @@ mod test {
             ..SEND_TEMPL
         });
         // The ACK of the first packet should restart the retransmit timer and delay a retransmission.
-        recv_nothing!(s, time 2399);
+        // (Morgana: the timer restarts as a loss probe, two smoothed RTTs of 600 ms, sooner than
+        // the 1800 ms RTO.)
+        recv_nothing!(s, time 1799);
         // The second packet should be re-sent.
-        recv!(s, time 2400, Ok(TcpRepr {
+        recv!(s, time 1800, Ok(TcpRepr {
             control:    TcpControl::Psh,
             seq_number: LOCAL_SEQ + 1 + 6,
             ack_number: Some(REMOTE_SEQ + 1),

@@ -104,12 +104,10 @@ impl Controller for Cubic {
             self.w_est = self.cwnd as f64;
             return;
         } else if self.cwnd < self.ssthresh {
-            // Slow start: increase `cwnd` by 1 MSS per ACK.
-            self.cwnd = self
-                .cwnd
-                .saturating_add(segment)
-                .min(self.rwnd)
-                .max(self.mss);
+            // Slow start: increase `cwnd` by the bytes acknowledged (as Linux does, rather than
+            // 1 MSS per ACK): a receiver that acknowledges a whole burst at once (a stack that
+            // processes frames in batches, or a delayed ACK) must not stall the doubling.
+            self.cwnd = self.cwnd.saturating_add(len).min(self.rwnd).max(self.mss);
             return;
         }
 
@@ -489,13 +487,13 @@ mod test {
         assert_eq!(cubic.recovery_start, None);
         assert_eq!(cubic.w_max, w_max_before_rto);
 
-        // slow start grows by at most the MSS per ack
+        // slow start grows by the bytes each ack acknowledges (Morgana: was at most the MSS)
         let initial_cwnd = cubic.window();
-        for i in 0..10 {
+        for i in 0..5 {
             let initial_cwnd = cubic.window();
             let now = Instant::from_millis(i);
             ack(&mut cubic, MSS * 2, now);
-            assert_eq!(cubic.window(), initial_cwnd + MSS);
+            assert_eq!(cubic.window(), initial_cwnd + MSS * 2);
         }
         assert_eq!(cubic.window(), initial_cwnd + MSS * 10);
 

@@ -1,0 +1,89 @@
+//! Goodput under loss, on the in-memory switch and virtual time: the sender's loss recovery
+//! (SACK-driven retransmission, NewReno partial ACKs, loss probes, a 200 ms minimum RTO, CUBIC
+//! with slow start by bytes acknowledged) keeps a lossy path useful. Each point sends 4 MiB from A to B with the loss applied to the data
+//! (what B receives) and asserts a floor in MiB per second of virtual time, so a regression in
+//! loss recovery fails here rather than only in a benchmark figure.
+
+mod common;
+
+use common::*;
+use morgana::{Clock, Duration, Platform, Spawn, TcpListener, TcpStack};
+use morgana_mem::FaultConfig;
+use morgana_mem::Switch;
+use morgana_tcpip::Config;
+
+const LEN: usize = 4 << 20;
+
+/// MiB/s of virtual time for `LEN` bytes from A to B, B receiving through `loss` and both
+/// directions delayed by `one_way`.
+fn goodput(seed: u64, loss: f64, one_way: Duration) -> f64 {
+    let out = run(seed, |p| async move {
+        let switch = Switch::default();
+        // Buffers larger than any window here: loss recovery is measured, not the window.
+        let config = Config::default().tcp_buffers(1024 * 1024, 1024 * 1024);
+        let clean = FaultConfig { delay: one_way, ..FaultConfig::default() };
+        let lossy = FaultConfig { loss, ..clean };
+        let a = stack_on(&p, &switch, MAC_A, config.clone().ipv4_static(IP_A, 24, None), clean, seed);
+        let b = stack_on(&p, &switch, MAC_B, config.ipv4_static(IP_B, 24, None), lossy, seed ^ 0x5eed);
+        let mut listener = b.listen(7, 1).await.unwrap();
+        let (done_tx, done_rx) = futures::channel::oneshot::channel();
+        p.spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let _ = done_tx.send(expect_pattern(&mut conn, seed).await);
+        });
+        let mut conn = a.connect(addr(IP_B, 7)).await.unwrap();
+        let start = p.clock().now();
+        send_pattern(&mut conn, seed, LEN).await.unwrap();
+        let got = done_rx.await.unwrap().unwrap();
+        assert_eq!(got, LEN);
+        (p.clock().now() - start).as_micros()
+    });
+    let micros = out.result.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    LEN as f64 / (1 << 20) as f64 / (micros as f64 / 1e6)
+}
+
+/// The median goodput of three seeds.
+fn median(loss: f64, rtt_ms: u64) -> f64 {
+    let mut g: Vec<f64> =
+        (1..=3).map(|s| goodput(s, loss, Duration::from_micros(rtt_ms * 500 + 50))).collect();
+    g.sort_by(f64::total_cmp);
+    eprintln!("loss {:>4.1} %, RTT {rtt_ms:>3} ms: {:>8.2} MiB/s (seeds {g:.2?})", loss * 100.0, g[1]);
+    g[1]
+}
+
+// Floors are about 70 % of what the stack reaches with seeds 1 to 3 (the runs are seeded and on
+// virtual time, so they do not vary from machine to machine), and above what smoltcp 0.14 as
+// released reached on the same paths: 2.8 MiB/s at 1 % loss, 0.14 at 5 % and 0.06 at 10 % with
+// a 0.1 ms RTT (each loss that fast retransmit missed cost a 1 s RTO, and slow start grew by
+// one segment per ACK, however many it acknowledged: 3 MiB/s at 20 ms without loss).
+// `cargo test -p morgana-tcpip --test loss_recovery -- --ignored --nocapture` prints the matrix.
+
+#[test]
+fn goodput_under_loss_on_a_short_path() {
+    assert!(median(0.01, 0) > 20.0);
+    assert!(median(0.05, 0) > 0.8);
+    assert!(median(0.10, 0) > 0.2);
+}
+
+#[test]
+fn goodput_under_loss_on_a_20_ms_path() {
+    assert!(median(0.0, 20) > 12.0);
+    assert!(median(0.01, 20) > 0.3);
+    assert!(median(0.10, 20) > 0.08);
+}
+
+#[test]
+fn goodput_under_loss_on_a_100_ms_path() {
+    assert!(median(0.0, 100) > 3.0);
+    assert!(median(0.01, 100) > 0.07);
+}
+
+#[test]
+#[ignore = "prints the whole matrix"]
+fn matrix() {
+    for rtt in [0u64, 20, 100] {
+        for loss in [0.0, 0.01, 0.05, 0.10] {
+            median(loss, rtt);
+        }
+    }
+}
