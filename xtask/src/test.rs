@@ -41,6 +41,22 @@ pub fn run(root: &Path, qemu_only: bool, filter: Option<&str>) -> Outcome {
         cargo().args(["clippy", "--quiet", "--workspace", "--all-targets", "--", "-D", "warnings"]),
     )?;
     step("cargo test", cargo().args(["test", "--workspace"]))?;
+    // Our smoltcp fork is not a workspace member (it keeps upstream's layout and tests): its own
+    // tests, with the congestion controllers morgana-tcpip turns on.
+    step(
+        "smoltcp fork: cargo test",
+        cargo()
+            .args([
+                "test",
+                "--quiet",
+                "--lib",
+                "--features",
+                "socket-tcp-cubic,socket-tcp-reno",
+                "--manifest-path",
+            ])
+            .arg(root.join("stacks/smoltcp/Cargo.toml"))
+            .env("CARGO_TARGET_DIR", root.join("target/smoltcp-fork")),
+    )?;
     let mut nostd = cargo();
     nostd.args(["build", "--quiet", "--target", NO_STD_TARGET]);
     for c in NO_STD_CRATES {
