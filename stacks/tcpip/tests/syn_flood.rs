@@ -15,8 +15,8 @@ use morgana_mem::{FaultConfig, MemNet, Switch};
 use morgana_tcpip::{Config, Stack};
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr,
-    TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr,
+    IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
 };
 
 const MAC_ATTACKER: [u8; 6] = [2, 0, 0, 0, 0, 0xee];
@@ -29,6 +29,36 @@ struct Attacker {
 }
 
 impl Attacker {
+    /// An ARP request for B from a made-up host (10.0.1.0/24 is not on the link, so B fills
+    /// its cache from 10.0.0.3 to 10.0.0.254 instead: those are the hosts B is asked about).
+    fn arp(&mut self) {
+        let n = self.n;
+        self.n = self.n.wrapping_add(1);
+        let arp = ArpRepr::EthernetIpv4 {
+            operation: ArpOperation::Request,
+            source_hardware_addr: EthernetAddress([2, 0, 0, 1, (n >> 8) as u8, n as u8]),
+            source_protocol_addr: Ipv4Addr::new(10, 0, 0, 3 + (n % 252) as u8),
+            target_hardware_addr: EthernetAddress([0; 6]),
+            target_protocol_addr: IP_B,
+        };
+        let eth = EthernetRepr {
+            src_addr: EthernetAddress(MAC_ATTACKER),
+            dst_addr: EthernetAddress::BROADCAST,
+            ethertype: EthernetProtocol::Arp,
+        };
+        let len = eth.buffer_len() + arp.buffer_len();
+        let mut cx = Context::from_waker(Waker::noop());
+        let tx = self.port.transmit(&mut cx).expect("the switch always takes a frame");
+        tx.consume(len, |buf| {
+            let mut frame = EthernetFrame::new_unchecked(buf);
+            eth.emit(&mut frame);
+            arp.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+        });
+        while let Some((rx, _)) = self.port.receive(&mut cx) {
+            morgana::RxToken::consume(rx, |_| ());
+        }
+    }
+
     fn syn(&mut self, dst_port: u16) {
         let n = self.n;
         self.n = self.n.wrapping_add(1);
@@ -187,4 +217,49 @@ fn half_open_sockets_whose_reset_cannot_leave_listen_again() {
     let (during, after) = out.result.expect("no stall");
     assert!(during.is_err(), "a pool of one, taken by a spoofed SYN, cannot accept: {during:?}");
     assert_eq!(after, Ok(()), "the socket listens again once its handshake timed out");
+}
+
+/// A flood of ARP requests and SYNs from made-up hosts neither pushes a live peer out of the
+/// neighbour cache nor holds back the ARP requests for a real host behind those for fake ones:
+/// an idle connection answers at once after the flood began, and a new one opens at once.
+#[test]
+fn an_arp_and_syn_flood_neither_evicts_live_peers_nor_starves_their_arp() {
+    let out = run(5, |p| async move {
+        let (a, b, mut attacker) = two_stacks_and_attacker(&p);
+        echo_server(&p, &b, 16).await;
+        let mut conn = a.connect(addr(IP_B, 7)).await.unwrap();
+        let flooding = Rc::new(Cell::new(true));
+        p.spawn({
+            let (p, flooding) = (p.clone(), flooding.clone());
+            async move {
+                while flooding.get() {
+                    for _ in 0..5 {
+                        attacker.arp();
+                        attacker.syn(7);
+                    }
+                    p.clock().sleep(Duration::from_millis(1)).await;
+                }
+            }
+        });
+        let mut latencies = Vec::new();
+        for at in [2, 10, 30] {
+            p.clock().sleep_until(morgana::Instant::from_millis(at * 1000)).await;
+            let start = p.clock().now();
+            conn.write_all(b"ping").await.unwrap();
+            let mut back = [0u8; 4];
+            conn.read_exact(&mut back).await.unwrap();
+            latencies.push((at, p.clock().now() - start));
+        }
+        let start = p.clock().now();
+        let fresh = echo_once(&p, &a).await;
+        let fresh_took = p.clock().now() - start;
+        flooding.set(false);
+        (latencies, fresh, fresh_took)
+    });
+    let (latencies, fresh, fresh_took) = out.result.expect("no stall");
+    for (at, took) in latencies {
+        assert!(took < Duration::from_millis(50), "an echo at {at} s took {took:?}");
+    }
+    assert_eq!(fresh, Ok(()));
+    assert!(fresh_took < Duration::from_millis(100), "a new connection took {fresh_took:?}");
 }

@@ -16,6 +16,10 @@ use crate::wire::{HardwareAddress, IpAddress};
 pub struct Neighbor {
     hardware_addr: HardwareAddress,
     expires_at: Instant,
+    /// Learned from an answer to our own request, or seen sending us traffic: such an entry
+    /// is never evicted to make room for one that is neither (a flood of ARP requests from
+    /// made-up addresses must not push live peers out of the cache).
+    confirmed: bool,
 }
 
 /// An answer to a neighbor cache lookup.
@@ -45,7 +49,9 @@ impl Answer {
 #[derive(Debug)]
 pub struct Cache {
     storage: LinearMap<IpAddress, Neighbor, IFACE_NEIGHBOR_CACHE_COUNT>,
-    silent_until: Instant,
+    /// Addresses asked for, and when: one request per address per `SILENT_TIME`, so that
+    /// requests for hosts that never answer do not hold back requests for others.
+    asked: LinearMap<IpAddress, Instant, IFACE_NEIGHBOR_CACHE_COUNT>,
 }
 
 impl Cache {
@@ -59,7 +65,7 @@ impl Cache {
     pub fn new() -> Self {
         Self {
             storage: LinearMap::new(),
-            silent_until: Instant::from_millis(0),
+            asked: LinearMap::new(),
         }
     }
 
@@ -72,10 +78,12 @@ impl Cache {
         if let Some(Neighbor {
             expires_at,
             hardware_addr,
+            confirmed,
         }) = self.storage.get_mut(&protocol_addr)
             && source_hardware_addr == *hardware_addr
         {
             *expires_at = timestamp + Self::ENTRY_LIFETIME;
+            *confirmed = true;
         }
     }
 
@@ -92,6 +100,28 @@ impl Cache {
         self.fill_with_expiration(protocol_addr, hardware_addr, expires_at);
     }
 
+    /// Fill from what a neighbour said unasked (an ARP request, an unsolicited reply): into a
+    /// free slot, over an unconfirmed entry, or over the entry for the same address, but never
+    /// over a confirmed entry for another address.
+    pub fn fill_unsolicited(
+        &mut self,
+        protocol_addr: IpAddress,
+        hardware_addr: HardwareAddress,
+        timestamp: Instant,
+    ) {
+        if self.was_asked(&protocol_addr, timestamp) {
+            return self.fill(protocol_addr, hardware_addr, timestamp);
+        }
+        let expires_at = timestamp + Self::ENTRY_LIFETIME;
+        self.insert(protocol_addr, hardware_addr, expires_at, false);
+    }
+
+    fn was_asked(&self, protocol_addr: &IpAddress, timestamp: Instant) -> bool {
+        self.asked
+            .get(protocol_addr)
+            .is_some_and(|&at| timestamp < at + Self::SILENT_TIME)
+    }
+
     pub fn fill_with_expiration(
         &mut self,
         protocol_addr: IpAddress,
@@ -100,50 +130,60 @@ impl Cache {
     ) {
         debug_assert!(protocol_addr.is_unicast());
         debug_assert!(hardware_addr.is_unicast());
+        self.insert(protocol_addr, hardware_addr, expires_at, true);
+    }
 
-        let neighbor = Neighbor {
-            expires_at,
-            hardware_addr,
-        };
-        match self.storage.insert(protocol_addr, neighbor) {
-            Ok(Some(old_neighbor)) => {
-                if old_neighbor.hardware_addr != hardware_addr {
-                    net_trace!(
-                        "replaced {} => {} (was {})",
-                        protocol_addr,
-                        hardware_addr,
-                        old_neighbor.hardware_addr
-                    );
-                }
+    fn insert(
+        &mut self,
+        protocol_addr: IpAddress,
+        hardware_addr: HardwareAddress,
+        expires_at: Instant,
+        confirmed: bool,
+    ) {
+        let _ = self.asked.remove(&protocol_addr);
+        if let Some(old) = self.storage.get_mut(&protocol_addr) {
+            if old.hardware_addr != hardware_addr {
+                net_trace!(
+                    "replaced {} => {} (was {})",
+                    protocol_addr,
+                    hardware_addr,
+                    old.hardware_addr
+                );
             }
-            Ok(None) => {
-                net_trace!("filled {} => {} (was empty)", protocol_addr, hardware_addr);
-            }
-            Err((protocol_addr, neighbor)) => {
-                // If we're going down this branch, it means the cache is full, and we need to evict an entry.
-                let old_protocol_addr = *self
-                    .storage
-                    .iter()
-                    .min_by_key(|(_, neighbor)| neighbor.expires_at)
-                    .expect("empty neighbor cache storage")
-                    .0;
-
-                let _old_neighbor = self.storage.remove(&old_protocol_addr).unwrap();
-                match self.storage.insert(protocol_addr, neighbor) {
-                    Ok(None) => {
-                        net_trace!(
-                            "filled {} => {} (evicted {} => {})",
-                            protocol_addr,
-                            hardware_addr,
-                            old_protocol_addr,
-                            _old_neighbor.hardware_addr
-                        );
-                    }
-                    // We've covered everything else above.
-                    _ => unreachable!(),
-                }
-            }
+            *old = Neighbor {
+                hardware_addr,
+                expires_at,
+                confirmed: confirmed || old.confirmed,
+            };
+            return;
         }
+        let neighbor = Neighbor {
+            hardware_addr,
+            expires_at,
+            confirmed,
+        };
+        if self.storage.len() == self.storage.capacity() {
+            // The cache is full: evict the entry that expires first among the unconfirmed
+            // ones, or among all of them if the new entry is confirmed.
+            let victim = self
+                .storage
+                .iter()
+                .filter(|(_, n)| confirmed || !n.confirmed)
+                .min_by_key(|(_, n)| (n.confirmed, n.expires_at))
+                .map(|(addr, _)| *addr);
+            let Some(victim) = victim else {
+                net_trace!(
+                    "not filling {} => {}: the cache is full of confirmed neighbors",
+                    protocol_addr,
+                    hardware_addr
+                );
+                return;
+            };
+            let _old = self.storage.remove(&victim);
+            net_trace!("evicted {}", victim);
+        }
+        let _ = self.storage.insert(protocol_addr, neighbor);
+        net_trace!("filled {} => {}", protocol_addr, hardware_addr);
     }
 
     pub(crate) fn lookup(&self, protocol_addr: &IpAddress, timestamp: Instant) -> Answer {
@@ -152,25 +192,39 @@ impl Cache {
         if let Some(&Neighbor {
             expires_at,
             hardware_addr,
+            ..
         }) = self.storage.get(protocol_addr)
             && timestamp < expires_at
         {
             return Answer::Found(hardware_addr);
         }
 
-        if timestamp < self.silent_until {
+        if self.was_asked(protocol_addr, timestamp) {
             Answer::RateLimited
         } else {
             Answer::NotFound
         }
     }
 
-    pub(crate) fn limit_rate(&mut self, timestamp: Instant) {
-        self.silent_until = timestamp + Self::SILENT_TIME;
+    /// A request for `protocol_addr` was sent: no other for `SILENT_TIME`. Requests for other
+    /// addresses are not held back (the oldest request is forgotten when the table is full).
+    pub(crate) fn limit_rate(&mut self, protocol_addr: IpAddress, timestamp: Instant) {
+        if self.asked.len() == self.asked.capacity() && !self.asked.contains_key(&protocol_addr) {
+            let oldest = self
+                .asked
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(addr, _)| *addr);
+            if let Some(oldest) = oldest {
+                let _ = self.asked.remove(&oldest);
+            }
+        }
+        let _ = self.asked.insert(protocol_addr, timestamp);
     }
 
     pub(crate) fn flush(&mut self) {
-        self.storage.clear()
+        self.storage.clear();
+        self.asked.clear();
     }
 }
 
@@ -297,6 +351,44 @@ mod test {
     }
 
     #[test]
+    fn unsolicited_fills_never_evict_confirmed_neighbors() {
+        // Morgana: a flood of ARP requests from made-up addresses.
+        let mut cache = Cache::new();
+        let live = IpAddress::Ipv4(crate::wire::Ipv4Address::new(10, 0, 0, 1));
+        cache.fill(live, HADDR_A, Instant::from_millis(0));
+        for i in 0..1000u32 {
+            let fake = IpAddress::Ipv4(crate::wire::Ipv4Address::from_bits(0x0a01_0000 + i));
+            cache.fill_unsolicited(fake, HADDR_B, Instant::from_millis(1 + i as i64));
+        }
+        assert_eq!(
+            cache.lookup(&live, Instant::from_millis(2000)),
+            Answer::Found(HADDR_A)
+        );
+        // An unsolicited fill does update the entry of its own address.
+        cache.fill_unsolicited(live, HADDR_C, Instant::from_millis(2000));
+        assert_eq!(
+            cache.lookup(&live, Instant::from_millis(2000)),
+            Answer::Found(HADDR_C)
+        );
+    }
+
+    #[test]
+    fn traffic_confirms_an_unsolicited_entry() {
+        let mut cache = Cache::new();
+        let peer = IpAddress::Ipv4(crate::wire::Ipv4Address::new(10, 0, 0, 1));
+        cache.fill_unsolicited(peer, HADDR_A, Instant::from_millis(0));
+        cache.reset_expiry_if_existing(peer, HADDR_A, Instant::from_millis(10));
+        for i in 0..100u32 {
+            let fake = IpAddress::Ipv4(crate::wire::Ipv4Address::from_bits(0x0a01_0000 + i));
+            cache.fill_unsolicited(fake, HADDR_B, Instant::from_millis(20));
+        }
+        assert_eq!(
+            cache.lookup(&peer, Instant::from_millis(30)),
+            Answer::Found(HADDR_A)
+        );
+    }
+
+    #[test]
     fn test_hush() {
         let mut cache = Cache::new();
 
@@ -305,10 +397,15 @@ mod test {
             Answer::NotFound
         );
 
-        cache.limit_rate(Instant::from_millis(0));
+        cache.limit_rate(MOCK_IP_ADDR_1.into(), Instant::from_millis(0));
         assert_eq!(
             cache.lookup(&MOCK_IP_ADDR_1.into(), Instant::from_millis(100)),
             Answer::RateLimited
+        );
+        // Morgana: the limit is per address.
+        assert_eq!(
+            cache.lookup(&MOCK_IP_ADDR_2.into(), Instant::from_millis(100)),
+            Answer::NotFound
         );
         assert_eq!(
             cache.lookup(&MOCK_IP_ADDR_1.into(), Instant::from_millis(2000)),

@@ -294,7 +294,9 @@ impl InterfaceInner {
                 // We fill from requests too because if someone is requesting our address they
                 // are probably going to talk to us, so we avoid having to request their address
                 // when we later reply to them.
-                self.neighbor_cache.fill(
+                // A request (or a reply nobody asked for) may not push a confirmed neighbor
+                // out of a full cache.
+                self.neighbor_cache.fill_unsolicited(
                     source_protocol_addr.into(),
                     source_hardware_addr.into(),
                     timestamp,
