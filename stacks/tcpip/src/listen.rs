@@ -1,18 +1,27 @@
 //! Listening: a pool of sockets in LISTEN per port (smoltcp has no accept queue), refilled as
 //! connections are accepted, and kept listening whatever happens to a handshake.
 //!
-//! Under a SYN flood the pool's sockets fill with half-open handshakes that never complete.
-//! One socket of each pool therefore answers by SYN cookie (RFC 4987, in our smoltcp fork):
-//! smoltcp hands a SYN to it only when no other socket of the pool is listening, and it keeps
-//! no state for the SYNs it answers, so a legitimate client still gets through, however many
-//! spoofed SYNs arrive. A pool socket whose handshake failed listens again once its reset is
-//! out, or after [`RESET_WAIT`] if the reset cannot leave (the peer never answers ARP, as
-//! spoofed sources do not): no socket is ever left neither listening nor reusable.
+//! Three defences keep a port open to legitimate clients, whatever arrives:
+//!
+//! - **SYN cookies.** Under a SYN flood the pool's sockets fill with half-open handshakes that
+//!   never complete. The last socket of each pool answers by SYN cookie (RFC 4987, in our
+//!   smoltcp fork): smoltcp hands a SYN to it only when no other socket of the pool listens,
+//!   and it keeps no state for the SYNs it answers, so a client still gets through, however
+//!   many spoofed SYNs arrive.
+//! - **Sockets always listen again.** A pool socket whose handshake failed listens again once
+//!   its reset is out, or after [`RESET_WAIT`] if the reset cannot leave (a spoofed source
+//!   never answers ARP).
+//! - **At the memory limit, SYNs wait.** A connection whose replacement socket cannot be
+//!   allocated (the heap is short of [`crate::Config::memory_reserve`] beside its buffers) is
+//!   still handed to the app, since its own buffers exist; its slot stays empty until memory is
+//!   back. When every slot is empty, a buffer-less guard socket, last in smoltcp's order, drops
+//!   the SYNs (no reset): clients retry, and get in once connections close. No connection is
+//!   ever accepted and then reset.
 
 use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::net::{IpAddr, Ipv6Addr, SocketAddr};
-use core::task::Poll;
+use core::task::{Poll, Waker};
 
 use morgana::stack::{StackError, TcpListener};
 use smoltcp::iface::SocketHandle;
@@ -31,15 +40,25 @@ pub(crate) const RESET_WAIT: SmolDuration = SmolDuration::from_secs(1);
 /// socket of the pool until then, and a client whose handshake stalls retries its SYN.
 const HANDSHAKE_TIMEOUT: SmolDuration = SmolDuration::from_secs(15);
 
+/// How often empty slots (no memory for their socket) try to allocate again.
+const REFILL_INTERVAL: SmolDuration = SmolDuration::from_millis(250);
+
 /// A listener's pool of sockets in LISTEN.
 pub(crate) struct ListenSlot {
     pub port: u16,
-    pub pool: Vec<SocketHandle>,
+    /// `None`: its socket went to a connection and there was no memory for a new one.
+    pub pool: Vec<Option<SocketHandle>>,
+    /// Drops SYNs when no socket of the pool listens.
+    guard: SocketHandle,
     /// Per pool socket: since when it has waited for its reset to go out.
     resetting: Vec<Option<SmolInstant>>,
     /// A connection came by SYN cookie since every socket of the pool last listened (logged
     /// once per episode).
     flooded: bool,
+    /// Since when some slots have been empty, and when they last tried to allocate.
+    short: Option<(SmolInstant, SmolInstant)>,
+    /// The task waiting in `accept`, woken when a slot gets a socket again.
+    acceptor: Option<Waker>,
 }
 
 /// A pool socket: the configured buffers, listening on `port`, by cookie if `cookies`.
@@ -51,15 +70,25 @@ fn pool_socket(inner: &Inner, port: u16, cookies: bool) -> Result<tcp::Socket<'s
     Ok(s)
 }
 
+/// Whether slot `i` of a pool of `n` answers by SYN cookie: the last one, if there are several
+/// (a connection by cookie has no window scaling, and a pool of one has nothing to protect).
+fn cookie_slot(i: usize, n: usize) -> bool {
+    n > 1 && i == n - 1
+}
+
 impl Inner {
-    /// Put pool sockets whose handshake failed back to listening; returns when the next one is
-    /// due. Called by the runner after egress (when the resets had their chance to go out).
+    /// Put pool sockets whose handshake failed back to listening, and refill empty slots when
+    /// memory allows; returns when the next of these is due. Called by the runner after egress
+    /// (when the resets had their chance to go out).
     pub(crate) fn tend_listeners(&mut self) -> Option<SmolInstant> {
         let now = self.now;
         let mut next: Option<SmolInstant> = None;
-        for slot in self.listeners.iter_mut().flatten() {
+        let mut due = |at: SmolInstant| next = Some(next.map_or(at, |n: SmolInstant| n.min(at)));
+        for li in 0..self.listeners.len() {
+            let Some(slot) = self.listeners[li].as_mut() else { continue };
             let mut listening = 0;
-            for (i, &h) in slot.pool.iter().enumerate() {
+            for (i, h) in slot.pool.iter().enumerate() {
+                let Some(h) = *h else { continue };
                 let s = self.sockets.get_mut::<tcp::Socket>(h);
                 match s.state() {
                     State::Listen => listening += 1,
@@ -67,7 +96,7 @@ impl Inner {
                         // Aborted or timed out: its reset goes out first, if it can.
                         let since = *slot.resetting[i].get_or_insert(now);
                         if now < since + RESET_WAIT {
-                            next = Some(next.map_or(since + RESET_WAIT, |n| n.min(since + RESET_WAIT)));
+                            due(since + RESET_WAIT);
                             continue;
                         }
                         log::debug!(
@@ -91,8 +120,44 @@ impl Inner {
                 slot.flooded = false;
                 log::info!("port {}: handshake slots free again", slot.port);
             }
+            if let Some((since, tried)) = slot.short {
+                if now < tried + REFILL_INTERVAL {
+                    due(tried + REFILL_INTERVAL);
+                } else if let Some(at) = self.refill(li, since) {
+                    due(at);
+                }
+            }
         }
         next
+    }
+
+    /// Give the empty slots of listener `li` new sockets, as far as memory allows; when some
+    /// stay empty, when to try again.
+    fn refill(&mut self, li: usize, since: SmolInstant) -> Option<SmolInstant> {
+        let (port, n) = self.listeners[li].as_ref().map(|l| (l.port, l.pool.len()))?;
+        for i in 0..n {
+            if self.listeners[li].as_ref().is_some_and(|l| l.pool[i].is_some()) {
+                continue;
+            }
+            let Ok(s) = pool_socket(self, port, cookie_slot(i, n)) else {
+                let now = self.now;
+                let slot = self.listeners[li].as_mut()?;
+                slot.short = Some((since, now));
+                return Some(now + REFILL_INTERVAL);
+            };
+            let h = self.sockets.add(s);
+            let slot = self.listeners[li].as_mut()?;
+            slot.pool[i] = Some(h);
+            slot.resetting[i] = None;
+        }
+        let waited = self.now - since;
+        let slot = self.listeners[li].as_mut()?;
+        slot.short = None;
+        if let Some(w) = slot.acceptor.take() {
+            w.wake();
+        }
+        log::info!("port {port}: memory available again after {waited}: listening on every slot");
+        None
     }
 }
 
@@ -106,7 +171,7 @@ pub struct Listener {
 
 impl Listener {
     /// Listen on `port` (0: an ephemeral one) with a pool of `backlog` sockets, clamped to
-    /// [`crate::Config::max_backlog`]; the last of them answers by SYN cookie.
+    /// [`crate::Config::max_backlog`].
     pub(crate) fn open(stack: &Stack, port: u16, backlog: usize) -> Result<Self, StackError> {
         let mut guard = stack.borrow();
         let inner = &mut *guard;
@@ -118,19 +183,29 @@ impl Listener {
         let n = backlog.clamp(1, inner.config.max_backlog.max(1));
         let mut pool = Vec::with_capacity(n);
         for i in 0..n {
-            // With a pool of one, that socket is an ordinary one: a cookie connection has no
-            // window scaling, and a pool of one cannot be flooded out of all its sockets.
-            match pool_socket(inner, port, n > 1 && i == n - 1) {
-                Ok(s) => pool.push(inner.sockets.add(s)),
+            match pool_socket(inner, port, cookie_slot(i, n)) {
+                Ok(s) => pool.push(Some(inner.sockets.add(s))),
                 Err(e) => {
-                    for h in pool {
+                    for h in pool.into_iter().flatten() {
                         inner.sockets.remove(h);
                     }
                     return Err(e);
                 }
             }
         }
-        let slot = ListenSlot { port, resetting: alloc::vec![None; n], pool, flooded: false };
+        let mut dropper =
+            tcp::Socket::new(tcp::SocketBuffer::new(Vec::new()), tcp::SocketBuffer::new(Vec::new()));
+        dropper.set_syn_drop(true);
+        dropper.listen(port).map_err(|_| StackError::InvalidInput)?;
+        let slot = ListenSlot {
+            port,
+            resetting: alloc::vec![None; n],
+            pool,
+            guard: inner.sockets.add(dropper),
+            flooded: false,
+            short: None,
+            acceptor: None,
+        };
         let id = match inner.listeners.iter().position(Option::is_none) {
             Some(i) => {
                 inner.listeners[i] = Some(slot);
@@ -149,7 +224,8 @@ impl Drop for Listener {
     fn drop(&mut self) {
         let mut inner = self.stack.borrow();
         let Some(slot) = inner.listeners.get_mut(self.id).and_then(Option::take) else { return };
-        for h in slot.pool {
+        inner.sockets.remove(slot.guard);
+        for h in slot.pool.into_iter().flatten() {
             if inner.sockets.get::<tcp::Socket>(h).state() == State::Listen {
                 inner.sockets.remove(h);
             } else {
@@ -170,12 +246,15 @@ impl TcpListener for Listener {
         let (handle, remote) = poll_fn(|cx| {
             let mut guard = self.stack.borrow();
             let inner = &mut *guard;
-            let Some(pool_len) = inner.listeners.get(self.id).and_then(Option::as_ref).map(|s| s.pool.len())
-            else {
+            let Some(slot) = inner.listeners.get_mut(self.id).and_then(Option::as_mut) else {
                 return Poll::Ready(Err(StackError::NotConnected));
             };
+            if !slot.acceptor.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                slot.acceptor = Some(cx.waker().clone());
+            }
+            let pool_len = slot.pool.len();
             for i in 0..pool_len {
-                let Some(h) = inner.listeners[self.id].as_ref().map(|s| s.pool[i]) else { break };
+                let Some(h) = inner.listeners[self.id].as_ref().and_then(|s| s.pool[i]) else { continue };
                 let s = inner.sockets.get_mut::<tcp::Socket>(h);
                 match s.state() {
                     // The runner puts closed ones back to listening (`tend_listeners`), which
@@ -187,42 +266,28 @@ impl TcpListener for Listener {
                         let remote = s.remote_endpoint().map(SocketAddr::from).unwrap_or(UNSPECIFIED);
                         let cookies = s.syn_cookies();
                         let fresh = match pool_socket(inner, self.port, cookies) {
-                            Ok(fresh) => fresh,
-                            Err(StackError::NoResources) => {
-                                // No memory for the socket that would listen in its place:
-                                // reset this connection instead (the slot listens again once
-                                // the reset is out) and keep serving the ones already accepted.
-                                if !inner.refusing {
-                                    log::warn!(
-                                        "low on memory: resetting new connections to port {} until some close",
-                                        self.port
-                                    );
-                                    inner.refusing = true;
-                                }
-                                let s = inner.sockets.get_mut::<tcp::Socket>(h);
-                                s.abort();
-                                // Woken when the runner puts it back to listening.
-                                s.register_recv_waker(cx.waker());
-                                inner.wake_runner();
-                                continue;
-                            }
+                            Ok(fresh) => Some(inner.sockets.add(fresh)),
+                            Err(StackError::NoResources) => None,
                             Err(e) => return Poll::Ready(Err(e)),
                         };
-                        if inner.refusing {
-                            log::info!("memory available again: accepting connections");
-                            inner.refusing = false;
+                        let now = inner.now;
+                        let Some(slot) = inner.listeners[self.id].as_mut() else { break };
+                        slot.pool[i] = fresh;
+                        slot.resetting[i] = None;
+                        if fresh.is_none() && slot.short.is_none() {
+                            // The connection is served (its buffers exist); its slot waits.
+                            slot.short = Some((now, now));
+                            log::warn!(
+                                "low on memory: port {} takes no new connections until some close (their SYNs wait)",
+                                self.port
+                            );
                         }
-                        let fresh = inner.sockets.add(fresh);
-                        if let Some(slot) = inner.listeners[self.id].as_mut() {
-                            slot.pool[i] = fresh;
-                            slot.resetting[i] = None;
-                            if cookies && !slot.flooded {
-                                slot.flooded = true;
-                                log::warn!(
-                                    "port {}: every handshake slot was taken (a burst of connections, or a SYN flood): accepting by SYN cookie",
-                                    self.port
-                                );
-                            }
+                        if cookies && !slot.flooded {
+                            slot.flooded = true;
+                            log::warn!(
+                                "port {}: every handshake slot was taken (a burst of connections, or a SYN flood): accepting by SYN cookie",
+                                self.port
+                            );
                         }
                         inner.track(h);
                         inner.established(h);

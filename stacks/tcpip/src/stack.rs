@@ -221,8 +221,6 @@ pub(crate) struct Inner {
     /// Dropped connections finishing their close.
     orphans: Vec<Orphan>,
     pub listeners: Vec<Option<ListenSlot>>,
-    /// A listener is resetting new connections for want of memory (logged once per episode).
-    pub refusing: bool,
     dhcp: Option<SocketHandle>,
     pub dns: Option<SocketHandle>,
     /// Tasks waiting for the addresses to change (DHCP).
@@ -683,7 +681,6 @@ pub fn new<N: Net, C: Clock>(net: N, clock: C, config: Config) -> (Stack, Runner
         tracked: Vec::new(),
         orphans: Vec::new(),
         listeners: Vec::new(),
-        refusing: false,
         dhcp,
         dns: None,
         config_waiters: Vec::new(),

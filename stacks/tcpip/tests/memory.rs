@@ -1,5 +1,6 @@
-//! A listener short of memory resets the connections it cannot take, keeps serving the ones it
-//! has, and accepts again once memory is back; `connect` fails with `NoResources`. The heap
+//! A listener short of memory never resets a connection: it serves the ones whose buffers
+//! exist, lets new SYNs wait (dropped, so clients retry) and takes them once memory is back;
+//! `connect` fails with `NoResources`. The heap
 //! runs short on demand: this test binary's allocator has a limit (the `cap` crate).
 
 mod common;
@@ -9,7 +10,7 @@ use std::alloc::System;
 use cap::Cap;
 use common::*;
 use embedded_io_async::{Read, Write};
-use morgana::{Spawn, StackError, TcpListener, TcpStack};
+use morgana::{Clock, Platform, Spawn, StackError, TcpListener, TcpStack};
 use morgana_mem::{FaultConfig, Switch};
 use morgana_tcpip::Config;
 
@@ -35,11 +36,11 @@ async fn ping_pong(conn: &mut morgana_tcpip::Connection) -> Result<[u8; 2], Stac
 }
 
 #[test]
-fn a_listener_short_of_memory_resets_new_connections_and_recovers() {
+fn a_listener_short_of_memory_never_resets_and_takes_connections_again_once_memory_is_back() {
     let out = run(9, |p| async move {
         let switch = Switch::default();
-        // The client needs no reserve: only the server runs short.
-        let mut lean = Config::default().ipv4_static(IP_A, 24, None);
+        // The client needs no reserve and small buffers: only the server runs short.
+        let mut lean = Config::default().ipv4_static(IP_A, 24, None).tcp_buffers(8192, 8192);
         lean.memory_reserve = 0;
         let a = stack_on(&p, &switch, MAC_A, lean, FaultConfig::default(), 1);
         let b = stack_on(
@@ -75,30 +76,45 @@ fn a_listener_short_of_memory_resets_new_connections_and_recovers() {
             Err(e) => e,
             Ok(_) => panic!("connect with no memory for its buffers succeeded"),
         };
-        let turned_away = match a.connect(addr(IP_B, 7)).await {
-            Ok(mut c) => ping_pong(&mut c).await.err(),
-            Err(e) => Some(e),
+        // The pool's two sockets already have their buffers: both connections are served,
+        // though neither can be replaced.
+        let mut served = Vec::new();
+        let mut kept = Vec::new();
+        for _ in 0..2 {
+            let mut c = a.connect(addr(IP_B, 7)).await.unwrap();
+            served.push(ping_pong(&mut c).await);
+            kept.push(c);
+        }
+        // Now no socket listens: the next SYN is dropped (no reset), and the client retries.
+        let waiting = {
+            let a = a.clone();
+            let p2 = p.clone();
+            let (tx, rx) = futures::channel::oneshot::channel();
+            p.spawn(async move {
+                let started = p2.clock().now();
+                let r = match a.connect(addr(IP_B, 7)).await {
+                    Ok(mut c) => ping_pong(&mut c).await,
+                    Err(e) => Err(e),
+                };
+                let _ = tx.send((r, p2.clock().now() - started));
+            });
+            rx
         };
+        p.clock().sleep(morgana::Duration::from_secs(2)).await;
         let during = ping_pong(&mut first).await;
         heap_room(None);
-
-        let mut again = a.connect(addr(IP_B, 7)).await.unwrap();
-        let after = ping_pong(&mut again).await;
-        (before, refused, turned_away, during, after)
+        let (late, waited) = waiting.await.unwrap();
+        (before, refused, served, during, late, waited)
     });
     let log: Vec<String> = out.messages().into_iter().map(String::from).collect();
-    let (before, refused, turned_away, during, after) = out.result.expect("no stall");
+    let (before, refused, served, during, late, waited) = out.result.expect("no stall");
     assert_eq!(before, Ok(*b"hi"));
     assert_eq!(refused, StackError::NoResources);
-    assert!(
-        matches!(turned_away, Some(StackError::ConnectionReset | StackError::ConnectionRefused)),
-        "{turned_away:?}"
-    );
+    assert_eq!(served, vec![Ok(*b"hi"), Ok(*b"hi")], "connections whose buffers exist are served");
     assert_eq!(during, Ok(*b"hi"), "the connection accepted before keeps working");
-    assert_eq!(after, Ok(*b"hi"), "connections are accepted again once memory is back");
-    assert!(
-        log.iter().any(|l| l == "low on memory: resetting new connections to port 7 until some close"),
-        "{log:?}"
-    );
-    assert!(log.iter().any(|l| l == "memory available again: accepting connections"), "{log:?}");
+    assert_eq!(late, Ok(*b"hi"), "a connection that waited is taken once memory is back");
+    assert!(waited >= morgana::Duration::from_secs(2), "it waited for memory ({waited:?})");
+    let warned = log.iter().filter(|l| l.starts_with("low on memory")).count();
+    assert_eq!(warned, 1, "logged once: {log:?}");
+    assert!(log.iter().any(|l| l.contains("memory available again")), "{log:?}");
 }

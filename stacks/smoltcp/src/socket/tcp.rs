@@ -541,6 +541,8 @@ pub struct Socket<'a> {
     syn_cookies: bool,
     /// A loss probe was sent since the last ACK of new data.
     probe_sent: bool,
+    /// Drop SYNs while listening.
+    syn_drop: bool,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -642,6 +644,7 @@ impl<'a> Socket<'a> {
             recovery_rexmit_high: TcpSeqNumber::default(),
             syn_cookies: false,
             probe_sent: false,
+            syn_drop: false,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -862,6 +865,22 @@ impl<'a> Socket<'a> {
     /// Return whether SYN cookies are on.
     pub fn syn_cookies(&self) -> bool {
         self.syn_cookies
+    }
+
+    /// Drop the SYNs handed to this socket while it listens: no SYN|ACK and no RST, so the
+    /// peer retries after its SYN retransmission timeout, as when a server's backlog is full.
+    ///
+    /// The interface hands a SYN to such a socket only when no other socket listens on the
+    /// port (after those with SYN cookies): a socket that sits behind a pool of ordinary ones
+    /// makes a port that is out of sockets (or out of memory for them) look busy, not closed.
+    /// It needs no buffers (a socket made with empty ones will do).
+    pub fn set_syn_drop(&mut self, enabled: bool) {
+        self.syn_drop = enabled
+    }
+
+    /// Return whether this socket drops SYNs while listening.
+    pub fn syn_drop(&self) -> bool {
+        self.syn_drop
     }
 
     /// Set the ACK delay duration.
@@ -1619,6 +1638,10 @@ impl<'a> Socket<'a> {
         self.remote_win_scale = None;
         self.remote_win_shift = 0;
         self.tsval_generator = None;
+        // What the SYN|ACK acknowledged and advertised (`syn_cookie_reply`): data in this
+        // segment is inside that window.
+        self.remote_last_ack = Some(repr.seq_number);
+        self.remote_last_win = u16::try_from(self.rx_buffer.window()).unwrap_or(u16::MAX);
         self.set_state(State::SynReceived);
         self.timer.set_for_idle(cx.now(), self.keep_alive);
         true
@@ -1745,6 +1768,11 @@ impl<'a> Socket<'a> {
         repr: &TcpRepr,
     ) -> Option<(IpRepr, TcpRepr<'static>)> {
         debug_assert!(self.accepts(cx, ip_repr, repr));
+
+        if self.state == State::Listen && self.syn_drop {
+            net_debug!("listening socket drops SYNs: dropping");
+            return None;
+        }
 
         if self.state == State::Listen && self.syn_cookies {
             match (repr.control, repr.ack_number) {
@@ -3878,6 +3906,83 @@ mod test {
             }
         );
         sanity!(s, socket_syn_received());
+    }
+
+    // Morgana: SYN cookies, SYN drop.
+
+    #[test]
+    fn test_listen_syn_cookie_answers_and_stays_listening() {
+        let mut s = socket_listen();
+        s.set_syn_cookies(true);
+        let reply = send(
+            &mut s,
+            Instant::from_millis(0),
+            &TcpRepr {
+                control: TcpControl::Syn,
+                seq_number: REMOTE_SEQ,
+                ack_number: None,
+                max_seg_size: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                ..SEND_TEMPL
+            },
+        )
+        .expect("a SYN|ACK");
+        assert_eq!(s.state, State::Listen, "no state kept for the SYN");
+        assert_eq!(reply.control, TcpControl::Syn);
+        assert_eq!(reply.ack_number, Some(REMOTE_SEQ + 1));
+        assert_eq!(reply.window_scale, None, "nothing would remember it");
+        assert!(!reply.sack_permitted);
+        let cookie = reply.seq_number;
+
+        // The ACK that returns the cookie opens the connection, with the MSS it encoded.
+        send!(
+            s,
+            time 100,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(cookie + 1),
+                payload: &b"abc"[..],
+                ..SEND_TEMPL
+            }
+        );
+        assert_eq!(s.state, State::Established);
+        assert_eq!(s.remote_mss, 1460);
+        assert_eq!(s.remote_endpoint(), Some(REMOTE_END));
+        let mut buf = [0u8; 3];
+        assert_eq!(s.recv_slice(&mut buf), Ok(3));
+        assert_eq!(&buf, b"abc");
+    }
+
+    #[test]
+    fn test_listen_syn_cookie_rejects_a_forged_ack() {
+        let mut s = socket_listen();
+        s.set_syn_cookies(true);
+        let forged = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(TcpSeqNumber(12345)),
+            ..SEND_TEMPL
+        };
+        let reply = send(&mut s, Instant::from_millis(0), &forged).expect("a reset");
+        assert_eq!(reply.control, TcpControl::Rst);
+        assert_eq!(s.state, State::Listen);
+    }
+
+    #[test]
+    fn test_listen_syn_drop_answers_nothing() {
+        let mut s = socket_listen();
+        s.set_syn_drop(true);
+        send!(
+            s,
+            TcpRepr {
+                control: TcpControl::Syn,
+                seq_number: REMOTE_SEQ,
+                ack_number: None,
+                ..SEND_TEMPL
+            }
+        );
+        assert_eq!(s.state, State::Listen);
+        recv_nothing!(s);
     }
 
     #[test]
@@ -7287,6 +7392,166 @@ mod test {
             seq_number: LOCAL_SEQ + 1 + 6 + 6,
             ack_number: Some(REMOTE_SEQ + 1),
             payload:    &b"ABCDEF"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    // Morgana: SACK-driven loss recovery, NewReno partial ACKs, loss probes.
+
+    fn sack(start: TcpSeqNumber, end: TcpSeqNumber) -> Option<(u32, u32)> {
+        Some((start.0 as u32, end.0 as u32))
+    }
+
+    #[test]
+    fn test_sack_recovery_retransmits_each_hole_once_per_ack() {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDDeee").unwrap();
+        let seg = |i: usize| LOCAL_SEQ + 1 + 3 * i;
+        for (i, payload) in [b"aaa", b"BBB", b"ccc", b"DDD", b"eee"].iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: seg(i),
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: &payload[..],
+                ..RECV_TEMPL
+            }));
+        }
+        // "aaa" and "ccc" are lost: three duplicate ACKs, SACKing what arrived.
+        for ranges in [
+            [sack(seg(1), seg(2)), None, None],
+            [sack(seg(3), seg(4)), sack(seg(1), seg(2)), None],
+            [sack(seg(3), seg(5)), sack(seg(1), seg(2)), None],
+        ] {
+            send!(s, time 1050, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                sack_ranges: ranges,
+                ..SEND_TEMPL
+            });
+        }
+        // Fast retransmit of the first hole...
+        recv!(s, time 1060, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1060);
+        // ...and its ACK (a partial one, "ccc" still missing) retransmits the second hole at
+        // once, skipping the SACKed "DDDeee": no timeout, no second fast retransmit.
+        send!(s, time 1070, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(seg(2)),
+            sack_ranges: [sack(seg(3), seg(5)), None, None],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1070, Ok(TcpRepr {
+            seq_number: seg(2),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1070);
+        send!(s, time 1080, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(seg(5)),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 5000);
+    }
+
+    #[test]
+    fn test_newreno_partial_ack_retransmits_the_next_segment() {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDDeee").unwrap();
+        let seg = |i: usize| LOCAL_SEQ + 1 + 3 * i;
+        for (i, payload) in [b"aaa", b"BBB", b"ccc", b"DDD", b"eee"].iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: seg(i),
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: &payload[..],
+                ..RECV_TEMPL
+            }));
+        }
+        // No SACK: "aaa" and "ccc" lost, three duplicate ACKs.
+        for _ in 0..3 {
+            send!(s, time 1050, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                ..SEND_TEMPL
+            });
+        }
+        recv!(s, time 1060, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        // The partial ACK stops at "ccc": it is retransmitted at once.
+        send!(s, time 1070, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(seg(2)),
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1070, Ok(TcpRepr {
+            seq_number: seg(2),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_loss_probe_resends_a_lost_tail_before_the_rto() {
+        let mut s = socket_established();
+        s.set_min_rto(Duration::from_millis(200));
+        // An RTT sample of 20 ms.
+        s.send_slice(b"abc").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"abc"[..],
+            ..RECV_TEMPL
+        }));
+        send!(s, time 20, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 3),
+            ..SEND_TEMPL
+        });
+        // A lone segment whose loss no duplicate ACK will report.
+        s.send_slice(b"def").unwrap();
+        recv!(s, time 100, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 3,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"def"[..],
+            ..RECV_TEMPL
+        }));
+        // The probe goes out after two RTTs (40 ms), long before the 200 ms RTO.
+        recv_nothing!(s, time 139);
+        recv!(s, time 140, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 3,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"def"[..],
+            ..RECV_TEMPL
+        }));
+        // One probe per flight: then the RTO.
+        recv_nothing!(s, time 339);
+        recv!(s, time 340, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 3,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"def"[..],
             ..RECV_TEMPL
         }));
     }

@@ -30,19 +30,25 @@ impl InterfaceInner {
         ));
 
         // A segment goes to the connection with its 4-tuple first, then to a socket listening on
-        // its port, and last to one listening with SYN cookies (as in Linux, which finds the
+        // its port, then to one listening with SYN cookies, and last to one that drops SYNs
+        // (`Socket::set_syn_drop`) (as in Linux, which finds the
         // established socket first and answers by cookie only when its SYN queue is full).
         // Otherwise a listening socket earlier in the set would take a late duplicate SYN of a
         // live connection, or one with cookies would answer every SYN without options.
-        for pass in 0..3 {
+        for pass in 0..4 {
             for tcp_socket in sockets
                 .items_mut()
                 .filter_map(|i| Socket::downcast_mut(&mut i.socket))
             {
-                let rank = match (tcp_socket.remote_endpoint(), tcp_socket.syn_cookies()) {
-                    (Some(_), _) => 0,
-                    (None, false) => 1,
-                    (None, true) => 2,
+                let rank = match (
+                    tcp_socket.remote_endpoint(),
+                    tcp_socket.syn_cookies(),
+                    tcp_socket.syn_drop(),
+                ) {
+                    (Some(_), _, _) => 0,
+                    (None, false, false) => 1,
+                    (None, true, false) => 2,
+                    (None, _, true) => 3,
                 };
                 if rank == pass && tcp_socket.accepts(self, &ip_repr, &tcp_repr) {
                     return tcp_socket
