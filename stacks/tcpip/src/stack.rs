@@ -146,6 +146,11 @@ pub(crate) struct Tracked {
     /// Whether the socket has the short keep-alive of [`OUTSTANDING_KEEP_ALIVE`].
     probing: bool,
     progress: Progress,
+    /// `recv_total` and the bytes the app had read when the receive buffer last grew (or was
+    /// last found big enough).
+    rx_epoch: (u64, u64),
+    /// The app found the send buffer full since the runner last looked.
+    tx_full: bool,
 }
 
 impl Tracked {
@@ -258,6 +263,7 @@ impl Inner {
         s.set_timeout(Some(smol_duration(c.tcp_connect_timeout)));
         s.set_nagle_enabled(c.tcp_nagle);
         s.set_min_rto(smol_duration(c.tcp_min_rto));
+        s.set_rx_buffer_limit(c.tcp_buffer_max.max(c.tcp_rx_buffer));
         s.set_congestion_control(c.tcp_congestion.smoltcp());
         Some(s)
     }
@@ -266,7 +272,16 @@ impl Inner {
     pub fn track(&mut self, handle: SocketHandle) {
         let s = self.sockets.get::<tcp::Socket>(handle);
         let progress = Progress::new(self.now, s);
-        self.tracked.push(Tracked { handle, state: s.state(), error: None, probing: false, progress });
+        let rx_epoch = (s.recv_total(), s.recv_total() - s.recv_queue() as u64);
+        self.tracked.push(Tracked {
+            handle,
+            state: s.state(),
+            error: None,
+            probing: false,
+            progress,
+            rx_epoch,
+            tx_full: false,
+        });
     }
 
     /// The handshake on `handle` is done: from now on the connection's timers apply (see
@@ -276,6 +291,13 @@ impl Inner {
         let s = self.sockets.get_mut::<tcp::Socket>(handle);
         s.set_timeout(keep_alive.and(timeout).map(smol_duration));
         s.set_keep_alive(keep_alive.map(smol_duration));
+    }
+
+    /// The app found the send buffer of `handle` full: a hint that it may need to grow.
+    pub fn send_buffer_full(&mut self, handle: SocketHandle) {
+        if let Some(t) = self.tracked.iter_mut().find(|t| t.handle == handle) {
+            t.tx_full = true;
+        }
     }
 
     /// Why the connection on `handle` failed, if it did.
@@ -316,6 +338,9 @@ impl Inner {
             if outstanding != t.probing {
                 t.probing = outstanding;
                 s.set_keep_alive(if outstanding { Some(probe) } else { keep_alive });
+            }
+            if matches!(state, tcp::State::Established | tcp::State::CloseWait) {
+                tune_buffers(s, t, &self.config, now);
             }
             if state != t.state {
                 t.changed(state, Phase::Egress);
@@ -793,6 +818,49 @@ impl<N: Net, C: Clock> Runner<N, C> {
             }
         }
     }
+}
+
+/// How long a grown send buffer must stay empty and the connection quiet before it shrinks.
+const TX_SHRINK_AFTER: SmolDuration = SmolDuration::from_secs(1);
+
+/// Grow the buffers of a connection that has outgrown them (see [`Config::tcp_buffer_max`]),
+/// and shrink an empty send buffer that grew back to its initial size.
+fn tune_buffers(s: &mut tcp::Socket<'_>, t: &mut Tracked, c: &Config, now: SmolInstant) {
+    let max = c.tcp_buffer_max;
+    let cap = s.recv_capacity();
+    let total = s.recv_total();
+    if cap < max && total - t.rx_epoch.0 >= cap as u64 {
+        // A buffer's worth arrived since the last look: if the app read at least half of it
+        // (it keeps up), a larger window may carry more.
+        let read = total - s.recv_queue() as u64;
+        if read - t.rx_epoch.1 >= (cap / 2) as u64
+            && let Some(buf) = spare(c, (2 * cap).min(max))
+        {
+            s.grow_rx_buffer(buf);
+        }
+        t.rx_epoch = (total, read);
+    }
+    let cap = s.send_capacity();
+    let queued = s.send_queue();
+    let full = core::mem::take(&mut t.tx_full);
+    if cap < max && full && s.congestion_window() >= cap / 2 {
+        if let Some(buf) = spare(c, (2 * cap).min(max)) {
+            s.grow_tx_buffer(buf);
+        }
+    } else if queued == 0 && cap > c.tcp_tx_buffer && now >= t.progress.since + TX_SHRINK_AFTER {
+        // Empty and quiet for a while: back to the initial size.
+        if let Some(buf) = zeroed(c.tcp_tx_buffer.max(1)) {
+            s.shrink_tx_buffer(buf);
+        }
+    }
+}
+
+/// `n` zero bytes for a buffer, if the heap can give them and keep the reserve free.
+fn spare(c: &Config, n: usize) -> Option<Vec<u8>> {
+    let reserve = zeroed(c.memory_reserve)?;
+    let buf = zeroed(n)?;
+    drop(reserve);
+    Some(buf)
 }
 
 /// `n` zero bytes, or `None` when the heap cannot give them.

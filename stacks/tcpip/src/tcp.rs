@@ -69,6 +69,7 @@ impl Io {
         if s.may_send() && !s.can_send() {
             // A full buffer: what `send_slice` would answer with `Ok(0)`, without the call.
             s.register_send_waker(cx.waker());
+            inner.send_buffer_full(self.handle);
             return Poll::Pending;
         }
         match s.send_slice(buf) {

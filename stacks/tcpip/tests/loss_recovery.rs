@@ -17,10 +17,13 @@ const LEN: usize = 4 << 20;
 /// MiB/s of virtual time for `LEN` bytes from A to B, B receiving through `loss` and both
 /// directions delayed by `one_way`.
 fn goodput(seed: u64, loss: f64, one_way: Duration) -> f64 {
+    goodput_of(LEN, Config::default(), seed, loss, one_way)
+}
+
+/// [`goodput`] for `len` bytes and stacks configured by `config`.
+fn goodput_of(len: usize, config: Config, seed: u64, loss: f64, one_way: Duration) -> f64 {
     let out = run(seed, |p| async move {
         let switch = Switch::default();
-        // Buffers larger than any window here: loss recovery is measured, not the window.
-        let config = Config::default().tcp_buffers(1024 * 1024, 1024 * 1024);
         let clean = FaultConfig { delay: one_way, ..FaultConfig::default() };
         let lossy = FaultConfig { loss, ..clean };
         let a = stack_on(&p, &switch, MAC_A, config.clone().ipv4_static(IP_A, 24, None), clean, seed);
@@ -33,13 +36,13 @@ fn goodput(seed: u64, loss: f64, one_way: Duration) -> f64 {
         });
         let mut conn = a.connect(addr(IP_B, 7)).await.unwrap();
         let start = p.clock().now();
-        send_pattern(&mut conn, seed, LEN).await.unwrap();
+        send_pattern(&mut conn, seed, len).await.unwrap();
         let got = done_rx.await.unwrap().unwrap();
-        assert_eq!(got, LEN);
+        assert_eq!(got, len);
         (p.clock().now() - start).as_micros()
     });
     let micros = out.result.unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-    LEN as f64 / (1 << 20) as f64 / (micros as f64 / 1e6)
+    len as f64 / (1 << 20) as f64 / (micros as f64 / 1e6)
 }
 
 /// The median goodput of three seeds.
@@ -51,11 +54,13 @@ fn median(loss: f64, rtt_ms: u64) -> f64 {
     g[1]
 }
 
-// Floors are about 70 % of what the stack reaches with seeds 1 to 3 (the runs are seeded and on
+// Floors are about 60 % of what the stack reaches with seeds 1 to 3 (the runs are seeded and on
 // virtual time, so they do not vary from machine to machine), and above what smoltcp 0.14 as
 // released reached on the same paths: 2.8 MiB/s at 1 % loss, 0.14 at 5 % and 0.06 at 10 % with
-// a 0.1 ms RTT (each loss that fast retransmit missed cost a 1 s RTO, and slow start grew by
-// one segment per ACK, however many it acknowledged: 3 MiB/s at 20 ms without loss).
+// a 0.1 ms RTT (each loss that fast retransmit missed cost a 1 s RTO), and 2 MiB/s at 20 ms and
+// 0.4 at 100 ms without loss (slow start grew by one segment per ACK however many it
+// acknowledged, and 64 KiB buffers capped the window). 4 MiB is mostly slow start on the
+// longer paths.
 // `cargo test -p morgana-tcpip --test loss_recovery -- --ignored --nocapture` prints the matrix.
 
 #[test]
@@ -67,15 +72,27 @@ fn goodput_under_loss_on_a_short_path() {
 
 #[test]
 fn goodput_under_loss_on_a_20_ms_path() {
-    assert!(median(0.0, 20) > 12.0);
+    assert!(median(0.0, 20) > 5.0);
     assert!(median(0.01, 20) > 0.3);
     assert!(median(0.10, 20) > 0.08);
 }
 
 #[test]
 fn goodput_under_loss_on_a_100_ms_path() {
-    assert!(median(0.0, 100) > 3.0);
+    assert!(median(0.0, 100) > 1.0);
     assert!(median(0.01, 100) > 0.07);
+}
+
+/// The buffers grow with the path: 64 KiB at 100 ms is 0.6 MiB/s at most. (Capped at 1 MiB
+/// here: the in-memory switch queues 1024 frames per port and the link has no rate, so a
+/// window larger than the queue arrives as one burst and overflows it; smoltcp does not pace.)
+#[test]
+fn a_long_path_is_not_limited_by_the_initial_buffers() {
+    let mut config = Config::default();
+    config.tcp_buffer_max = 1 << 20;
+    let g = goodput_of(32 << 20, config, 1, 0.0, Duration::from_millis(50));
+    eprintln!("32 MiB over 100 ms: {g:.2} MiB/s");
+    assert!(g > 5.0, "{g:.2} MiB/s");
 }
 
 #[test]

@@ -543,6 +543,11 @@ pub struct Socket<'a> {
     probe_sent: bool,
     /// Drop SYNs while listening.
     syn_drop: bool,
+    /// The receive buffer may grow to this size (`grow_rx_buffer`): the window scale is chosen
+    /// for it.
+    rx_buffer_limit: usize,
+    /// Payload bytes received in order since the socket was created.
+    rx_total: u64,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -645,6 +650,8 @@ impl<'a> Socket<'a> {
             syn_cookies: false,
             probe_sent: false,
             syn_drop: false,
+            rx_buffer_limit: 0,
+            rx_total: 0,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -986,8 +993,8 @@ impl<'a> Socket<'a> {
     }
 
     fn reset(&mut self) {
-        let rx_cap_log2 =
-            mem::size_of::<usize>() * 8 - self.rx_buffer.capacity().leading_zeros() as usize;
+        let rx_cap = self.rx_buffer.capacity().max(self.rx_buffer_limit);
+        let rx_cap_log2 = mem::size_of::<usize>() * 8 - rx_cap.leading_zeros() as usize;
 
         self.state = State::Closed;
         self.timer = Timer::new();
@@ -1313,6 +1320,61 @@ impl<'a> Socket<'a> {
     #[inline]
     pub fn recv_capacity(&self) -> usize {
         self.rx_buffer.capacity()
+    }
+
+    /// Let the receive buffer grow to `limit` bytes (with [`grow_rx_buffer`](Self::grow_rx_buffer)):
+    /// the window scale this socket announces in its SYN is chosen for that size. Call it
+    /// before [`connect`](Self::connect) or [`listen`](Self::listen); at most 1 GiB.
+    pub fn set_rx_buffer_limit(&mut self, limit: usize) {
+        self.rx_buffer_limit = limit.min(1 << 30);
+        if matches!(self.state, State::Closed | State::Listen) {
+            let rx_cap = self.rx_buffer.capacity().max(self.rx_buffer_limit);
+            let rx_cap_log2 = mem::size_of::<usize>() * 8 - rx_cap.leading_zeros() as usize;
+            self.remote_win_shift = rx_cap_log2.saturating_sub(16) as u8;
+        }
+    }
+
+    /// Move the receive buffer into `storage`, larger than it, keeping what it holds (in order
+    /// or not): the window advertised grows with it, as far as the window scale announced at
+    /// the handshake allows (see [`set_rx_buffer_limit`](Self::set_rx_buffer_limit)). The
+    /// window never shrinks.
+    #[cfg(feature = "alloc")]
+    pub fn grow_rx_buffer(&mut self, storage: alloc::vec::Vec<u8>) {
+        let max = (u16::MAX as usize) << self.remote_win_shift;
+        if storage.len() > self.rx_buffer.capacity() && self.rx_buffer.capacity() < max {
+            self.rx_buffer.grow_into(storage);
+        }
+    }
+
+    /// Move the transmit buffer into `storage`, larger than it, keeping what it holds.
+    #[cfg(feature = "alloc")]
+    pub fn grow_tx_buffer(&mut self, storage: alloc::vec::Vec<u8>) {
+        if storage.len() > self.tx_buffer.capacity() {
+            self.tx_buffer.grow_into(storage);
+            #[cfg(feature = "async")]
+            self.tx_waker.wake();
+        }
+    }
+
+    /// Replace an empty transmit buffer by `storage`, smaller than it (nothing happens if data
+    /// is queued).
+    #[cfg(feature = "alloc")]
+    pub fn shrink_tx_buffer(&mut self, storage: alloc::vec::Vec<u8>) {
+        if self.tx_buffer.is_empty() && storage.len() < self.tx_buffer.capacity() {
+            self.tx_buffer = SocketBuffer::new(storage);
+        }
+    }
+
+    /// Payload bytes received in order since the socket was created (a counter for buffer
+    /// tuning: a receive buffer's worth arriving while the application keeps up means the
+    /// window, not the network, limits the peer).
+    pub fn recv_total(&self) -> u64 {
+        self.rx_total
+    }
+
+    /// The congestion window, in bytes.
+    pub fn congestion_window(&self) -> usize {
+        self.congestion_controller.inner().window()
     }
 
     /// Return the maximum number of bytes inside the transmit buffer.
@@ -2445,6 +2507,7 @@ impl<'a> Socket<'a> {
                 self.rx_buffer.len() + contig_len
             );
             self.rx_buffer.enqueue_unallocated(contig_len);
+            self.rx_total += contig_len as u64;
 
             // There's new data in rx_buffer, notify waiting task if any.
             #[cfg(feature = "async")]

@@ -67,6 +67,26 @@ impl<'a, T: 'a> RingBuffer<'a, T> {
         }
     }
 
+    /// Move the contents into `storage`, at least as large as the current capacity, keeping
+    /// every element at the same offset from the read pointer, whether it is allocated or not
+    /// (a TCP receive buffer keeps out-of-order data past its allocated part).
+    #[cfg(feature = "alloc")]
+    pub fn grow_into(&mut self, mut storage: alloc::vec::Vec<T>)
+    where
+        T: Copy,
+    {
+        let cap = self.capacity();
+        assert!(
+            storage.len() >= cap,
+            "a ring buffer cannot grow into less room"
+        );
+        let head = cap - self.read_at;
+        storage[..head].copy_from_slice(&self.storage[self.read_at..]);
+        storage[head..cap].copy_from_slice(&self.storage[..self.read_at]);
+        self.storage = ManagedSlice::Owned(storage);
+        self.read_at = 0;
+    }
+
     /// Return the current number of elements in the ring buffer.
     pub fn len(&self) -> usize {
         self.length
@@ -410,6 +430,25 @@ impl<'a, T: 'a> From<ManagedSlice<'a, T>> for RingBuffer<'a, T> {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    #[cfg(feature = "alloc")]
+    fn test_grow_into_keeps_offsets() {
+        // Morgana: growing a wrapped buffer keeps allocated and unallocated contents in place.
+        let mut ring = RingBuffer::new(vec![0u8; 8]);
+        ring.enqueue_slice(b"abcdef");
+        let mut out = [0u8; 4];
+        ring.dequeue_slice(&mut out);
+        ring.enqueue_slice(b"ghij");
+        ring.write_unallocated(1, b"Z");
+        ring.grow_into(vec![0u8; 16]);
+        assert_eq!(ring.capacity(), 16);
+        assert_eq!(ring.len(), 6);
+        let mut all = [0u8; 6];
+        assert_eq!(ring.read_allocated(0, &mut all), 6);
+        assert_eq!(&all, b"efghij");
+        assert_eq!(ring.get_unallocated(1, 1), b"Z");
+    }
 
     #[test]
     fn test_buffer_length_changes() {
