@@ -205,6 +205,34 @@ fn curl_gets_pages_over_tls_1_3_and_1_2_trusting_the_dev_ca() {
 }
 
 #[test]
+fn curl_http1_0_over_tls_gets_pages_and_a_close_unless_it_asks_for_keep_alive() {
+    let (_dir, ca) = dev_ca();
+    let www = Www::start(&[]);
+    let (about, css) = (www.url("/about.html"), www.url("/style.css"));
+    // Plain HTTP/1.0: ALPN http/1.0, one connection per request, each closed by the server.
+    let out = curl(&["-v", "--http1.0", "--cacert", &ca, "-D", "-", &about, &css]);
+    let (log, dump) = (text(&out.stderr), text(&out.stdout));
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("ALPN: offers http/1.0") && log.contains("ALPN: server accepted http/1.0"), "{log}");
+    assert_eq!(log.matches("Connected to 127.0.0.1").count(), 2, "no keep-alive unless asked: {log}");
+    assert_eq!(dump.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{dump}");
+    assert_eq!(dump.matches("\r\nConnection: close\r\n").count(), 2, "{dump}");
+    assert!(out.stdout.ends_with(file("/style.css")), "{dump}");
+    let mut want = file("/about.html").to_vec();
+    want.extend_from_slice(file("/style.css"));
+    let out = curl(&["--http1.0", "--cacert", &ca, &about, &css]);
+    assert_eq!(out.stdout, want);
+    // HTTP/1.0 with `Connection: keep-alive`: the server keeps the connection and says so.
+    let out =
+        curl(&["-v", "--http1.0", "-H", "Connection: keep-alive", "--cacert", &ca, "-D", "-", &about, &css]);
+    let (log, dump) = (text(&out.stderr), text(&out.stdout));
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches("Connected to 127.0.0.1").count(), 1, "{log}");
+    assert!(log.contains("Re-using existing connection"), "{log}");
+    assert_eq!(dump.matches("\r\nConnection: keep-alive\r\n").count(), 2, "{dump}");
+}
+
+#[test]
 fn curl_sees_404_range_304_and_head() {
     let (_dir, ca) = dev_ca();
     let www = Www::start(&[]);
