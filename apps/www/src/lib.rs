@@ -12,11 +12,11 @@
 
 extern crate alloc;
 
+mod admission;
 pub mod site;
 
 use alloc::rc::Rc;
 use alloc::sync::Arc;
-use core::cell::Cell;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -26,6 +26,9 @@ use morgana_http::{Handler, Limits, RedirectToHttps, StaticFiles, serve, with_de
 use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ConfigError, Identity, TlsServer, TlsTime, server_config};
 
+pub use crate::admission::REPORT_EVERY;
+use crate::admission::{Admission, Throttle};
+
 /// HTTPS port when none is given: 443 on bare metal, 8443 on a host (no root needed).
 #[cfg(target_os = "none")]
 pub const DEFAULT_PORT: &str = "443";
@@ -33,7 +36,22 @@ pub const DEFAULT_PORT: &str = "443";
 #[cfg(not(target_os = "none"))]
 pub const DEFAULT_PORT: &str = "8443";
 
-/// `--port`, `--http-port`, `--http-serve` and `--certs`.
+/// Connections served at once when `--max-connections` is not given: 10240 on a host (ten
+/// thousand clients, each a file descriptor and some 40 KiB), 256 on bare metal (where each also
+/// holds `morgana-tcpip`'s 128 KiB of socket buffers, in the 64 MiB QEMU gets by default).
+#[cfg(not(target_os = "none"))]
+pub const DEFAULT_MAX_CONNECTIONS: &str = "10240";
+/// Connections served at once when `--max-connections` is not given: 10240 on a host (ten
+/// thousand clients, each a file descriptor and some 40 KiB), 256 on bare metal (where each also
+/// holds `morgana-tcpip`'s 128 KiB of socket buffers, in the 64 MiB QEMU gets by default).
+#[cfg(target_os = "none")]
+pub const DEFAULT_MAX_CONNECTIONS: &str = "256";
+
+/// Seconds a keep-alive connection may wait for its next request when `--idle-timeout` is not
+/// given.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "30";
+
+/// `--port`, `--http-port`, `--http-serve`, `--certs`, `--max-connections` and `--idle-timeout`.
 pub const ARGS: &[ArgSpec] = &[
     ArgSpec::value("port", "PORT", "HTTPS port (0: any free port, shown in the log)").default(DEFAULT_PORT),
     ArgSpec::value("http-port", "PORT", "also serve plain HTTP on PORT, redirecting to HTTPS"),
@@ -43,13 +61,15 @@ pub const ARGS: &[ArgSpec] = &[
         "DIR",
         "directory with server.pem and server.key [default: the built-in development certificate for localhost]",
     ),
+    ArgSpec::value(
+        "max-connections",
+        "N",
+        "connections served at once, HTTPS and HTTP together, TLS handshakes included; at N, new ones wait in the listen backlog until one ends",
+    )
+    .default(DEFAULT_MAX_CONNECTIONS),
+    ArgSpec::value("idle-timeout", "SECS", "close a keep-alive connection after SECS without a request")
+        .default(DEFAULT_IDLE_TIMEOUT),
 ];
-
-/// Connections waiting to be accepted, per port.
-const BACKLOG: usize = 128;
-
-/// Connections served at once (HTTPS and plain HTTP together); more are closed on arrival.
-pub const MAX_CONNECTIONS: usize = 256;
 
 /// The certificate chain and key in a certificate store.
 pub const CHAIN_KEY: &str = "/server.pem";
@@ -65,7 +85,10 @@ pub struct Config {
     pub http_port: Option<u16>,
     /// Serve the site on `http_port` instead of redirecting.
     pub http_serve: bool,
-    /// Per-connection limits and timeouts.
+    /// Connections served at once (HTTPS and plain HTTP together, handshakes included); at the
+    /// limit `www` stops accepting until one ends, so new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Per-connection limits and timeouts (`--idle-timeout` sets `idle_timeout`).
     pub limits: Limits,
 }
 
@@ -77,13 +100,37 @@ impl Config {
         if http_serve && http_port.is_none() {
             return Err(ArgError::Required("http-port"));
         }
-        Ok(Self { port: args.get("port")?, http_port, http_serve, limits: Limits::default() })
+        let positive = |s: &str| s.parse::<u64>().ok().filter(|&n| n > 0);
+        let max_connections = args
+            .get_opt_with("max-connections", "a number of connections, at least 1", |s| {
+                positive(s).and_then(|n| usize::try_from(n).ok())
+            })?
+            .unwrap_or_else(|| Self::default().max_connections);
+        let idle = args.get_opt_with("idle-timeout", "a number of seconds, at least 1", positive)?;
+        let limits = Limits {
+            idle_timeout: idle.map_or(Limits::default().idle_timeout, Duration::from_secs),
+            ..Limits::default()
+        };
+        Ok(Self { port: args.get("port")?, http_port, http_serve, max_connections, limits })
+    }
+
+    /// The listen backlog asked for: room for a burst of new connections, and for those waiting
+    /// while `max_connections` are open. The host's kernel caps it at `net.core.somaxconn` (4096
+    /// by default since Linux 5.4); `morgana-tcpip` at its `Config::max_backlog`.
+    pub fn backlog(&self) -> usize {
+        self.max_connections.clamp(128, 65535)
     }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: 8443, http_port: None, http_serve: false, limits: Limits::default() }
+        Self {
+            port: 8443,
+            http_port: None,
+            http_serve: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS.parse().unwrap_or(256),
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -161,10 +208,11 @@ where
     let tls = Rc::new(TlsServer::new(Arc::new(tls_config), time));
     let files = Rc::new(StaticFiles::new(htdocs));
     let limits = Rc::new(config.limits.clone());
-    let live = Rc::new(Cell::new(0usize));
-    let mut https = stack.listen(config.port, BACKLOG).await.map_err(|e| Error::Listen(config.port, e))?;
+    let admission = Admission::new(config.max_connections, clock.clone());
+    let backlog = config.backlog();
+    let mut https = stack.listen(config.port, backlog).await.map_err(|e| Error::Listen(config.port, e))?;
     if let Some(port) = config.http_port {
-        let listener = stack.listen(port, BACKLOG).await.map_err(|e| Error::Listen(port, e))?;
+        let listener = stack.listen(port, backlog).await.map_err(|e| Error::Listen(port, e))?;
         let at = shown(listener.local_addr());
         if config.http_serve {
             log::info!("serving http://{at}/");
@@ -173,19 +221,31 @@ where
                 listener,
                 files.clone(),
                 limits.clone(),
-                live.clone(),
+                admission.clone(),
             ));
         } else {
             log::info!("redirecting http://{at}/ to HTTPS");
             // The port actually bound: `--port 0` picks one.
             let redirect = Rc::new(RedirectToHttps::new(https.local_addr().port()));
-            platform.spawn(serve_plain(platform.clone(), listener, redirect, limits.clone(), live.clone()));
+            platform.spawn(serve_plain(
+                platform.clone(),
+                listener,
+                redirect,
+                limits.clone(),
+                admission.clone(),
+            ));
         }
     }
     log::info!("serving https://{}/", shown(https.local_addr()));
+    log::debug!(
+        "at most {} connections at once, idle timeout {} s",
+        config.max_connections,
+        config.limits.idle_timeout.as_secs()
+    );
+    let mut out_of_resources = Throttle::default();
     loop {
-        let (conn, peer) = accept(&platform, &mut https).await.map_err(Error::Accept)?;
-        let Some(slot) = Slot::take(&live, peer) else { continue };
+        let (conn, peer, slot) =
+            accept(&platform, &admission, &mut https, &mut out_of_resources).await.map_err(Error::Accept)?;
         let (tls, files, limits, clock) = (tls.clone(), files.clone(), limits.clone(), clock.clone());
         platform.spawn(async move {
             let at = clock.now() + limits.header_timeout;
@@ -202,36 +262,34 @@ where
     }
 }
 
-/// One of the [`MAX_CONNECTIONS`] connections served at once, given back when dropped.
-struct Slot(Rc<Cell<usize>>);
+type Slot<P> = admission::Slot<<P as Platform>::Clock>;
 
-impl Slot {
-    /// A slot for `peer`, or `None` (and a warning) when all are taken.
-    fn take(live: &Rc<Cell<usize>>, peer: SocketAddr) -> Option<Self> {
-        if live.get() >= MAX_CONNECTIONS {
-            log::warn!("{peer}: refused, {MAX_CONNECTIONS} connections already open");
-            return None;
-        }
-        live.set(live.get() + 1);
-        Some(Self(live.clone()))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
-}
-
-/// The next connection; running out of descriptors or memory is waited out, not fatal.
+/// The next connection once there is room for it, and its slot; running out of descriptors or
+/// memory is waited out (and logged once per [`REPORT_EVERY`]), not fatal.
 async fn accept<P: Platform, L: TcpListener>(
     platform: &P,
+    admission: &Rc<Admission<P::Clock>>,
     listener: &mut L,
-) -> Result<(L::Connection, SocketAddr), StackError> {
+    out_of_resources: &mut Throttle,
+) -> Result<(L::Connection, SocketAddr, Slot<P>), StackError> {
     loop {
-        match listener.accept().await {
+        match admission.accept(listener).await {
             Err(StackError::NoResources) => {
-                log::warn!("accept: out of resources; retrying in 100 ms");
+                let port = listener.local_addr().port();
+                match out_of_resources.hit(platform.clock().now()) {
+                    Some((_, None)) => log::warn!(
+                        "port {port}: accept: out of resources (file descriptors or memory); retrying \
+                         every 100 ms, new connections wait in the listen backlog ({} open)",
+                        admission.live()
+                    ),
+                    Some((n, Some(since))) => log::warn!(
+                        "port {port}: accept: out of resources {n} time(s) in the last {:.1} s; retrying \
+                         every 100 ms ({} open)",
+                        since.as_secs_f64(),
+                        admission.live()
+                    ),
+                    None => {}
+                }
                 platform.clock().sleep(Duration::from_millis(100)).await;
             }
             other => return other,
@@ -245,22 +303,24 @@ async fn serve_plain<P, L, H>(
     mut listener: L,
     handler: Rc<H>,
     limits: Rc<Limits>,
-    live: Rc<Cell<usize>>,
+    admission: Rc<Admission<P::Clock>>,
 ) where
     P: Platform,
     L: TcpListener + 'static,
     L::Connection: morgana::Flow<Error = StackError> + 'static,
     H: Handler + 'static,
 {
+    let mut out_of_resources = Throttle::default();
     loop {
-        let (conn, peer) = match accept(&platform, &mut listener).await {
+        let (conn, peer, slot) = match accept(&platform, &admission, &mut listener, &mut out_of_resources)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 log::warn!("plain HTTP listener failed ({e}); port {} stops", listener.local_addr().port());
                 return;
             }
         };
-        let Some(slot) = Slot::take(&live, peer) else { continue };
         let (handler, limits, clock) = (handler.clone(), limits.clone(), platform.clock());
         platform.spawn(async move {
             if let Err(e) = serve(conn, &*handler, &clock, &limits).await {

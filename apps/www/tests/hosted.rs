@@ -430,8 +430,15 @@ fn malformed_requests_over_plain_http_get_an_error_or_a_close() {
     www.assert_serving(&ca, "plain HTTP on the TLS port");
 }
 
+type Session = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
 /// A TLS session to `port` over a socket, trusting the development CA.
-fn tls_session(port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+fn tls_session(port: u16) -> Session {
+    try_tls_session(port).unwrap()
+}
+
+/// [`tls_session`], with what failed.
+fn try_tls_session(port: u16) -> Result<Session, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(morgana_tls::certs_from_pem(morgana_tls::dev::CA_PEM, "ca").unwrap().remove(0)).unwrap();
@@ -442,13 +449,98 @@ fn tls_session(port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpSt
         .with_no_client_auth();
     let name = "localhost".try_into().unwrap();
     let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
     while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).unwrap();
+        tls.conn.complete_io(&mut tls.sock).map_err(|e| format!("TLS handshake: {e}"))?;
     }
-    tls
+    Ok(tls)
+}
+
+/// GET `path` on a keep-alive session: the status line and the body.
+fn keep_alive_get(tls: &mut Session, path: &str) -> Result<(String, Vec<u8>), String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    tls.write_all(request.as_bytes()).map_err(|e| format!("write: {e}"))?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match tls.read(&mut buf) {
+            Ok(0) => return Err(format!("closed after {:?}", text(&got))),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    };
+    let head = text(&got[..head_end]);
+    let len: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).ok_or(head.clone())?;
+    while got.len() < head_end + len {
+        match tls.read(&mut buf) {
+            Ok(0) => return Err("closed in the body".into()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    let status = head.lines().next().unwrap_or_default().to_string();
+    Ok((status, got[head_end..head_end + len].to_vec()))
+}
+
+#[test]
+fn at_max_connections_new_clients_wait_in_the_backlog_and_are_served_once_others_close() {
+    let mut www = Www::start(&["--max-connections", "4"]);
+    let about = file("/about.html");
+    let ok = |r: Result<(String, Vec<u8>), String>| {
+        let (status, body) = r.unwrap();
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert_eq!(body, about);
+    };
+    let mut open: Vec<Session> = (0..4).map(|_| tls_session(www.https)).collect();
+    for tls in &mut open {
+        ok(keep_alive_get(tls, "/about.html"));
+    }
+    // Two more: connected (the kernel's backlog holds them) but not served while four are open.
+    let (tx, rx) = mpsc::channel();
+    for n in 5..=6 {
+        let (tx, port) = (tx.clone(), www.https);
+        std::thread::spawn(move || {
+            let got = try_tls_session(port).and_then(|mut tls| keep_alive_get(&mut tls, "/about.html"));
+            let _ = tx.send((n, got));
+        });
+    }
+    // However slow the machine, nothing may come back while the four stay open: neither a page
+    // nor a reset.
+    if let Ok((n, got)) = rx.recv_timeout(Duration::from_secs(2)) {
+        panic!("client {n} got an answer while 4 connections were open: {got:?}");
+    }
+    // The open ones are still served.
+    for tls in &mut open {
+        ok(keep_alive_get(tls, "/about.html"));
+    }
+    assert!(www.child.try_wait().unwrap().is_none(), "www exited");
+    // Two close (close_notify, then FIN): the two waiting clients get their pages.
+    for mut tls in open.drain(..2) {
+        tls.conn.send_close_notify();
+        let _ = tls.conn.complete_io(&mut tls.sock);
+        let _ = tls.sock.shutdown(Shutdown::Both);
+    }
+    for _ in 5..=6 {
+        let (n, got) = rx.recv_timeout(Duration::from_secs(30)).expect("the waiting clients are served");
+        assert!(got.is_ok(), "client {n}: {got:?}");
+        ok(got);
+    }
+    let log = www.log();
+    let limit: Vec<&String> = log.iter().filter(|l| l.contains("--max-connections")).collect();
+    assert_eq!(limit.len(), 1, "the limit is reported once, not per connection: {log:?}");
+    assert!(
+        limit[0].contains("4 connections open, the --max-connections limit: accepting paused"),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("refused")), "{log:?}");
+    let (_dir, ca) = dev_ca();
+    drop(open);
+    www.assert_serving(&ca, "the limit");
 }
 
 #[test]
@@ -496,6 +588,25 @@ fn malformed_requests_and_records_over_tls_get_an_error_or_a_close() {
     let _ = tls.read_to_end(&mut reply);
     assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"));
     assert!(reply.ends_with(file("/logo.svg")));
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_idle_timeout_and_frees_its_slot() {
+    let www = Www::start(&["--max-connections", "1", "--idle-timeout", "1"]);
+    let mut first = tls_session(www.https);
+    assert_eq!(keep_alive_get(&mut first, "/about.html").unwrap().1, file("/about.html"));
+    let port = www.https;
+    let second = std::thread::spawn(move || {
+        try_tls_session(port).and_then(|mut tls| keep_alive_get(&mut tls, "/style.css"))
+    });
+    // The first sends nothing more: after a second the server ends it with close_notify.
+    let mut rest = Vec::new();
+    let started = Instant::now();
+    first.read_to_end(&mut rest).expect("a clean close (close_notify), not a reset or a timeout");
+    assert!(rest.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(25), "closed by the idle timeout, not the read timeout");
+    // Its slot goes to the client that waited.
+    assert_eq!(second.join().unwrap().unwrap().1, file("/style.css"));
 }
 
 /// `target/<profile>/http-fetch`, next to the `www` binary: `cargo test --workspace` builds it.
