@@ -242,10 +242,12 @@ where
         config.max_connections,
         config.limits.idle_timeout.as_secs()
     );
-    let mut out_of_resources = Throttle::default();
+    let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
     loop {
         let (conn, peer, slot) =
-            accept(&platform, &admission, &mut https, &mut out_of_resources).await.map_err(Error::Accept)?;
+            accept(&platform, &admission, &mut https, &mut out_of_resources, &mut in_a_row)
+                .await
+                .map_err(Error::Accept)?;
         let (tls, files, limits, clock) = (tls.clone(), files.clone(), limits.clone(), clock.clone());
         platform.spawn(async move {
             let at = clock.now() + limits.header_timeout;
@@ -264,6 +266,25 @@ where
 
 type Slot<P> = admission::Slot<<P as Platform>::Clock>;
 
+/// Connections an acceptor takes in a row before it lets the others run: a burst of thousands
+/// of clients then sees its handshakes progress as it is accepted (as nginx accepts a few per
+/// turn of its loop), instead of every handshake waiting for the whole burst to be accepted.
+const ACCEPT_BATCH: u32 = 32;
+
+/// Let every other ready task run once before continuing.
+async fn yield_now() {
+    let mut yielded = false;
+    core::future::poll_fn(|cx| {
+        if yielded {
+            return core::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        core::task::Poll::Pending
+    })
+    .await
+}
+
 /// The next connection once there is room for it, and its slot; running out of descriptors or
 /// memory is waited out (and logged once per [`REPORT_EVERY`]), not fatal.
 async fn accept<P: Platform, L: TcpListener>(
@@ -271,7 +292,13 @@ async fn accept<P: Platform, L: TcpListener>(
     admission: &Rc<Admission<P::Clock>>,
     listener: &mut L,
     out_of_resources: &mut Throttle,
+    in_a_row: &mut u32,
 ) -> Result<(L::Connection, SocketAddr, Slot<P>), StackError> {
+    *in_a_row += 1;
+    if *in_a_row > ACCEPT_BATCH {
+        *in_a_row = 0;
+        yield_now().await;
+    }
     loop {
         match admission.accept(listener).await {
             Err(StackError::NoResources) => {
@@ -310,11 +337,11 @@ async fn serve_plain<P, L, H>(
     L::Connection: morgana::Flow<Error = StackError> + 'static,
     H: Handler + 'static,
 {
-    let mut out_of_resources = Throttle::default();
+    let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
     loop {
-        let (conn, peer, slot) = match accept(&platform, &admission, &mut listener, &mut out_of_resources)
-            .await
-        {
+        let accepted =
+            accept(&platform, &admission, &mut listener, &mut out_of_resources, &mut in_a_row).await;
+        let (conn, peer, slot) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 log::warn!("plain HTTP listener failed ({e}); port {} stops", listener.local_addr().port());
