@@ -243,12 +243,14 @@ where
         config.limits.idle_timeout.as_secs()
     );
     let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
+    let failed_handshakes = Rc::new(HandshakeLog::default());
     loop {
         let (conn, peer, slot) =
             accept(&platform, &admission, &mut https, &mut out_of_resources, &mut in_a_row)
                 .await
                 .map_err(Error::Accept)?;
         let (tls, files, limits, clock) = (tls.clone(), files.clone(), limits.clone(), clock.clone());
+        let failed_handshakes = failed_handshakes.clone();
         platform.spawn(async move {
             let at = clock.now() + limits.header_timeout;
             match with_deadline(&clock, at, tls.accept(conn)).await {
@@ -256,11 +258,42 @@ where
                     Ok(stats) => log::debug!("{peer}: {} requests", stats.requests),
                     Err(e) => log::debug!("{peer}: {e}"),
                 },
-                Some(Err(e)) => log::info!("{peer}: TLS handshake failed: {e}"),
-                None => log::info!("{peer}: TLS handshake timed out"),
+                Some(Err(e)) => failed_handshakes.failed(clock.now(), peer, &e),
+                None => failed_handshakes.timed_out(clock.now(), peer),
             }
             drop(slot);
         });
+    }
+}
+
+/// Failed and timed-out TLS handshakes: at info level the first, then a count at most once per
+/// [`REPORT_EVERY`] (a flood of broken clients is not a flood of lines); the others at debug level.
+#[derive(Default)]
+struct HandshakeLog {
+    failed: core::cell::RefCell<Throttle>,
+    timed_out: core::cell::RefCell<Throttle>,
+}
+
+impl HandshakeLog {
+    fn failed(&self, now: morgana::Instant, peer: SocketAddr, e: &dyn fmt::Display) {
+        match self.failed.borrow_mut().hit(now) {
+            Some((_, None)) => log::info!("{peer}: TLS handshake failed: {e}"),
+            Some((n, Some(since))) => log::info!(
+                "{n} TLS handshakes failed in the last {:.1} s; the latest, {peer}: {e}",
+                since.as_secs_f64()
+            ),
+            None => log::debug!("{peer}: TLS handshake failed: {e}"),
+        }
+    }
+
+    fn timed_out(&self, now: morgana::Instant, peer: SocketAddr) {
+        match self.timed_out.borrow_mut().hit(now) {
+            Some((_, None)) => log::info!("{peer}: TLS handshake timed out"),
+            Some((n, Some(since))) => {
+                log::info!("{n} TLS handshakes timed out in the last {:.1} s", since.as_secs_f64())
+            }
+            None => log::debug!("{peer}: TLS handshake timed out"),
+        }
     }
 }
 
