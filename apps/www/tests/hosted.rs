@@ -590,6 +590,72 @@ fn malformed_requests_and_records_over_tls_get_an_error_or_a_close() {
     assert!(reply.ends_with(file("/logo.svg")));
 }
 
+/// `www` started by `sh` after `ulimit -n LIMIT` (soft and hard), with `args`.
+fn www_with_fd_limit(limit: u32, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_www"))
+        .args(["--port", "0", "--ipv4", "127.0.0.1/8"])
+        .args(args);
+    cmd
+}
+
+#[test]
+fn out_of_file_descriptors_new_clients_wait_and_the_limit_is_reported_in_one_line() {
+    // The hard limit below --max-connections: one warning line at start.
+    let mut child = www_with_fd_limit(40, &["--max-connections", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let port = loop {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("www announces its port");
+        log.push(line.clone());
+        if let Some(port) = port_after(&line, "serving https://") {
+            break port;
+        }
+    };
+    let warning: Vec<&String> = log.iter().filter(|l| l.contains("RLIMIT_NOFILE")).collect();
+    assert_eq!(warning.len(), 1, "{log:?}");
+    assert!(warning[0].contains(
+        "--max-connections 200 needs about 264 open files, but the hard limit (RLIMIT_NOFILE) is 40"
+    ));
+    // More sessions than descriptors: those beyond wait in the backlog, none is reset, and all
+    // are served as the first ones close.
+    let (done_tx, done_rx) = mpsc::channel();
+    for n in 0..60 {
+        let done_tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let got = try_tls_session(port).and_then(|mut tls| {
+                let page = keep_alive_get(&mut tls, "/about.html");
+                // Hold the connection a moment, so that the descriptors run out.
+                std::thread::sleep(Duration::from_millis(500));
+                page
+            });
+            let _ = done_tx.send((n, got));
+        });
+    }
+    for _ in 0..60 {
+        let (n, got) = done_rx.recv_timeout(Duration::from_secs(60)).expect("every client is served");
+        let (status, body) = got.unwrap_or_else(|e| panic!("client {n}: {e}"));
+        assert_eq!((status.as_str(), body.as_slice()), ("HTTP/1.1 200 OK", file("/about.html")));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    log.extend(rx.try_iter());
+    let out_of_fds = log.iter().filter(|l| l.contains("accept: out of resources")).count();
+    assert!((1..=2).contains(&out_of_fds), "reported once (and at most once per 10 s): {log:?}");
+}
+
 #[test]
 fn an_idle_keep_alive_connection_is_closed_after_idle_timeout_and_frees_its_slot() {
     let www = Www::start(&["--max-connections", "1", "--idle-timeout", "1"]);
