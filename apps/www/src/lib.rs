@@ -7,6 +7,11 @@
 //! certificate store it serves the built-in development certificate for `localhost` and says so.
 //! The site is compiled in ([`site::HTDOCS`]) unless the target wires another store (`--kv DIR`
 //! on unix).
+//!
+//! It serves at most [`Config::max_connections`] at once (`--max-connections`), TLS handshakes
+//! included; at the limit it stops accepting until one ends, so new clients wait in the listen
+//! backlog. Reaching the limit, running out of descriptors, and failed handshakes are logged once,
+//! then counted and reported at most every [`REPORT_EVERY`].
 #![no_std]
 #![forbid(unsafe_code)]
 
