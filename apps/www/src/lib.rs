@@ -284,7 +284,8 @@ impl HandshakeLog {
         match self.failed.borrow_mut().hit(now) {
             Some((_, None)) => log::info!("{peer}: TLS handshake failed: {e}"),
             Some((n, Some(since))) => log::info!(
-                "{n} TLS handshakes failed in the last {:.1} s; the latest, {peer}: {e}",
+                "{n} TLS {} failed in the last {:.1} s; the latest, {peer}: {e}",
+                handshakes(n),
                 since.as_secs_f64()
             ),
             None => log::debug!("{peer}: TLS handshake failed: {e}"),
@@ -295,11 +296,15 @@ impl HandshakeLog {
         match self.timed_out.borrow_mut().hit(now) {
             Some((_, None)) => log::info!("{peer}: TLS handshake timed out"),
             Some((n, Some(since))) => {
-                log::info!("{n} TLS handshakes timed out in the last {:.1} s", since.as_secs_f64())
+                log::info!("{n} TLS {} timed out in the last {:.1} s", handshakes(n), since.as_secs_f64())
             }
             None => log::debug!("{peer}: TLS handshake timed out"),
         }
     }
+}
+
+fn handshakes(n: u64) -> &'static str {
+    if n == 1 { "handshake" } else { "handshakes" }
 }
 
 type Slot<P> = admission::Slot<<P as Platform>::Clock>;
