@@ -42,13 +42,15 @@ pub const DEFAULT_PORT: &str = "443";
 pub const DEFAULT_PORT: &str = "8443";
 
 /// Connections served at once when `--max-connections` is not given: 10240 on a host (ten
-/// thousand clients, each a file descriptor and some 55 KiB of memory), 256 on bare metal (where each also
-/// holds `morgana-tcpip`'s 128 KiB of socket buffers, in the 64 MiB QEMU gets by default).
+/// thousand clients, each a file descriptor and some 55 KiB of memory), 256 on bare metal (where
+/// each also holds `morgana-tcpip`'s 128 KiB of socket buffers, in the 64 MiB QEMU gets by
+/// default).
 #[cfg(not(target_os = "none"))]
 pub const DEFAULT_MAX_CONNECTIONS: &str = "10240";
 /// Connections served at once when `--max-connections` is not given: 10240 on a host (ten
-/// thousand clients, each a file descriptor and some 55 KiB of memory), 256 on bare metal (where each also
-/// holds `morgana-tcpip`'s 128 KiB of socket buffers, in the 64 MiB QEMU gets by default).
+/// thousand clients, each a file descriptor and some 55 KiB of memory), 256 on bare metal (where
+/// each also holds `morgana-tcpip`'s 128 KiB of socket buffers, in the 64 MiB QEMU gets by
+/// default).
 #[cfg(target_os = "none")]
 pub const DEFAULT_MAX_CONNECTIONS: &str = "256";
 
