@@ -7,16 +7,21 @@
 //! certificate store it serves the built-in development certificate for `localhost` and says so.
 //! The site is compiled in ([`site::HTDOCS`]) unless the target wires another store (`--kv DIR`
 //! on unix).
+//!
+//! It serves at most [`Config::max_connections`] at once (`--max-connections`), TLS handshakes
+//! included; at the limit it stops accepting until one ends, so new clients wait in the listen
+//! backlog. Reaching the limit, running out of descriptors, and failed handshakes are logged once,
+//! then counted and reported at most every [`REPORT_EVERY`].
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+mod admission;
 pub mod site;
 
 use alloc::rc::Rc;
 use alloc::sync::Arc;
-use core::cell::Cell;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -26,6 +31,9 @@ use morgana_http::{Handler, Limits, RedirectToHttps, StaticFiles, serve, with_de
 use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ConfigError, Identity, TlsServer, TlsTime, server_config};
 
+pub use crate::admission::REPORT_EVERY;
+use crate::admission::{Admission, Throttle};
+
 /// HTTPS port when none is given: 443 on bare metal, 8443 on a host (no root needed).
 #[cfg(target_os = "none")]
 pub const DEFAULT_PORT: &str = "443";
@@ -33,7 +41,24 @@ pub const DEFAULT_PORT: &str = "443";
 #[cfg(not(target_os = "none"))]
 pub const DEFAULT_PORT: &str = "8443";
 
-/// `--port`, `--http-port`, `--http-serve` and `--certs`.
+/// Connections served at once when `--max-connections` is not given: 10240 on a host (ten
+/// thousand clients, each a file descriptor and some 55 KiB of memory), 256 on bare metal (where
+/// each also holds `morgana-tcpip`'s 128 KiB of socket buffers, in the 64 MiB QEMU gets by
+/// default).
+#[cfg(not(target_os = "none"))]
+pub const DEFAULT_MAX_CONNECTIONS: &str = "10240";
+/// Connections served at once when `--max-connections` is not given: 10240 on a host (ten
+/// thousand clients, each a file descriptor and some 55 KiB of memory), 256 on bare metal (where
+/// each also holds `morgana-tcpip`'s 128 KiB of socket buffers, in the 64 MiB QEMU gets by
+/// default).
+#[cfg(target_os = "none")]
+pub const DEFAULT_MAX_CONNECTIONS: &str = "256";
+
+/// Seconds a keep-alive connection may wait for its next request when `--idle-timeout` is not
+/// given.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "30";
+
+/// `--port`, `--http-port`, `--http-serve`, `--certs`, `--max-connections` and `--idle-timeout`.
 pub const ARGS: &[ArgSpec] = &[
     ArgSpec::value("port", "PORT", "HTTPS port (0: any free port, shown in the log)").default(DEFAULT_PORT),
     ArgSpec::value("http-port", "PORT", "also serve plain HTTP on PORT, redirecting to HTTPS"),
@@ -43,13 +68,15 @@ pub const ARGS: &[ArgSpec] = &[
         "DIR",
         "directory with server.pem and server.key [default: the built-in development certificate for localhost]",
     ),
+    ArgSpec::value(
+        "max-connections",
+        "N",
+        "connections served at once, HTTPS and HTTP together, TLS handshakes included; at N, new ones wait in the listen backlog until one ends",
+    )
+    .default(DEFAULT_MAX_CONNECTIONS),
+    ArgSpec::value("idle-timeout", "SECS", "close a keep-alive connection after SECS without a request")
+        .default(DEFAULT_IDLE_TIMEOUT),
 ];
-
-/// Connections waiting to be accepted, per port.
-const BACKLOG: usize = 128;
-
-/// Connections served at once (HTTPS and plain HTTP together); more are closed on arrival.
-pub const MAX_CONNECTIONS: usize = 256;
 
 /// The certificate chain and key in a certificate store.
 pub const CHAIN_KEY: &str = "/server.pem";
@@ -65,7 +92,10 @@ pub struct Config {
     pub http_port: Option<u16>,
     /// Serve the site on `http_port` instead of redirecting.
     pub http_serve: bool,
-    /// Per-connection limits and timeouts.
+    /// Connections served at once (HTTPS and plain HTTP together, handshakes included); at the
+    /// limit `www` stops accepting until one ends, so new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Per-connection limits and timeouts (`--idle-timeout` sets `idle_timeout`).
     pub limits: Limits,
 }
 
@@ -77,13 +107,37 @@ impl Config {
         if http_serve && http_port.is_none() {
             return Err(ArgError::Required("http-port"));
         }
-        Ok(Self { port: args.get("port")?, http_port, http_serve, limits: Limits::default() })
+        let positive = |s: &str| s.parse::<u64>().ok().filter(|&n| n > 0);
+        let max_connections = args
+            .get_opt_with("max-connections", "a number of connections, at least 1", |s| {
+                positive(s).and_then(|n| usize::try_from(n).ok())
+            })?
+            .unwrap_or_else(|| Self::default().max_connections);
+        let idle = args.get_opt_with("idle-timeout", "a number of seconds, at least 1", positive)?;
+        let limits = Limits {
+            idle_timeout: idle.map_or(Limits::default().idle_timeout, Duration::from_secs),
+            ..Limits::default()
+        };
+        Ok(Self { port: args.get("port")?, http_port, http_serve, max_connections, limits })
+    }
+
+    /// The listen backlog asked for: room for a burst of new connections, and for those waiting
+    /// while `max_connections` are open. The host's kernel caps it at `net.core.somaxconn` (4096
+    /// by default since Linux 5.4); `morgana-tcpip` at its `Config::max_backlog`.
+    pub fn backlog(&self) -> usize {
+        self.max_connections.clamp(128, 65535)
     }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { port: 8443, http_port: None, http_serve: false, limits: Limits::default() }
+        Self {
+            port: 8443,
+            http_port: None,
+            http_serve: false,
+            max_connections: DEFAULT_MAX_CONNECTIONS.parse().unwrap_or(256),
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -161,10 +215,11 @@ where
     let tls = Rc::new(TlsServer::new(Arc::new(tls_config), time));
     let files = Rc::new(StaticFiles::new(htdocs));
     let limits = Rc::new(config.limits.clone());
-    let live = Rc::new(Cell::new(0usize));
-    let mut https = stack.listen(config.port, BACKLOG).await.map_err(|e| Error::Listen(config.port, e))?;
+    let admission = Admission::new(config.max_connections, clock.clone());
+    let backlog = config.backlog();
+    let mut https = stack.listen(config.port, backlog).await.map_err(|e| Error::Listen(config.port, e))?;
     if let Some(port) = config.http_port {
-        let listener = stack.listen(port, BACKLOG).await.map_err(|e| Error::Listen(port, e))?;
+        let listener = stack.listen(port, backlog).await.map_err(|e| Error::Listen(port, e))?;
         let at = shown(listener.local_addr());
         if config.http_serve {
             log::info!("serving http://{at}/");
@@ -173,20 +228,36 @@ where
                 listener,
                 files.clone(),
                 limits.clone(),
-                live.clone(),
+                admission.clone(),
             ));
         } else {
             log::info!("redirecting http://{at}/ to HTTPS");
             // The port actually bound: `--port 0` picks one.
             let redirect = Rc::new(RedirectToHttps::new(https.local_addr().port()));
-            platform.spawn(serve_plain(platform.clone(), listener, redirect, limits.clone(), live.clone()));
+            platform.spawn(serve_plain(
+                platform.clone(),
+                listener,
+                redirect,
+                limits.clone(),
+                admission.clone(),
+            ));
         }
     }
     log::info!("serving https://{}/", shown(https.local_addr()));
+    log::debug!(
+        "at most {} connections at once, idle timeout {} s",
+        config.max_connections,
+        config.limits.idle_timeout.as_secs()
+    );
+    let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
+    let failed_handshakes = Rc::new(HandshakeLog::default());
     loop {
-        let (conn, peer) = accept(&platform, &mut https).await.map_err(Error::Accept)?;
-        let Some(slot) = Slot::take(&live, peer) else { continue };
+        let (conn, peer, slot) =
+            accept(&platform, &admission, &mut https, &mut out_of_resources, &mut in_a_row)
+                .await
+                .map_err(Error::Accept)?;
         let (tls, files, limits, clock) = (tls.clone(), files.clone(), limits.clone(), clock.clone());
+        let failed_handshakes = failed_handshakes.clone();
         platform.spawn(async move {
             let at = clock.now() + limits.header_timeout;
             match with_deadline(&clock, at, tls.accept(conn)).await {
@@ -194,44 +265,103 @@ where
                     Ok(stats) => log::debug!("{peer}: {} requests", stats.requests),
                     Err(e) => log::debug!("{peer}: {e}"),
                 },
-                Some(Err(e)) => log::info!("{peer}: TLS handshake failed: {e}"),
-                None => log::info!("{peer}: TLS handshake timed out"),
+                Some(Err(e)) => failed_handshakes.failed(clock.now(), peer, &e),
+                None => failed_handshakes.timed_out(clock.now(), peer),
             }
             drop(slot);
         });
     }
 }
 
-/// One of the [`MAX_CONNECTIONS`] connections served at once, given back when dropped.
-struct Slot(Rc<Cell<usize>>);
+/// Failed and timed-out TLS handshakes: at info level the first, then a count at most once per
+/// [`REPORT_EVERY`] (a flood of broken clients is not a flood of lines); the others at debug level.
+#[derive(Default)]
+struct HandshakeLog {
+    failed: core::cell::RefCell<Throttle>,
+    timed_out: core::cell::RefCell<Throttle>,
+}
 
-impl Slot {
-    /// A slot for `peer`, or `None` (and a warning) when all are taken.
-    fn take(live: &Rc<Cell<usize>>, peer: SocketAddr) -> Option<Self> {
-        if live.get() >= MAX_CONNECTIONS {
-            log::warn!("{peer}: refused, {MAX_CONNECTIONS} connections already open");
-            return None;
+impl HandshakeLog {
+    fn failed(&self, now: morgana::Instant, peer: SocketAddr, e: &dyn fmt::Display) {
+        match self.failed.borrow_mut().hit(now) {
+            Some((_, None)) => log::info!("{peer}: TLS handshake failed: {e}"),
+            Some((n, Some(since))) => log::info!(
+                "{n} TLS {} failed in the last {:.1} s; the latest, {peer}: {e}",
+                handshakes(n),
+                since.as_secs_f64()
+            ),
+            None => log::debug!("{peer}: TLS handshake failed: {e}"),
         }
-        live.set(live.get() + 1);
-        Some(Self(live.clone()))
+    }
+
+    fn timed_out(&self, now: morgana::Instant, peer: SocketAddr) {
+        match self.timed_out.borrow_mut().hit(now) {
+            Some((_, None)) => log::info!("{peer}: TLS handshake timed out"),
+            Some((n, Some(since))) => {
+                log::info!("{n} TLS {} timed out in the last {:.1} s", handshakes(n), since.as_secs_f64())
+            }
+            None => log::debug!("{peer}: TLS handshake timed out"),
+        }
     }
 }
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
+fn handshakes(n: u64) -> &'static str {
+    if n == 1 { "handshake" } else { "handshakes" }
 }
 
-/// The next connection; running out of descriptors or memory is waited out, not fatal.
+type Slot<P> = admission::Slot<<P as Platform>::Clock>;
+
+/// Connections an acceptor takes in a row before it lets the others run: a burst of thousands
+/// of clients then sees its handshakes progress as it is accepted (as nginx accepts a few per
+/// turn of its loop), instead of every handshake waiting for the whole burst to be accepted.
+const ACCEPT_BATCH: u32 = 32;
+
+/// Let every other ready task run once before continuing.
+async fn yield_now() {
+    let mut yielded = false;
+    core::future::poll_fn(|cx| {
+        if yielded {
+            return core::task::Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        core::task::Poll::Pending
+    })
+    .await
+}
+
+/// The next connection once there is room for it, and its slot; running out of descriptors or
+/// memory is waited out (and logged once per [`REPORT_EVERY`]), not fatal.
 async fn accept<P: Platform, L: TcpListener>(
     platform: &P,
+    admission: &Rc<Admission<P::Clock>>,
     listener: &mut L,
-) -> Result<(L::Connection, SocketAddr), StackError> {
+    out_of_resources: &mut Throttle,
+    in_a_row: &mut u32,
+) -> Result<(L::Connection, SocketAddr, Slot<P>), StackError> {
+    *in_a_row += 1;
+    if *in_a_row > ACCEPT_BATCH {
+        *in_a_row = 0;
+        yield_now().await;
+    }
     loop {
-        match listener.accept().await {
+        match admission.accept(listener).await {
             Err(StackError::NoResources) => {
-                log::warn!("accept: out of resources; retrying in 100 ms");
+                let port = listener.local_addr().port();
+                match out_of_resources.hit(platform.clock().now()) {
+                    Some((_, None)) => log::warn!(
+                        "port {port}: accept: out of resources (file descriptors or memory); retrying \
+                         every 100 ms, new connections wait in the listen backlog ({} open)",
+                        admission.live()
+                    ),
+                    Some((n, Some(since))) => log::warn!(
+                        "port {port}: accept: out of resources {n} time(s) in the last {:.1} s; retrying \
+                         every 100 ms ({} open)",
+                        since.as_secs_f64(),
+                        admission.live()
+                    ),
+                    None => {}
+                }
                 platform.clock().sleep(Duration::from_millis(100)).await;
             }
             other => return other,
@@ -245,22 +375,24 @@ async fn serve_plain<P, L, H>(
     mut listener: L,
     handler: Rc<H>,
     limits: Rc<Limits>,
-    live: Rc<Cell<usize>>,
+    admission: Rc<Admission<P::Clock>>,
 ) where
     P: Platform,
     L: TcpListener + 'static,
     L::Connection: morgana::Flow<Error = StackError> + 'static,
     H: Handler + 'static,
 {
+    let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
     loop {
-        let (conn, peer) = match accept(&platform, &mut listener).await {
+        let accepted =
+            accept(&platform, &admission, &mut listener, &mut out_of_resources, &mut in_a_row).await;
+        let (conn, peer, slot) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 log::warn!("plain HTTP listener failed ({e}); port {} stops", listener.local_addr().port());
                 return;
             }
         };
-        let Some(slot) = Slot::take(&live, peer) else { continue };
         let (handler, limits, clock) = (handler.clone(), limits.clone(), platform.clock());
         platform.spawn(async move {
             if let Err(e) = serve(conn, &*handler, &clock, &limits).await {

@@ -18,6 +18,18 @@ fn main() {
             ));
         }
         let config = www::Config::from_args(args)?;
+        // A descriptor per connection, and a few for the listeners, epoll, stdio and files.
+        let needed = config.max_connections as u64 + 64;
+        if let Some(limit) = morgana_unix::open_files_limit()
+            && limit < needed
+        {
+            log::warn!(
+                "--max-connections {} needs about {needed} open files, but the hard limit (RLIMIT_NOFILE) is {limit}: \
+                 beyond about {} connections new ones wait until one ends (raise it with ulimit -Hn or LimitNOFILE=, or lower --max-connections)",
+                config.max_connections,
+                limit.saturating_sub(64)
+            );
+        }
         let certs = match args.get_opt::<String>("certs")? {
             Some(dir) => Some(DirKv::open(&dir).map_err(|e| {
                 StartError::Device(format!(

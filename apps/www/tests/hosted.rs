@@ -205,6 +205,34 @@ fn curl_gets_pages_over_tls_1_3_and_1_2_trusting_the_dev_ca() {
 }
 
 #[test]
+fn curl_http1_0_over_tls_gets_pages_and_a_close_unless_it_asks_for_keep_alive() {
+    let (_dir, ca) = dev_ca();
+    let www = Www::start(&[]);
+    let (about, css) = (www.url("/about.html"), www.url("/style.css"));
+    // Plain HTTP/1.0: ALPN http/1.0, one connection per request, each closed by the server.
+    let out = curl(&["-v", "--http1.0", "--cacert", &ca, "-D", "-", &about, &css]);
+    let (log, dump) = (text(&out.stderr), text(&out.stdout));
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("ALPN: offers http/1.0") && log.contains("ALPN: server accepted http/1.0"), "{log}");
+    assert_eq!(log.matches("Connected to 127.0.0.1").count(), 2, "no keep-alive unless asked: {log}");
+    assert_eq!(dump.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{dump}");
+    assert_eq!(dump.matches("\r\nConnection: close\r\n").count(), 2, "{dump}");
+    assert!(out.stdout.ends_with(file("/style.css")), "{dump}");
+    let mut want = file("/about.html").to_vec();
+    want.extend_from_slice(file("/style.css"));
+    let out = curl(&["--http1.0", "--cacert", &ca, &about, &css]);
+    assert_eq!(out.stdout, want);
+    // HTTP/1.0 with `Connection: keep-alive`: the server keeps the connection and says so.
+    let out =
+        curl(&["-v", "--http1.0", "-H", "Connection: keep-alive", "--cacert", &ca, "-D", "-", &about, &css]);
+    let (log, dump) = (text(&out.stderr), text(&out.stdout));
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches("Connected to 127.0.0.1").count(), 1, "{log}");
+    assert!(log.contains("Re-using existing connection"), "{log}");
+    assert_eq!(dump.matches("\r\nConnection: keep-alive\r\n").count(), 2, "{dump}");
+}
+
+#[test]
 fn curl_sees_404_range_304_and_head() {
     let (_dir, ca) = dev_ca();
     let www = Www::start(&[]);
@@ -402,8 +430,15 @@ fn malformed_requests_over_plain_http_get_an_error_or_a_close() {
     www.assert_serving(&ca, "plain HTTP on the TLS port");
 }
 
+type Session = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
 /// A TLS session to `port` over a socket, trusting the development CA.
-fn tls_session(port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+fn tls_session(port: u16) -> Session {
+    try_tls_session(port).unwrap()
+}
+
+/// [`tls_session`], with what failed.
+fn try_tls_session(port: u16) -> Result<Session, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(morgana_tls::certs_from_pem(morgana_tls::dev::CA_PEM, "ca").unwrap().remove(0)).unwrap();
@@ -414,13 +449,98 @@ fn tls_session(port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpSt
         .with_no_client_auth();
     let name = "localhost".try_into().unwrap();
     let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    sock.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
     while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).unwrap();
+        tls.conn.complete_io(&mut tls.sock).map_err(|e| format!("TLS handshake: {e}"))?;
     }
-    tls
+    Ok(tls)
+}
+
+/// GET `path` on a keep-alive session: the status line and the body.
+fn keep_alive_get(tls: &mut Session, path: &str) -> Result<(String, Vec<u8>), String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    tls.write_all(request.as_bytes()).map_err(|e| format!("write: {e}"))?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match tls.read(&mut buf) {
+            Ok(0) => return Err(format!("closed after {:?}", text(&got))),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    };
+    let head = text(&got[..head_end]);
+    let len: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).ok_or(head.clone())?;
+    while got.len() < head_end + len {
+        match tls.read(&mut buf) {
+            Ok(0) => return Err("closed in the body".into()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    let status = head.lines().next().unwrap_or_default().to_string();
+    Ok((status, got[head_end..head_end + len].to_vec()))
+}
+
+#[test]
+fn at_max_connections_new_clients_wait_in_the_backlog_and_are_served_once_others_close() {
+    let mut www = Www::start(&["--max-connections", "4"]);
+    let about = file("/about.html");
+    let ok = |r: Result<(String, Vec<u8>), String>| {
+        let (status, body) = r.unwrap();
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert_eq!(body, about);
+    };
+    let mut open: Vec<Session> = (0..4).map(|_| tls_session(www.https)).collect();
+    for tls in &mut open {
+        ok(keep_alive_get(tls, "/about.html"));
+    }
+    // Two more: connected (the kernel's backlog holds them) but not served while four are open.
+    let (tx, rx) = mpsc::channel();
+    for n in 5..=6 {
+        let (tx, port) = (tx.clone(), www.https);
+        std::thread::spawn(move || {
+            let got = try_tls_session(port).and_then(|mut tls| keep_alive_get(&mut tls, "/about.html"));
+            let _ = tx.send((n, got));
+        });
+    }
+    // However slow the machine, nothing may come back while the four stay open: neither a page
+    // nor a reset.
+    if let Ok((n, got)) = rx.recv_timeout(Duration::from_secs(2)) {
+        panic!("client {n} got an answer while 4 connections were open: {got:?}");
+    }
+    // The open ones are still served.
+    for tls in &mut open {
+        ok(keep_alive_get(tls, "/about.html"));
+    }
+    assert!(www.child.try_wait().unwrap().is_none(), "www exited");
+    // Two close (close_notify, then FIN): the two waiting clients get their pages.
+    for mut tls in open.drain(..2) {
+        tls.conn.send_close_notify();
+        let _ = tls.conn.complete_io(&mut tls.sock);
+        let _ = tls.sock.shutdown(Shutdown::Both);
+    }
+    for _ in 5..=6 {
+        let (n, got) = rx.recv_timeout(Duration::from_secs(30)).expect("the waiting clients are served");
+        assert!(got.is_ok(), "client {n}: {got:?}");
+        ok(got);
+    }
+    let log = www.log();
+    let limit: Vec<&String> = log.iter().filter(|l| l.contains("--max-connections")).collect();
+    assert_eq!(limit.len(), 1, "the limit is reported once, not per connection: {log:?}");
+    assert!(
+        limit[0].contains("4 connections open, the --max-connections limit: accepting paused"),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|l| l.contains("refused")), "{log:?}");
+    let (_dir, ca) = dev_ca();
+    drop(open);
+    www.assert_serving(&ca, "the limit");
 }
 
 #[test]
@@ -468,6 +588,91 @@ fn malformed_requests_and_records_over_tls_get_an_error_or_a_close() {
     let _ = tls.read_to_end(&mut reply);
     assert!(reply.starts_with(b"HTTP/1.1 200 OK\r\n"));
     assert!(reply.ends_with(file("/logo.svg")));
+}
+
+/// `www` started by `sh` after `ulimit -n LIMIT` (soft and hard), with `args`.
+fn www_with_fd_limit(limit: u32, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_www"))
+        .args(["--port", "0", "--ipv4", "127.0.0.1/8"])
+        .args(args);
+    cmd
+}
+
+#[test]
+fn out_of_file_descriptors_new_clients_wait_and_the_limit_is_reported_in_one_line() {
+    // The hard limit below --max-connections: one warning line at start.
+    let mut child = www_with_fd_limit(40, &["--max-connections", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let port = loop {
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("www announces its port");
+        log.push(line.clone());
+        if let Some(port) = port_after(&line, "serving https://") {
+            break port;
+        }
+    };
+    let warning: Vec<&String> = log.iter().filter(|l| l.contains("RLIMIT_NOFILE")).collect();
+    assert_eq!(warning.len(), 1, "{log:?}");
+    assert!(warning[0].contains(
+        "--max-connections 200 needs about 264 open files, but the hard limit (RLIMIT_NOFILE) is 40"
+    ));
+    // More sessions than descriptors: those beyond wait in the backlog, none is reset, and all
+    // are served as the first ones close.
+    let (done_tx, done_rx) = mpsc::channel();
+    for n in 0..60 {
+        let done_tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let got = try_tls_session(port).and_then(|mut tls| {
+                let page = keep_alive_get(&mut tls, "/about.html");
+                // Hold the connection a moment, so that the descriptors run out.
+                std::thread::sleep(Duration::from_millis(500));
+                page
+            });
+            let _ = done_tx.send((n, got));
+        });
+    }
+    for _ in 0..60 {
+        let (n, got) = done_rx.recv_timeout(Duration::from_secs(60)).expect("every client is served");
+        let (status, body) = got.unwrap_or_else(|e| panic!("client {n}: {e}"));
+        assert_eq!((status.as_str(), body.as_slice()), ("HTTP/1.1 200 OK", file("/about.html")));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    log.extend(rx.try_iter());
+    let out_of_fds = log.iter().filter(|l| l.contains("accept: out of resources")).count();
+    assert!((1..=2).contains(&out_of_fds), "reported once (and at most once per 10 s): {log:?}");
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_idle_timeout_and_frees_its_slot() {
+    let www = Www::start(&["--max-connections", "1", "--idle-timeout", "1"]);
+    let mut first = tls_session(www.https);
+    assert_eq!(keep_alive_get(&mut first, "/about.html").unwrap().1, file("/about.html"));
+    let port = www.https;
+    let second = std::thread::spawn(move || {
+        try_tls_session(port).and_then(|mut tls| keep_alive_get(&mut tls, "/style.css"))
+    });
+    // The first sends nothing more: after a second the server ends it with close_notify.
+    let mut rest = Vec::new();
+    let started = Instant::now();
+    first.read_to_end(&mut rest).expect("a clean close (close_notify), not a reset or a timeout");
+    assert!(rest.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(25), "closed by the idle timeout, not the read timeout");
+    // Its slot goes to the client that waited.
+    assert_eq!(second.join().unwrap().unwrap().1, file("/style.css"));
 }
 
 /// `target/<profile>/http-fetch`, next to the `www` binary: `cargo test --workspace` builds it.

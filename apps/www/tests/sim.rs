@@ -234,4 +234,22 @@ fn arguments() {
         www::Config::from_args(&bad).unwrap_err().to_string(),
         "--port: expected a number from 0 to 65535, got \"https\""
     );
+    // The limits: defaults for a host, given values, and one line for a bad one.
+    assert_eq!((c.max_connections, c.limits.idle_timeout), (10240, Duration::from_secs(30)));
+    let args =
+        morgana::args::Args::parse(&[www::ARGS], ["--max-connections", "4", "--idle-timeout", "5"]).unwrap();
+    let c = www::Config::from_args(&args).unwrap();
+    assert_eq!((c.max_connections, c.limits.idle_timeout), (4, Duration::from_secs(5)));
+    for (arg, value, expected) in [
+        ("--max-connections", "0", "a number of connections, at least 1"),
+        ("--max-connections", "many", "a number of connections, at least 1"),
+        ("--idle-timeout", "0", "a number of seconds, at least 1"),
+        ("--idle-timeout", "1.5", "a number of seconds, at least 1"),
+    ] {
+        let bad = morgana::args::Args::parse(&[www::ARGS], [arg, value]).unwrap();
+        assert_eq!(
+            www::Config::from_args(&bad).unwrap_err().to_string(),
+            format!("{arg}: expected {expected}, got {value:?}")
+        );
+    }
 }

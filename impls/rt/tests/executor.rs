@@ -125,3 +125,28 @@ fn one_timer_entry_per_task() {
     })
     .unwrap();
 }
+
+#[test]
+fn ten_thousand_tasks_with_timers_wake_in_deadline_order_at_their_earliest_deadline() {
+    let time = VirtualTime::new();
+    let exec = Executor::new(time.clone());
+    let h = exec.handle();
+    let woke = Rc::new(RefCell::new(Vec::new()));
+    for i in 0..10_000u64 {
+        let (h, woke) = (h.clone(), woke.clone());
+        // Deadlines interleaved so that registration order is not deadline order.
+        let at = Instant::from_millis(1 + (i * 7919) % 10_000);
+        h.clone().spawn(async move {
+            // A later deadline from the same task does not postpone the earlier one.
+            let sleep = std::pin::pin!(h.sleep_until(at));
+            let later = std::pin::pin!(h.sleep_until(Instant::from_millis(1_000_000)));
+            let _ = select(sleep, later).await;
+            woke.borrow_mut().push((h.now(), at));
+        });
+    }
+    exec.block_on(&mut time.park(), h.sleep_until(Instant::from_millis(20_000))).unwrap();
+    let woke = woke.borrow();
+    assert_eq!(woke.len(), 10_000);
+    assert!(woke.iter().all(|(now, at)| now == at), "each woke at its own deadline");
+    assert!(woke.windows(2).all(|w| w[0].0 <= w[1].0), "in deadline order");
+}

@@ -11,6 +11,7 @@
 //! | block | [`FileBlock`]: a file or host block device, `pread`/`pwrite`, `fdatasync` |
 //! | key-value | [`DirKv`]: a directory, atomic `set`, SHA-256 digests, keys confined to the root |
 //! | clocks, entropy, console | [`SystemTime`], [`OsEntropy`] (`getrandom`), [`StdoutConsole`] and `log` on stdout |
+//! | limits | [`run`] raises the soft limit on open files to the hard one; [`open_files_limit`] reads it |
 //! | arguments | [`run`] parses [`COMMON`](morgana::args::COMMON), [`UNIX_ARGS`], [`morgana_tcpip::ARGS`] and the app's; [`stack`], [`net`], [`block`], [`kv`] build devices from them |
 //!
 //! ```no_run
@@ -51,7 +52,7 @@ pub use console::StdoutConsole;
 pub use entropy::OsEntropy;
 pub use kv::DirKv;
 pub use reactor::{Async, Reactor, ReactorPark};
-pub use run::{Runtime, StartError, UNIX_ARGS, UnixPlatform, run, run_with};
+pub use run::{Runtime, StartError, UNIX_ARGS, UnixPlatform, open_files_limit, run, run_with};
 pub use socket::{
     SocketConnection, SocketListener, SocketReadHalf, SocketStack, SocketUdp, SocketWriteHalf, stack_error,
 };

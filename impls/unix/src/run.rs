@@ -11,6 +11,7 @@ use morgana_rt::{Executor, RtPlatform, Stalled};
 use crate::entropy::OsEntropy;
 use crate::logger;
 use crate::reactor::{Reactor, ReactorPark};
+use crate::sys;
 use crate::time::SystemTime;
 
 /// The platform an app receives on unix.
@@ -101,7 +102,8 @@ impl Runtime {
 /// `app_args`, start logging, and run the app that `build` returns until it completes; then exit
 /// the process with its status.
 ///
-/// `--help` prints the usage and exits 0; a bad argument prints one line and exits 2; a device
+/// The soft limit on open file descriptors is raised to the hard limit first (see
+/// [`open_files_limit`]). `--help` prints the usage and exits 0; a bad argument prints one line and exits 2; a device
 /// that cannot be opened prints one line and exits 1; an app error prints `error: ...` and
 /// exits 1.
 pub fn run<F, E>(app_args: &[ArgSpec], build: impl FnOnce(UnixPlatform, &Args) -> Result<F, StartError>) -> !
@@ -142,6 +144,7 @@ where
     };
     let time = SystemTime::new();
     logger::init(time, level);
+    raise_open_files_limit();
     let mut rt = match Runtime::with_time(time) {
         Ok(rt) => rt,
         Err(e) => {
@@ -168,6 +171,25 @@ where
             1
         }
     }
+}
+
+/// Raise the soft limit on open file descriptors to the hard limit: a server holding thousands of
+/// connections needs a descriptor for each, and the usual soft limit is 1024.
+fn raise_open_files_limit() {
+    match sys::nofile_limit() {
+        Ok((soft, hard)) if soft < hard => match sys::set_nofile_soft_limit(hard) {
+            Ok(()) => log::debug!("open files: soft limit raised from {soft} to the hard limit, {hard}"),
+            Err(e) => log::warn!("open files: cannot raise the soft limit from {soft} to {hard}: {e}"),
+        },
+        Ok(_) => {}
+        Err(e) => log::warn!("open files: cannot read the limit (RLIMIT_NOFILE): {e}"),
+    }
+}
+
+/// How many file descriptors the process may have open (the soft `RLIMIT_NOFILE`, which [`run`]
+/// raises to the hard limit at start), or `None` if it cannot be read.
+pub fn open_files_limit() -> Option<u64> {
+    sys::nofile_limit().ok().map(|(soft, _)| soft)
 }
 
 fn arg_failure(program: &str, specs: &[&[ArgSpec]], e: ArgError) -> i32 {

@@ -1,5 +1,6 @@
-//! The few Linux system calls std does not wrap: epoll, the TAP ioctl, and sockets that are
-//! non-blocking from birth (non-blocking connect, dual-stack listeners with a chosen backlog).
+//! The few Linux system calls std does not wrap: epoll, the TAP ioctl, sockets that are
+//! non-blocking from birth (non-blocking connect, dual-stack listeners with a chosen backlog),
+//! and the limit on open file descriptors.
 //!
 //! Everything unsafe in this crate lives here; each function hands back owned, safe types.
 
@@ -21,6 +22,24 @@ pub fn thread_cpu_time() -> io::Result<std::time::Duration> {
         u64::try_from(ts.tv_sec).unwrap_or(0),
         u32::try_from(ts.tv_nsec).unwrap_or(0),
     ))
+}
+
+/// The calling process's limit on open file descriptors (`RLIMIT_NOFILE`): (soft, hard).
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a valid rlimit that the kernel only writes; the resource is a constant.
+    check(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) })?;
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
+/// Raise the soft limit on open file descriptors to `soft` (at most the hard limit, which an
+/// unprivileged process cannot raise).
+pub fn set_nofile_soft_limit(soft: u64) -> io::Result<()> {
+    let (_, hard) = nofile_limit()?;
+    let lim = libc::rlimit { rlim_cur: soft.min(hard), rlim_max: hard };
+    // SAFETY: `lim` is a valid rlimit that the kernel only reads; the resource is a constant.
+    check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    Ok(())
 }
 
 /// An epoll instance, close-on-exec.
@@ -246,6 +265,16 @@ mod tests {
         for bad in ["", "0123456789abcdef", "a\0b"] {
             assert_eq!(tun_set_iff(fd, bad).unwrap_err().kind(), io::ErrorKind::InvalidInput, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_soft_file_limit_can_be_set_up_to_the_hard_one() {
+        let (soft, hard) = nofile_limit().unwrap();
+        assert!(soft <= hard);
+        set_nofile_soft_limit(u64::MAX).unwrap();
+        assert_eq!(nofile_limit().unwrap(), (hard, hard), "capped at the hard limit");
+        set_nofile_soft_limit(soft).unwrap();
+        assert_eq!(nofile_limit().unwrap(), (soft, hard));
     }
 
     #[test]

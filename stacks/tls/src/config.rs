@@ -17,6 +17,8 @@ use crate::error::ConfigError;
 
 /// The ALPN protocol the project's servers and clients speak.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+/// HTTP/1.0's ALPN name, which servers also accept (`curl --http1.0` offers only it).
+pub const ALPN_HTTP10: &[u8] = b"http/1.0";
 
 /// rustls's clock, fed from a [`WallClock`].
 ///
@@ -122,7 +124,9 @@ pub fn roots_from_pem(pem: &[u8], name: &str) -> Result<RootCertStore, ConfigErr
     Ok(roots)
 }
 
-/// A server configuration: TLS 1.3 and 1.2, no client authentication, ALPN `http/1.1`.
+/// A server configuration: TLS 1.3 and 1.2, no client authentication, ALPN `http/1.1` then
+/// `http/1.0` (a client that offers ALPN but neither of them is refused, as RFC 7301 asks; one that
+/// offers no ALPN gets none).
 pub fn server_config<C: WallClock>(
     provider: Arc<CryptoProvider>,
     time: &TlsTime<C>,
@@ -132,7 +136,7 @@ pub fn server_config<C: WallClock>(
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_single_cert(identity.chain, identity.key)?;
-    config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+    config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
     Ok(config)
 }
 

@@ -9,8 +9,8 @@
 //! The crypto provider is the target's choice, passed in as an `Arc<CryptoProvider>`: `ring` or
 //! `aws-lc-rs` on unix, `rustls-rustcrypto` on bare metal. Time comes from the platform's
 //! [`WallClock`](morgana::WallClock) through [`TlsTime`]; certificates and keys are PEM files,
-//! read from a [`KvRo`](morgana::KvRo) by [`Identity::from_kv`]. Configurations built here offer
-//! ALPN `http/1.1`. Errors are one enum, [`TlsError`], which implements `embedded_io::Error`.
+//! read from a [`KvRo`](morgana::KvRo) by [`Identity::from_kv`]. Client configurations built here
+//! offer ALPN `http/1.1`; server configurations accept `http/1.1` and `http/1.0`. Errors are one enum, [`TlsError`], which implements `embedded_io::Error`.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -69,7 +69,7 @@ use rustls::server::UnbufferedServerConnection;
 use rustls::{ClientConfig, ServerConfig};
 
 pub use config::{
-    ALPN_HTTP11, Identity, TlsTime, certs_from_pem, client_config, roots_from_pem, server_config,
+    ALPN_HTTP10, ALPN_HTTP11, Identity, TlsTime, certs_from_pem, client_config, roots_from_pem, server_config,
 };
 pub use error::{ConfigError, TlsError};
 pub use rustls;

@@ -103,6 +103,44 @@ fn handshakes_with_tls13_and_tls12_and_agrees_on_http11() {
     }
 }
 
+/// A client offering exactly `alpn` (none: no ALPN extension).
+fn client_offering(clock: &Clock, alpn: &[&[u8]]) -> TlsClient<Clock> {
+    let time = TlsTime::new(clock.clone());
+    let roots = roots_from_pem(dev::CA_PEM, "dev CA").unwrap();
+    let mut config = client_config(provider(), &time, roots).unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    TlsClient::new(Arc::new(config), time)
+}
+
+#[test]
+fn the_server_accepts_alpn_http10_and_prefers_http11() {
+    // What `curl --http1.0` offers, what curl offers by default, no ALPN at all, and only h2.
+    let offers: [&[&[u8]]; 5] = [&[b"http/1.0"], &[b"http/1.1"], &[b"http/1.0", b"http/1.1"], &[], &[b"h2"]];
+    let outcomes = run(|clock| async move {
+        let server = server(&clock);
+        let mut outcomes = Vec::new();
+        for offer in offers {
+            let client = client_offering(&clock, offer);
+            let (a, b) = pipe(16 * 1024);
+            let (s, c) = join(server.accept(a), client.connect("localhost", b)).await;
+            outcomes.push(match (s, c) {
+                (Ok(s), Ok(c)) => Ok((s.alpn_protocol(), c.alpn_protocol())),
+                (s, c) => Err((s.err().map(|e| e.to_string()), c.err().map(|e| e.to_string()))),
+            });
+        }
+        outcomes
+    });
+    let agreed = |p: &[u8]| Ok((Some(p.to_vec()), Some(p.to_vec())));
+    assert_eq!(outcomes[0], agreed(b"http/1.0"), "curl --http1.0");
+    assert_eq!(outcomes[1], agreed(b"http/1.1"));
+    assert_eq!(outcomes[2], agreed(b"http/1.1"), "the server's preference wins");
+    assert_eq!(outcomes[3], Ok((None, None)), "no ALPN offered, none chosen");
+    let Err((server_side, client_side)) = &outcomes[4] else { panic!("h2 only: {:?}", outcomes[4]) };
+    let server_side = server_side.as_deref().unwrap_or_default();
+    assert!(server_side.contains("peer doesn't support any known protocol"), "{server_side}");
+    assert!(client_side.is_some(), "the client's handshake fails too");
+}
+
 #[test]
 fn data_both_ways_at_once_through_small_buffers_and_partial_io() {
     // 333-byte pipe operations and 7-byte application reads: every record arrives in pieces and
