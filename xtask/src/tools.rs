@@ -19,6 +19,7 @@ pub const TEST_TOOLS: &[(&str, &str, &str)] = &[
     ("nc", "netcat-openbsd", "a plain TCP client against echo"),
     ("dnsmasq", "dnsmasq-base", "DHCP and DNS server on the Linux side of a TAP"),
     ("nft", "nftables", "packet loss where the kernel has no netem"),
+    ("hping3", "hping3", "a spoofed SYN flood against echo"),
     ("pkill", "procps", "cleaning up processes left in a test namespace"),
     ("qemu-system-x86_64", "qemu-system-x86", "boots the bare-metal images"),
 ];

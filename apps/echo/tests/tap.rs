@@ -128,3 +128,49 @@ fn twenty_concurrent_linux_clients_are_each_served() {
     let closed = echo.wait_for_count("bytes echoed", 20, Duration::from_secs(10));
     assert!(closed.iter().all(|l| l.contains("from 10.77.0.1:")), "{closed:?}");
 }
+
+/// A flood of SYNs from spoofed, random sources (hping3, over 10,000 a second) fills the
+/// listener's handshake slots; new connections from Linux keep being served during the flood
+/// (by SYN cookie) and after it.
+#[test]
+fn a_spoofed_syn_flood_never_stops_new_connections() {
+    if !root_or_skip() {
+        return;
+    }
+    let (ns, mut echo) = echo_on_tap("ef");
+    // hping3 waits 40 µs between packets; it reaches some 12,000 SYNs a second here. Stopped
+    // by SIGINT after 12 s, it prints how many it sent.
+    let flood = ns
+        .command("timeout")
+        .args(["-s", "INT", "12", "hping3", "-S", "-p", "7", "-i", "u40", "--rand-source", "-q", UNIKERNEL])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hping3");
+    let started = Instant::now();
+    let mut served = Vec::new();
+    for (i, at) in [1u64, 3, 5, 7, 9, 14].into_iter().enumerate() {
+        if let Some(wait) = Duration::from_secs(at).checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let data = payload(64 * 1024, 200 + i as u64);
+        let (back, took) = through_nc(&ns, &data);
+        served.push((at, back == data, took));
+    }
+    let out = flood.wait_with_output().expect("hping3 ran");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let sent: u64 = text
+        .lines()
+        .find_map(|l| l.split_once(" packets transmitted").and_then(|(n, _)| n.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("hping3 printed no count: {text}"));
+    let rate = sent as f64 / 12.0;
+    println!("hping3 sent {sent} spoofed SYNs in 12 s ({rate:.0}/s); connections: {served:?}");
+    assert!(rate >= 10_000.0, "the flood reached only {rate:.0} SYNs/s (hping3 -i u40)");
+    for (at, ok, took) in &served {
+        assert!(ok, "the connection at {at} s got its 64 KiB back ({took:?})");
+        // At once, not after SYN retransmissions (1 s, then 3 s): the flood is still on.
+        assert!(*took < Duration::from_secs(1), "the connection at {at} s took {took:?}");
+    }
+    echo.wait_for("accepting by SYN cookie", Duration::from_secs(5));
+}
