@@ -44,15 +44,19 @@ extern crate alloc;
 
 mod config;
 mod device;
+mod dhcp;
 mod dns;
 pub mod either;
+mod lifecycle;
 mod listen;
+mod runner;
 mod stack;
 mod tcp;
 mod udp;
 
 pub use config::{ARGS, Config, Congestion, Ipv4Mode, Ipv6Cidr};
 pub use listen::Listener;
-pub use stack::{Runner, Stack, new, spawn};
+pub use runner::Runner;
+pub use stack::{Stack, new, spawn};
 pub use tcp::{Connection, ReadHalf, WriteHalf};
 pub use udp::UdpSocket;

@@ -113,7 +113,7 @@ impl Io {
                 return Err(e);
             }
             let keep_alive = inner.config.tcp_keep_alive;
-            crate::stack::close(inner.sockets.get_mut::<tcp::Socket>(self.handle), keep_alive);
+            crate::lifecycle::close(inner.sockets.get_mut::<tcp::Socket>(self.handle), keep_alive);
             inner.wake_runner();
         }
         self.flush().await
