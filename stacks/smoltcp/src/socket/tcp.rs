@@ -1917,6 +1917,21 @@ impl<'a> Socket<'a> {
                 net_debug!("expecting a SYN|ACK");
                 return None;
             }
+            // RFC 5961 (4.2): a SYN in a synchronized state gets a challenge ACK, ACK bit or not.
+            (
+                State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+                | State::Closing
+                | State::LastAck
+                | State::TimeWait,
+                TcpControl::Syn,
+                None,
+            ) => {
+                net_debug!("SYN in a synchronized state: challenge ACK");
+                return self.challenge_ack_reply(cx, ip_repr, repr);
+            }
             // Every packet after the initial SYN must be an acknowledgement.
             (_, _, None) => {
                 net_debug!("expecting an ACK");
@@ -2150,6 +2165,39 @@ impl<'a> Socket<'a> {
                 self.tuple = None;
                 self.set_state(State::Listen);
                 return None;
+            }
+
+            // RFC 5961 (3.2): in a synchronized state, an RST inside the window but not exactly
+            // at the next expected sequence number may be a blind injection: answer it with a
+            // challenge ACK (a real peer then sends an RST that is exact) and keep the connection.
+            (
+                State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+                | State::Closing
+                | State::LastAck
+                | State::TimeWait,
+                TcpControl::Rst,
+            ) if !self.rst_is_exact(repr.seq_number, window_start) => {
+                net_debug!("RST not at the next expected sequence number: challenge ACK");
+                return self.challenge_ack_reply(cx, ip_repr, repr);
+            }
+
+            // RFC 5961 (4.2): a SYN in a synchronized state, in the window or not, gets a
+            // challenge ACK and changes nothing (a restarted peer answers it with an RST).
+            (
+                State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+                | State::Closing
+                | State::LastAck
+                | State::TimeWait,
+                TcpControl::Syn,
+            ) => {
+                net_debug!("SYN in a synchronized state: challenge ACK");
+                return self.challenge_ack_reply(cx, ip_repr, repr);
             }
 
             // RSTs in any other state close the socket.
@@ -2555,6 +2603,19 @@ impl<'a> Socket<'a> {
         } else {
             None
         }
+    }
+
+    /// Whether an in-window RST at `seq` is one a real peer would send (RFC 5961 3.2, as Linux
+    /// reads it): at the next expected sequence number `rcv_nxt`, one before it once the peer's
+    /// FIN is in, or at the end of the out-of-order data already received (the peer's highest).
+    fn rst_is_exact(&self, seq: TcpSeqNumber, rcv_nxt: TcpSeqNumber) -> bool {
+        let after_fin = self.rx_fin_received && seq + 1 == rcv_nxt;
+        let past_hole = self
+            .assembler
+            .iter_data()
+            .last()
+            .is_some_and(|(_, end)| seq == rcv_nxt + end);
+        seq == rcv_nxt || after_fin || past_hole
     }
 
     fn timed_out(&self, timestamp: Instant) -> bool {
@@ -5946,6 +6007,95 @@ mod test {
             }
         );
         assert_eq!(s.state, State::Closed);
+    }
+
+    // Morgana: RFC 5961 blind injection.
+
+    #[test]
+    fn test_established_rst_in_window_not_exact_gets_a_challenge_ack() {
+        let mut s = socket_established();
+        send!(
+            s,
+            TcpRepr {
+                control: TcpControl::Rst,
+                seq_number: REMOTE_SEQ + 1 + 10,
+                ack_number: None,
+                ..SEND_TEMPL
+            },
+            Some(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1),
+                ..RECV_TEMPL
+            })
+        );
+        assert_eq!(
+            s.state,
+            State::Established,
+            "a guessed RST does not kill the connection"
+        );
+        // The real peer answers the challenge ACK with an exact RST.
+        send!(
+            s,
+            TcpRepr {
+                control: TcpControl::Rst,
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: None,
+                ..SEND_TEMPL
+            }
+        );
+        assert_eq!(s.state, State::Closed);
+    }
+
+    #[test]
+    fn test_established_syn_in_window_gets_a_challenge_ack() {
+        let mut s = socket_established();
+        send!(
+            s,
+            TcpRepr {
+                control: TcpControl::Syn,
+                seq_number: REMOTE_SEQ + 1 + 5,
+                ack_number: None,
+                ..SEND_TEMPL
+            },
+            Some(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1),
+                ..RECV_TEMPL
+            })
+        );
+        assert_eq!(s.state, State::Established);
+        // Challenge ACKs are rate-limited (RFC 5961 7): a second SYN within a second gets none.
+        send!(
+            s,
+            TcpRepr {
+                control: TcpControl::Syn,
+                seq_number: REMOTE_SEQ + 1 + 7,
+                ack_number: None,
+                ..SEND_TEMPL
+            }
+        );
+        assert_eq!(s.state, State::Established);
+    }
+
+    #[test]
+    fn test_established_out_of_window_data_is_not_taken() {
+        let mut s = socket_established();
+        send!(
+            s,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1 + 1000,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"injected"[..],
+                ..SEND_TEMPL
+            },
+            Some(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1),
+                ..RECV_TEMPL
+            })
+        );
+        assert_eq!(s.recv_queue(), 0);
+        assert!(s.assembler.is_empty(), "nothing was kept for later either");
     }
 
     #[test]
