@@ -33,6 +33,28 @@
 //! wiring picks host sockets or this stack from `--net` with [`either::from_args`], Mirage's
 //! `generic_stackv4v6`.
 //!
+//! ## On a hostile network
+//!
+//! TCP runs on our fork of smoltcp (`stacks/smoltcp`, its changes in `MORGANA.md`): CUBIC by
+//! default ([`Congestion`]), an RFC 6928 initial window, SACK-driven and NewReno loss recovery,
+//! loss probes, a 200 ms minimum RTO ([`Config::tcp_min_rto`]), buffers that grow with the path
+//! ([`Config::tcp_buffer_max`]), RFC 5961 challenge ACKs, and SYN cookies. Each listener keeps
+//! a port open whatever arrives: see [`Listener`] for SYN floods and memory limits.
+//!
+//! Everything a peer can make the stack hold is bounded:
+//!
+//! | what | bound |
+//! |---|---|
+//! | half-open connections | the listener's pool ([`Config::max_backlog`], 16), each for at most 15 s; beyond it SYNs are answered by cookie (no state), and when no socket is free they are dropped, not reset |
+//! | connections | as many as the heap gives buffers to while [`Config::memory_reserve`] stays free; 16 KiB each way to start, at most [`Config::tcp_buffer_max`] each way |
+//! | out-of-order data | inside the receive buffer, in at most 4 ranges (smoltcp's assembler) |
+//! | IP fragments | none kept: reassembly is not built in, fragments are dropped |
+//! | neighbours | 8 cache entries; those confirmed by traffic are never evicted by unsolicited ARP; one request per address per second, 8 addresses tracked |
+//! | SACK information | 8 blocks per connection |
+//! | DNS | [`Config::dns_queries`] queries at once, 4 results each |
+//! | DHCP | one client, its lease |
+//! | UDP | [`Config::udp_packets`] datagrams and [`Config::udp_buffer`] bytes per socket and direction |
+//!
 //! `no_std` + `alloc`; no unsafe code.
 //!
 //! [smoltcp]: https://docs.rs/smoltcp

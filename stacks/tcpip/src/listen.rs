@@ -163,6 +163,11 @@ impl Inner {
 
 /// A listening socket: a pool of sockets in LISTEN on one port, refilled as connections are
 /// accepted. Dropping it resets connections not yet accepted.
+///
+/// It keeps the port open to legitimate clients whatever arrives: when spoofed SYNs hold every
+/// socket of the pool half-open, its last socket answers by SYN cookie; a socket whose
+/// handshake failed listens again even if its reset cannot be sent; and when memory is short
+/// for new connections, SYNs are dropped (clients retry) rather than accepted and reset.
 pub struct Listener {
     stack: Stack,
     id: usize,
