@@ -40,6 +40,9 @@ pub(crate) const RESET_WAIT: SmolDuration = SmolDuration::from_secs(1);
 /// socket of the pool until then, and a client whose handshake stalls retries its SYN.
 const HANDSHAKE_TIMEOUT: SmolDuration = SmolDuration::from_secs(15);
 
+/// Connections accepted by SYN cookie are logged at most once per interval, with a count.
+const LOG_INTERVAL: SmolDuration = SmolDuration::from_secs(10);
+
 /// How often empty slots (no memory for their socket) try to allocate again.
 const REFILL_INTERVAL: SmolDuration = SmolDuration::from_millis(250);
 
@@ -52,9 +55,8 @@ pub(crate) struct ListenSlot {
     guard: SocketHandle,
     /// Per pool socket: since when it has waited for its reset to go out.
     resetting: Vec<Option<SmolInstant>>,
-    /// A connection came by SYN cookie since every socket of the pool last listened (logged
-    /// once per episode).
-    flooded: bool,
+    /// Connections accepted by SYN cookie: when that was last logged, and how many since.
+    cookie_log: Option<(SmolInstant, u32)>,
     /// Since when some slots have been empty, and when they last tried to allocate.
     short: Option<(SmolInstant, SmolInstant)>,
     /// The task waiting in `accept`, woken when a slot gets a socket again.
@@ -116,9 +118,23 @@ impl Inner {
                     _ => {}
                 }
             }
-            if slot.flooded && listening == slot.pool.len() {
-                slot.flooded = false;
-                log::info!("port {}: handshake slots free again", slot.port);
+            if let Some((at, n)) = slot.cookie_log {
+                if now >= at + LOG_INTERVAL {
+                    if n > 0 {
+                        log::warn!(
+                            "port {}: {n} more connections accepted by SYN cookie in {}",
+                            slot.port,
+                            now - at
+                        );
+                        slot.cookie_log = Some((now, 0));
+                    } else if listening == slot.pool.len() {
+                        slot.cookie_log = None;
+                        log::info!("port {}: handshake slots free again", slot.port);
+                    }
+                }
+                if slot.cookie_log.is_some() {
+                    due(slot.cookie_log.map_or(now, |(at, _)| at) + LOG_INTERVAL);
+                }
             }
             if let Some((since, tried)) = slot.short {
                 if now < tried + REFILL_INTERVAL {
@@ -207,7 +223,7 @@ impl Listener {
             resetting: alloc::vec![None; n],
             pool,
             guard: inner.sockets.add(dropper),
-            flooded: false,
+            cookie_log: None,
             short: None,
             acceptor: None,
         };
@@ -287,12 +303,17 @@ impl TcpListener for Listener {
                                 self.port
                             );
                         }
-                        if cookies && !slot.flooded {
-                            slot.flooded = true;
-                            log::warn!(
-                                "port {}: every handshake slot was taken (a burst of connections, or a SYN flood): accepting by SYN cookie",
-                                self.port
-                            );
+                        if cookies {
+                            match &mut slot.cookie_log {
+                                Some((_, n)) => *n += 1,
+                                None => {
+                                    slot.cookie_log = Some((now, 0));
+                                    log::warn!(
+                                        "port {}: every handshake slot was taken (a burst of connections, or a SYN flood): accepting by SYN cookie",
+                                        self.port
+                                    );
+                                }
+                            }
                         }
                         inner.track(h);
                         inner.established(h);

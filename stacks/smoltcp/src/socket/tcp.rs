@@ -1672,19 +1672,29 @@ impl<'a> Socket<'a> {
         (ip_reply, reply)
     }
 
-    /// If `repr`, an ACK to this listening socket, returns a valid SYN cookie: take the
-    /// connection it completes, moving to SYN-RECEIVED as if this socket had sent that
-    /// SYN|ACK.
-    fn accept_syn_cookie(&mut self, cx: &mut Context, ip_repr: &IpRepr, repr: &TcpRepr) -> bool {
-        let (Some(ack), true) = (repr.ack_number, self.listen_endpoint.port != 0) else {
-            return false;
-        };
+    /// If `repr`, an ACK to this listening socket, returns a valid SYN cookie: the MSS it
+    /// encodes.
+    fn syn_cookie_mss(&self, cx: &mut Context, ip_repr: &IpRepr, repr: &TcpRepr) -> Option<usize> {
+        let ack = repr.ack_number?;
+        if self.listen_endpoint.port == 0 {
+            return None;
+        }
         let ends = Self::syn_cookie_endpoints(ip_repr, repr);
         let peer_isn = repr.seq_number - 1;
-        let Some(mss) = syn_cookie::decode(cx.syn_cookie_key(), cx.now(), &ends, peer_isn, ack - 1)
-        else {
-            return false;
-        };
+        syn_cookie::decode(cx.syn_cookie_key(), cx.now(), &ends, peer_isn, ack - 1)
+    }
+
+    /// Take the connection that `repr`, an ACK returning a valid SYN cookie with MSS `mss`,
+    /// completes: move to SYN-RECEIVED as if this socket had sent that SYN|ACK.
+    fn accept_syn_cookie(
+        &mut self,
+        cx: &mut Context,
+        ip_repr: &IpRepr,
+        repr: &TcpRepr,
+        mss: usize,
+    ) {
+        let Some(ack) = repr.ack_number else { return };
+        let ends = Self::syn_cookie_endpoints(ip_repr, repr);
         self.tuple = Some(Tuple {
             local: IpEndpoint::new(ends.local, ends.local_port),
             remote: IpEndpoint::new(ends.remote, ends.remote_port),
@@ -1706,7 +1716,6 @@ impl<'a> Socket<'a> {
         self.remote_last_win = u16::try_from(self.rx_buffer.window()).unwrap_or(u16::MAX);
         self.set_state(State::SynReceived);
         self.timer.set_for_idle(cx.now(), self.keep_alive);
-        true
     }
 
     fn ack_reply(&mut self, ip_repr: &IpRepr, repr: &TcpRepr) -> (IpRepr, TcpRepr<'static>) {
@@ -1796,12 +1805,12 @@ impl<'a> Socket<'a> {
 
         // If we're still listening for SYNs and the packet has an ACK or a RST,
         // it cannot be destined to this socket, but another one may well listen
-        // on the same local endpoint. With SYN cookies, an ACK (without SYN) may complete
-        // a handshake this socket answered.
+        // on the same local endpoint. Except an ACK (without SYN) that may complete a
+        // handshake started by a SYN cookie: any listening socket on the port takes it (the
+        // cookie key is the interface's), whichever socket sent the cookie.
         if self.state == State::Listen
             && (repr.ack_number.is_some() || repr.control == TcpControl::Rst)
-            && !(self.syn_cookies
-                && repr.ack_number.is_some()
+            && !(repr.ack_number.is_some()
                 && matches!(repr.control, TcpControl::None | TcpControl::Psh))
         {
             return false;
@@ -1831,19 +1840,28 @@ impl<'a> Socket<'a> {
     ) -> Option<(IpRepr, TcpRepr<'static>)> {
         debug_assert!(self.accepts(cx, ip_repr, repr));
 
-        if self.state == State::Listen && self.syn_drop {
-            net_debug!("listening socket drops SYNs: dropping");
-            return None;
-        }
-
-        if self.state == State::Listen && self.syn_cookies {
+        if self.state == State::Listen {
             match (repr.control, repr.ack_number) {
-                (TcpControl::Syn, None) => return Some(self.syn_cookie_reply(cx, ip_repr, repr)),
+                (TcpControl::Syn, None) if self.syn_drop => {
+                    net_debug!("listening socket drops SYNs: dropping");
+                    return None;
+                }
+                (TcpControl::Syn, None) if self.syn_cookies => {
+                    return Some(self.syn_cookie_reply(cx, ip_repr, repr));
+                }
                 (TcpControl::None | TcpControl::Psh, Some(_)) => {
-                    if !self.accept_syn_cookie(cx, ip_repr, repr) {
-                        net_debug!("ACK with an invalid SYN cookie");
+                    let Some(mss) = self.syn_cookie_mss(cx, ip_repr, repr) else {
+                        // Not a cookie: an ACK for no connection, as upstream answers it.
+                        net_debug!("ACK to a listening socket, not for a SYN cookie");
                         return Some(Self::rst_reply(ip_repr, repr));
+                    };
+                    if self.syn_drop {
+                        // No room for the connection now: the peer's next segment (it
+                        // retransmits what it sent) completes it once a socket is free.
+                        net_debug!("ACK for a SYN cookie, no socket free: dropping");
+                        return None;
                     }
+                    self.accept_syn_cookie(cx, ip_repr, repr, mss);
                     // Now in SYN-RECEIVED, as if this socket had sent the SYN|ACK: the
                     // segment completes the handshake below.
                 }
@@ -4090,6 +4108,73 @@ mod test {
         let reply = send(&mut s, Instant::from_millis(0), &forged).expect("a reset");
         assert_eq!(reply.control, TcpControl::Rst);
         assert_eq!(s.state, State::Listen);
+    }
+
+    #[test]
+    fn test_listen_any_listening_socket_completes_a_cookie_handshake() {
+        // The socket that answered by cookie took another connection meanwhile: a plain
+        // listening socket on the port takes the ACK (the key is the interface's).
+        let mut cookie = socket_listen();
+        cookie.set_syn_cookies(true);
+        let syn_ack = send(
+            &mut cookie,
+            Instant::from_millis(0),
+            &TcpRepr {
+                control: TcpControl::Syn,
+                seq_number: REMOTE_SEQ,
+                ack_number: None,
+                ..SEND_TEMPL
+            },
+        )
+        .expect("a SYN|ACK");
+        // Same interface (and key), another socket.
+        let mut plain = cookie;
+        plain.socket = socket_listen().socket;
+        let ack = TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(syn_ack.seq_number + 1),
+            ..SEND_TEMPL
+        };
+        send!(plain, time 10, ack);
+        assert_eq!(plain.state, State::Established);
+    }
+
+    #[test]
+    fn test_listen_syn_drop_drops_a_cookie_ack_it_has_no_room_for() {
+        let mut cookie = socket_listen();
+        cookie.set_syn_cookies(true);
+        let syn_ack = send(
+            &mut cookie,
+            Instant::from_millis(0),
+            &TcpRepr {
+                control: TcpControl::Syn,
+                seq_number: REMOTE_SEQ,
+                ack_number: None,
+                ..SEND_TEMPL
+            },
+        )
+        .expect("a SYN|ACK");
+        let mut guard = cookie;
+        guard.socket = socket_listen().socket;
+        guard.set_syn_drop(true);
+        // A valid cookie: dropped (no reset), so the peer's next segment can still complete it.
+        send!(guard, time 10, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(syn_ack.seq_number + 1),
+            ..SEND_TEMPL
+        });
+        assert_eq!(guard.state, State::Listen);
+        // Anything else is reset, as for any ACK to a port with no such connection.
+        let reply = send(
+            &mut guard,
+            Instant::from_millis(20),
+            &TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(TcpSeqNumber(4242)),
+                ..SEND_TEMPL
+            },
+        );
+        assert_eq!(reply.map(|r| r.control), Some(TcpControl::Rst));
     }
 
     #[test]
