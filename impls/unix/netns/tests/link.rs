@@ -3,12 +3,51 @@
 //! proportion, delay in the round-trip time, the rate limit as a cap on what arrives.
 //!
 //! These tests need root (namespaces, TAP devices); without it they fail with a clear message,
-//! unless `MORGANA_SKIP_ROOT_TESTS=1`, when each says it is skipped in one line.
+//! unless `MORGANA_SKIP_ROOT_TESTS=1`: then one line says so and each is reported and counted
+//! as skipped, not passed (a small harness of its own, `harness = false`, so that it can).
 
 use std::net::UdpSocket;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use morgana_netns::{Impairment, Link, LinkConfig, Netns, Port, root_or_skip};
+
+const TESTS: &[(&str, fn())] = &[
+    (
+        "ten_percent_loss_drops_about_a_tenth_of_the_datagrams",
+        ten_percent_loss_drops_about_a_tenth_of_the_datagrams,
+    ),
+    ("twenty_ms_of_delay_shows_in_the_round_trip_time", twenty_ms_of_delay_shows_in_the_round_trip_time),
+    ("a_ten_mbit_limit_caps_what_arrives", a_ten_mbit_limit_caps_what_arrives),
+];
+
+/// `cargo test` arguments: a name filter is honoured, `--list` lists, other flags are ignored.
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    let selected = TESTS.iter().filter(|(name, _)| filter.is_none_or(|f| name.contains(f.as_str())));
+    if args.iter().any(|a| a == "--list") {
+        selected.for_each(|(name, _)| println!("{name}: test"));
+        return ExitCode::SUCCESS;
+    }
+    let run = root_or_skip();
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for (name, test) in selected {
+        if !run {
+            println!("test {name} ... skipped (needs root)");
+            skipped += 1;
+        } else if std::panic::catch_unwind(test).is_ok() {
+            println!("test {name} ... ok");
+            passed += 1;
+        } else {
+            println!("test {name} ... FAILED");
+            failed += 1;
+        }
+    }
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    println!("\ntest result: {verdict}. {passed} passed; {failed} failed; {skipped} skipped");
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
 
 const A: &str = "10.81.0.1";
 const B: &str = "10.81.0.2";
@@ -48,11 +87,7 @@ fn drain(sock: &UdpSocket, quiet: Duration) -> (u64, u64, Option<Instant>, Optio
     (count, bytes, first, last)
 }
 
-#[test]
 fn ten_percent_loss_drops_about_a_tenth_of_the_datagrams() {
-    if !root_or_skip() {
-        return;
-    }
     let (a, b, link) = pair("ll", LinkConfig::new(11).a_to_b(Impairment::default().loss(0.10)));
     let rx = udp(&b, &format!("{B}:9000"));
     let tx = udp(&a, &format!("{A}:0"));
@@ -75,11 +110,7 @@ fn ten_percent_loss_drops_about_a_tenth_of_the_datagrams() {
     assert!((300..=500).contains(&lost), "{lost} of {SENT} lost at 10 % loss");
 }
 
-#[test]
 fn twenty_ms_of_delay_shows_in_the_round_trip_time() {
-    if !root_or_skip() {
-        return;
-    }
     let (a, b, link) =
         pair("ld", LinkConfig::new(1).both(Impairment::default().delay(Duration::from_millis(10))));
     let server = udp(&b, &format!("{B}:9001"));
@@ -108,11 +139,7 @@ fn twenty_ms_of_delay_shows_in_the_round_trip_time() {
     assert_eq!(stats.a_to_b.delayed, 20);
 }
 
-#[test]
 fn a_ten_mbit_limit_caps_what_arrives() {
-    if !root_or_skip() {
-        return;
-    }
     const RATE: u64 = 10_000_000;
     let imp = Impairment::default().rate(RATE, 0).queue(64 << 10);
     let (a, b, link) = pair("lr", LinkConfig::new(2).a_to_b(imp));
