@@ -141,19 +141,24 @@ fn one(bed: &Testbed, addr: &str, mib: usize, cap: f64) -> Result<Run, String> {
     finish_client(start_client(&bed.client, addr, mib, Some(cap))?, addr)
 }
 
-/// Median rate of `runs`, with how many of them the cap ended.
+/// Median rate of `runs` (NaN if none), with how many of them the cap ended.
 fn summary(runs: &[Run]) -> (f64, usize) {
     let mut rates: Vec<f64> = runs.iter().map(Run::mib_per_s).collect();
-    (median(&mut rates), runs.iter().filter(|r| r.capped).count())
+    let rate = if rates.is_empty() { f64::NAN } else { median(&mut rates) };
+    (rate, runs.iter().filter(|r| r.capped).count())
 }
 
-fn cell(runs: &[Run], cap: f64) -> String {
+/// The table's cell for the runs of one side, `failed` more of which did not complete.
+fn cell(runs: &[Run], failed: usize, cap: f64) -> String {
     let (rate, capped) = summary(runs);
-    if capped == 0 {
-        format!("{rate:.2}")
-    } else {
-        format!("{rate:.2} ({capped}/{} capped after {cap:.0} s)", runs.len())
+    let mut notes = Vec::new();
+    if capped > 0 {
+        notes.push(format!("{capped}/{} capped after {cap:.0} s", runs.len() + failed));
     }
+    if failed > 0 {
+        notes.push(format!("{failed} failed"));
+    }
+    if notes.is_empty() { format!("{rate:.2}") } else { format!("{rate:.2} ({})", notes.join(", ")) }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -235,18 +240,28 @@ pub fn run(args: &[String]) -> Result<(), String> {
         for rtt in RTTS_MS {
             for loss in LOSSES {
                 let (mut ours, mut linux) = (Vec::new(), Vec::new());
+                let mut failed = [0, 0];
                 let (mut lost, mut segments) = (0, 0);
                 let drops_before = bed.tap_drops();
                 for _ in 0..o.runs {
                     seed += 1;
-                    for (addr, runs) in [(MORGANA, &mut ours), (LINUX, &mut linux)] {
+                    for (side, (addr, runs)) in
+                        [(MORGANA, &mut ours), (LINUX, &mut linux)].into_iter().enumerate()
+                    {
                         bed.link.set(point(way, rtt, loss, seed));
-                        let run = one(&bed, addr, o.mib, o.cap)?;
+                        let run = one(&bed, addr, o.mib, o.cap);
                         let s = bed.link.stats();
                         let s = if way == Way::MorganaReceives { s.a_to_b } else { s.b_to_a };
                         lost += s.lost;
                         segments += s.segments;
-                        runs.push(run);
+                        match run {
+                            Ok(run) => runs.push(run),
+                            // Counted in the table; the bench goes on with the next run.
+                            Err(e) => {
+                                eprintln!("  run failed: {e}");
+                                failed[side] += 1;
+                            }
+                        }
                     }
                 }
                 let other = bed.tap_drops().saturating_sub(drops_before);
@@ -260,8 +275,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     "| {direction} | {rtt} | {:.0}% | {:.2}% | {other} | {} | {} | {:.3} |",
                     loss * 100.0,
                     lost as f64 * 100.0 / segments.max(1) as f64,
-                    cell(&ours, o.cap),
-                    cell(&linux, o.cap),
+                    cell(&ours, failed[0], o.cap),
+                    cell(&linux, failed[1], o.cap),
                     m / l
                 );
             }
@@ -279,9 +294,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ("1 morgana-tcpip + 1 Linux TCP", &[MORGANA, LINUX][..]),
     ] {
         seed += 1;
-        let x = concurrent(&bed, addrs, o.fair_secs, seed)?;
-        let total: f64 = x.iter().sum();
-        println!("{what}: {} MiB/s (sum {total:.2}), Jain's index {:.3}", flows(&x), jain(&x));
+        match concurrent(&bed, addrs, o.fair_secs, seed) {
+            Ok(x) => {
+                let total: f64 = x.iter().sum();
+                println!("{what}: {} MiB/s (sum {total:.2}), Jain's index {:.3}", flows(&x), jain(&x));
+            }
+            Err(e) => println!("{what}: failed: {e}"),
+        }
     }
     println!("link counters of the last fairness run:\n{}", bed.link.stats());
     let [(a, na), (b, nb), (m, nm)] = bed.tap_drops_by_device();

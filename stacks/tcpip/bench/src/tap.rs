@@ -39,7 +39,10 @@ pub fn client(args: &[String]) -> Result<(), String> {
     let bytes = mib.parse::<usize>().map_err(|e| format!("{mib}: {e}"))? << 20;
     let data = pattern();
     let started = Instant::now();
-    let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
+    // Bounded, under loss too (Linux alone would retry a lost SYN for two minutes).
+    let connect_within = cap.unwrap_or(Duration::from_secs(30)).max(Duration::from_secs(1));
+    let stream =
+        TcpStream::connect_timeout(&addr, connect_within).map_err(|e| format!("connect {addr}: {e}"))?;
     // Short reads, so that the cap is noticed while nothing arrives.
     stream.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| e.to_string())?;
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
