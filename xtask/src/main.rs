@@ -8,7 +8,8 @@
 //! cargo xtask size                                  bare-metal image size per app
 //! cargo xtask bench boot [--runs N]                 boot time against an empty kernel
 //! cargo xtask bench www [--quick]                   figures, as ratios against a peer
-//! cargo xtask bench tcpip [--soak]                  TCP/IP throughput ratio, or the long soak
+//! cargo xtask bench tcpip [--quick] [--only ROW]    TCP/IP throughput ratios, the emulated-link matrix;
+//! cargo xtask bench tcpip --soak                    or the long soak
 //! ```
 //!
 //! `--target virtio` options (QEMU) are in [`virtio`].
@@ -90,7 +91,7 @@ enum Cmd {
     /// Print the stripped bare-metal image size of every app.
     Size,
     /// Measure, as ratios against a peer measured in the same run: `bench boot [--runs N]`,
-    /// `bench www [--quick]`, `bench tcpip [--soak]`.
+    /// `bench www [--quick]`, `bench tcpip [--quick] [--only mem|tap|link] [--soak]`.
     Bench {
         /// What to measure: boot, www or tcpip.
         what: String,

@@ -10,6 +10,10 @@
 //! It drives `ip` and `tc` (iproute2), and `nft` (nftables) where the kernel has no `netem`.
 //! All of it needs root (`CAP_SYS_ADMIN` and `CAP_NET_ADMIN`): see [`root_or_skip`].
 //!
+//! For more than packet loss on a kernel without `netem` (delay, jitter, reordering, a rate
+//! limit, per direction, seeded), [`Link`] is a userspace link emulator that forwards frames
+//! between TAP devices and packet sockets in these namespaces: see the [`link`] module.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //!
@@ -23,8 +27,14 @@
 //! ```
 //!
 //! Failures panic with what failed and its output: this is test support.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod link;
+#[allow(unsafe_code)]
+mod sys;
+
+pub use link::{DirectionStats, Impairment, Link, LinkConfig, LinkStats, Port};
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
@@ -90,6 +100,35 @@ impl Netns {
     /// The namespace's name (for `ip netns exec`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Run `f` on a thread of its own that has entered the namespace, and return what it
+    /// returns. Sockets and devices it opens stay in the namespace when used from other
+    /// threads afterwards (`UdpSocket::bind` in `f`, `send_to` anywhere).
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        let handle = std::fs::File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+        std::thread::scope(|s| {
+            let thread = s.spawn(move || {
+                sys::setns_net(&handle).unwrap_or_else(|e| panic!("cannot enter {path}: {e}"));
+                f()
+            });
+            thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
+    /// Turn IPv6 off on the interfaces created in the namespace from now on (and on the
+    /// existing ones), so that Linux sends nothing of its own (router solicitations, MLD) over
+    /// links whose frames a test counts.
+    pub fn ipv4_only(&self) {
+        for scope in ["all", "default"] {
+            self.run(&["sysctl", "-q", "-w", &format!("net.ipv6.conf.{scope}.disable_ipv6=1")]);
+        }
+    }
+
+    /// The MAC address of `ifname` in the namespace.
+    pub fn mac(&self, ifname: &str) -> String {
+        self.run(&["cat", &format!("/sys/class/net/{ifname}/address")]).trim().to_string()
     }
 
     /// A command that runs `program` inside the namespace.

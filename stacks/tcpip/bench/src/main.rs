@@ -4,7 +4,9 @@
 //!
 //! `cargo xtask bench tcpip` runs it in release mode; arguments: `[MIB_PER_RUN] [RUNS]`. Then,
 //! as root, `tap ECHO [MIB] [RUNS]`: Linux → unikernel `echo` over TAP beside Linux → Linux over
-//! veth (see [`tap`]).
+//! veth (see [`tap`]); `link ECHO [--quick] ...`: morgana-tcpip against Linux TCP through the
+//! same userspace link emulator, under loss and delay, and fairness at a shared bottleneck (see
+//! [`link`]).
 
 use std::future::poll_fn;
 use std::task::{Context, Poll, Waker};
@@ -29,12 +31,14 @@ const IP_B: [u8; 4] = [10, 0, 0, 2];
 const BUFFER: usize = 64 * 1024;
 const CHUNK: usize = 16 * 1024;
 
+mod link;
 mod tap;
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mode = match argv.first().map(String::as_str) {
         Some("tap") => Some(tap::run as fn(&[String]) -> Result<(), String>),
+        Some("link") => Some(link::run as fn(&[String]) -> Result<(), String>),
         Some("client") => Some(tap::client as fn(&[String]) -> Result<(), String>),
         _ => None,
     };

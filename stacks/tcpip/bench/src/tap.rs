@@ -7,9 +7,10 @@
 //! byte; the figure is the payload rate. Runs alternate, so drift in the machine's speed hits
 //! both alike.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use morgana_netns::{Netns, Proc};
@@ -22,15 +23,28 @@ fn pattern() -> Vec<u8> {
     (0..CHUNK).map(|i| (i * 31 + 7) as u8).collect()
 }
 
-/// `client ADDR MIB`: send MIB MiB to ADDR, read them back, check them; print the seconds.
+/// `client ADDR MIB [CAP_SECS]`: send MIB MiB to ADDR, read them back, check them; print the
+/// seconds, the bytes that came back, and `capped` if CAP_SECS passed first (then the
+/// connection is shut down where it is) or `done`.
 pub fn client(args: &[String]) -> Result<(), String> {
-    let [addr, mib] = args else { return Err("usage: client ADDR:PORT MIB".into()) };
+    let (addr, mib, cap) = match args {
+        [addr, mib] => (addr, mib, None),
+        [addr, mib, cap] => {
+            let secs: f64 = cap.parse().map_err(|e| format!("{cap}: {e}"))?;
+            (addr, mib, Some(Duration::from_secs_f64(secs)))
+        }
+        _ => return Err("usage: client ADDR:PORT MIB [CAP_SECS]".into()),
+    };
     let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
     let bytes = mib.parse::<usize>().map_err(|e| format!("{mib}: {e}"))? << 20;
     let data = pattern();
     let started = Instant::now();
-    let stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    // Bounded, under loss too (Linux alone would retry a lost SYN for two minutes).
+    let connect_within = cap.unwrap_or(Duration::from_secs(30)).max(Duration::from_secs(1));
+    let stream =
+        TcpStream::connect_timeout(&addr, connect_within).map_err(|e| format!("connect {addr}: {e}"))?;
+    // Short reads, so that the cap is noticed while nothing arrives.
+    stream.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| e.to_string())?;
     let mut writer = stream.try_clone().map_err(|e| e.to_string())?;
     let sending = std::thread::spawn(move || -> std::io::Result<()> {
         let data = pattern();
@@ -45,11 +59,25 @@ pub fn client(args: &[String]) -> Result<(), String> {
     let mut reader = stream;
     let mut buf = vec![0u8; CHUNK];
     let mut total = 0usize;
+    let mut progress = Instant::now();
+    let mut capped = false;
     loop {
-        let n = reader.read(&mut buf).map_err(|e| format!("read after {total} bytes: {e}"))?;
-        if n == 0 {
+        if cap.is_some_and(|cap| started.elapsed() >= cap) {
+            capped = true;
             break;
         }
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if progress.elapsed() > Duration::from_secs(30) {
+                    return Err(format!("nothing came back for 30 s after {total} bytes"));
+                }
+                continue;
+            }
+            Err(e) => return Err(format!("read after {total} bytes: {e}")),
+        };
+        progress = Instant::now();
         // The echo of a stream of repeated chunks: byte k of the stream is data[k % CHUNK].
         let mut off = 0;
         while off < n {
@@ -62,32 +90,73 @@ pub fn client(args: &[String]) -> Result<(), String> {
         }
         total += n;
     }
-    sending.join().map_err(|_| "the writer panicked")?.map_err(|e| format!("write: {e}"))?;
     let secs = started.elapsed().as_secs_f64();
+    if capped {
+        // Unblock the writer; what it says after that does not matter.
+        let _ = reader.shutdown(Shutdown::Both);
+        let _ = sending.join();
+        println!("{secs} {total} capped");
+        return Ok(());
+    }
+    sending.join().map_err(|_| "the writer panicked")?.map_err(|e| format!("write: {e}"))?;
     if total != bytes {
         return Err(format!("{total} of {bytes} bytes came back"));
     }
-    println!("{secs}");
+    println!("{secs} {total} done");
     Ok(())
+}
+
+/// One client's transfer: how long, how much came back, whether the cap ended it.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    /// Seconds from connect to the last byte (or to the cap).
+    pub secs: f64,
+    /// Bytes echoed back.
+    pub bytes: u64,
+    /// Whether the time cap ended the run.
+    pub capped: bool,
+}
+
+impl Run {
+    /// The payload rate, MiB/s.
+    pub fn mib_per_s(&self) -> f64 {
+        self.bytes as f64 / (1 << 20) as f64 / self.secs
+    }
+}
+
+/// Start a client in `ns` that sends `mib` MiB through the echo at `addr` (port 7), stopping
+/// after `cap` seconds if given.
+pub fn start_client(ns: &Netns, addr: &str, mib: usize, cap: Option<f64>) -> Result<Child, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = ns.command(exe);
+    cmd.args(["client", &format!("{addr}:7"), &mib.to_string()]);
+    if let Some(cap) = cap {
+        cmd.arg(cap.to_string());
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())
+}
+
+/// What a client started by [`start_client`] reported.
+pub fn finish_client(child: Child, addr: &str) -> Result<Run, String> {
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("client to {addr}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    let bad = || format!("client output: {text:?}");
+    let secs: f64 = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
+    let bytes: u64 = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
+    let capped = words.next() == Some("capped");
+    Ok(Run { secs, bytes, capped })
 }
 
 /// One transfer of `mib` MiB through the echo at `addr`, from the client's namespace; MiB/s.
 fn measure(ns: &Netns, addr: &str, mib: usize) -> Result<f64, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = ns
-        .command(exe)
-        .args(["client", &format!("{addr}:7"), &mib.to_string()])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("client to {addr}: {}", String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    let secs: f64 =
-        String::from_utf8_lossy(&out.stdout).trim().parse().map_err(|e| format!("client output: {e}"))?;
-    Ok(mib as f64 / secs)
+    Ok(finish_client(start_client(ns, addr, mib, None)?, addr)?.mib_per_s())
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

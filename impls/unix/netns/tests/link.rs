@@ -1,0 +1,171 @@
+//! The link emulator between two namespaces, with UDP from this process: A (10.81.0.1 on a TAP)
+//! ↔ [`Link`] ↔ B (10.81.0.2 on a TAP). Loss shows as datagrams missing in the measured
+//! proportion, delay in the round-trip time, the rate limit as a cap on what arrives.
+//!
+//! These tests need root (namespaces, TAP devices); without it they fail with a clear message,
+//! unless `MORGANA_SKIP_ROOT_TESTS=1`: then one line says so and each is reported and counted
+//! as skipped, not passed (a small harness of its own, `harness = false`, so that it can).
+
+use std::net::UdpSocket;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use morgana_netns::{Impairment, Link, LinkConfig, Netns, Port, root_or_skip};
+
+const TESTS: &[(&str, fn())] = &[
+    (
+        "ten_percent_loss_drops_about_a_tenth_of_the_datagrams",
+        ten_percent_loss_drops_about_a_tenth_of_the_datagrams,
+    ),
+    ("twenty_ms_of_delay_shows_in_the_round_trip_time", twenty_ms_of_delay_shows_in_the_round_trip_time),
+    ("a_ten_mbit_limit_caps_what_arrives", a_ten_mbit_limit_caps_what_arrives),
+];
+
+/// `cargo test` arguments: a name filter is honoured, `--list` lists, other flags are ignored.
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    let selected = TESTS.iter().filter(|(name, _)| filter.is_none_or(|f| name.contains(f.as_str())));
+    if args.iter().any(|a| a == "--list") {
+        selected.for_each(|(name, _)| println!("{name}: test"));
+        return ExitCode::SUCCESS;
+    }
+    let run = root_or_skip();
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    for (name, test) in selected {
+        if !run {
+            println!("test {name} ... skipped (needs root)");
+            skipped += 1;
+        } else if std::panic::catch_unwind(test).is_ok() {
+            println!("test {name} ... ok");
+            passed += 1;
+        } else {
+            println!("test {name} ... FAILED");
+            failed += 1;
+        }
+    }
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    println!("\ntest result: {verdict}. {passed} passed; {failed} failed; {skipped} skipped");
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+const A: &str = "10.81.0.1";
+const B: &str = "10.81.0.2";
+
+/// Two namespaces joined by a link emulator; IPv4 only and neighbours fixed, so the only
+/// frames on the link are the test's.
+fn pair(tag: &str, config: LinkConfig) -> (Netns, Netns, Link) {
+    let (a, b) = (Netns::new(&format!("{tag}a")), Netns::new(&format!("{tag}b")));
+    a.ipv4_only();
+    b.ipv4_only();
+    a.tap("mgla", &[&format!("{A}/24")]);
+    b.tap("mglb", &[&format!("{B}/24")]);
+    let link = Link::start(Port::tap(&a, "mgla"), vec![Port::tap(&b, "mglb")], config);
+    let (mac_a, mac_b) = (a.mac("mgla"), b.mac("mglb"));
+    a.run(&["ip", "neigh", "replace", B, "lladdr", &mac_b, "dev", "mgla", "nud", "permanent"]);
+    b.run(&["ip", "neigh", "replace", A, "lladdr", &mac_a, "dev", "mglb", "nud", "permanent"]);
+    (a, b, link)
+}
+
+fn udp(ns: &Netns, addr: &str) -> UdpSocket {
+    let addr = addr.to_string();
+    ns.enter(move || UdpSocket::bind(&addr)).expect("bind a UDP socket")
+}
+
+/// Datagrams received on `sock` until it has been quiet for `quiet`: (count, bytes, first, last).
+fn drain(sock: &UdpSocket, quiet: Duration) -> (u64, u64, Option<Instant>, Option<Instant>) {
+    sock.set_read_timeout(Some(quiet)).unwrap();
+    let mut buf = [0u8; 2048];
+    let (mut count, mut bytes, mut first, mut last) = (0, 0, None, None);
+    while let Ok(n) = sock.recv(&mut buf) {
+        let now = Instant::now();
+        first.get_or_insert(now);
+        last = Some(now);
+        count += 1;
+        bytes += n as u64;
+    }
+    (count, bytes, first, last)
+}
+
+fn ten_percent_loss_drops_about_a_tenth_of_the_datagrams() {
+    let (a, b, link) = pair("ll", LinkConfig::new(11).a_to_b(Impairment::default().loss(0.10)));
+    let rx = udp(&b, &format!("{B}:9000"));
+    let tx = udp(&a, &format!("{A}:0"));
+    let receiver = std::thread::spawn(move || drain(&rx, Duration::from_millis(500)));
+    const SENT: u64 = 4000;
+    for i in 0..SENT {
+        tx.send_to(&i.to_be_bytes(), format!("{B}:9000")).unwrap();
+        if i % 100 == 99 {
+            // Paced, so that no queue on the way overflows: only the dice drop.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let (received, _, _, _) = receiver.join().unwrap();
+    let stats = link.stop().a_to_b;
+    eprintln!("{received} of {SENT} datagrams arrived; link: {stats:?}");
+    assert_eq!(stats.frames, SENT, "frames other than the datagrams crossed the link");
+    assert_eq!(received, SENT - stats.lost, "the link's loss count is not what the receiver saw");
+    // 10 % of 4000 is 400 ± 19 (one standard deviation): ± 100 is over 5 of them.
+    let lost = SENT - received;
+    assert!((300..=500).contains(&lost), "{lost} of {SENT} lost at 10 % loss");
+}
+
+fn twenty_ms_of_delay_shows_in_the_round_trip_time() {
+    let (a, b, link) =
+        pair("ld", LinkConfig::new(1).both(Impairment::default().delay(Duration::from_millis(10))));
+    let server = udp(&b, &format!("{B}:9001"));
+    let client = udp(&a, &format!("{A}:0"));
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while let Ok((n, from)) = server.recv_from(&mut buf) {
+            let _ = server.send_to(&buf[..n], from);
+        }
+    });
+    client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut rtts = Vec::new();
+    for i in 0u32..20 {
+        let started = Instant::now();
+        client.send_to(&i.to_be_bytes(), format!("{B}:9001")).unwrap();
+        let mut buf = [0u8; 64];
+        let n = client.recv(&mut buf).expect("an answer within 2 s");
+        assert_eq!(&buf[..n], &i.to_be_bytes());
+        rtts.push(started.elapsed());
+    }
+    rtts.sort();
+    let stats = link.stop();
+    eprintln!("round trips {:?} min, {:?} median; {stats}", rtts[0], rtts[10]);
+    assert!(rtts[0] >= Duration::from_millis(20), "a round trip of {:?} through 2 × 10 ms", rtts[0]);
+    assert!(rtts[10] < Duration::from_millis(120), "median round trip {:?} through 2 × 10 ms", rtts[10]);
+    assert_eq!(stats.a_to_b.delayed, 20);
+}
+
+fn a_ten_mbit_limit_caps_what_arrives() {
+    const RATE: u64 = 10_000_000;
+    let imp = Impairment::default().rate(RATE, 0).queue(64 << 10);
+    let (a, b, link) = pair("lr", LinkConfig::new(2).a_to_b(imp));
+    let rx = udp(&b, &format!("{B}:9002"));
+    let tx = udp(&a, &format!("{A}:0"));
+    let receiver = std::thread::spawn(move || drain(&rx, Duration::from_millis(500)));
+    // Offer far more than 10 Mbit/s for a second: 1400-byte datagrams as fast as they go.
+    let payload = [0x5au8; 1400];
+    let started = Instant::now();
+    let mut offered = 0u64;
+    while started.elapsed() < Duration::from_secs(1) {
+        if tx.send_to(&payload, format!("{B}:9002")).is_ok() {
+            offered += 1;
+        }
+    }
+    let (count, bytes, first, last) = receiver.join().unwrap();
+    let stats = link.stop().a_to_b;
+    let secs = (last.unwrap() - first.unwrap()).as_secs_f64();
+    // Frame bytes on the wire: the payload plus UDP, IPv4 and Ethernet headers.
+    let bits_per_s = (bytes + count * (8 + 20 + 14)) as f64 * 8.0 / secs;
+    eprintln!(
+        "{offered} offered, {count} arrived in {secs:.2} s: {:.1} Mbit/s; link: {stats:?}",
+        bits_per_s / 1e6
+    );
+    assert!(stats.queue_dropped > 0, "the sender never filled the queue: {stats:?}");
+    // Loose: the right order of magnitude, not a timing test.
+    assert!(bits_per_s < 2.0 * RATE as f64, "{bits_per_s} bit/s through a {RATE} bit/s limit");
+    assert!(bits_per_s > 0.2 * RATE as f64, "{bits_per_s} bit/s through a {RATE} bit/s limit");
+}
