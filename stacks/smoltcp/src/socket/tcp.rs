@@ -2419,15 +2419,20 @@ impl<'a> Socket<'a> {
             // TODO: When flow control is implemented,
             // refractor the following block within that implementation
 
+            // RFC 6675 (2): with SACK, a segment that SACKs new data is a duplicate ACK even if
+            // it carries data or a window update, as every ACK does on a connection busy both
+            // ways (an echo): counting only empty ones, loss was never detected there.
+            let sacked_more =
+                self.remote_has_sack && self.update_sack_scoreboard(&repr.sack_ranges, ack_number);
+
             match self.local_rx_last_ack {
                 // Duplicate ACK if payload empty and ACK doesn't move send window ->
                 // Increment duplicate ACK count, notify congestion controller and
                 // set for retransmit if we just received the third duplicate ACK
                 Some(last_rx_ack)
-                    if repr.payload.is_empty()
-                        && last_rx_ack == ack_number
+                    if last_rx_ack == ack_number
                         && ack_number < self.remote_last_seq
-                        && !is_window_update =>
+                        && (sacked_more || (repr.payload.is_empty() && !is_window_update)) =>
                 {
                     // Increment duplicate ACK count
                     self.local_rx_dup_acks = self.local_rx_dup_acks.saturating_add(1);
@@ -2491,9 +2496,6 @@ impl<'a> Socket<'a> {
                 self.remote_last_seq = self.local_seq_no
             }
 
-            if self.remote_has_sack {
-                self.update_sack_scoreboard(&repr.sack_ranges);
-            }
             self.continue_recovery();
         }
 
@@ -2646,8 +2648,22 @@ impl<'a> Socket<'a> {
     /// Merge the SACK blocks of an incoming ACK (RFC 2018) into the scoreboard, and drop
     /// what the cumulative ACK now covers. Blocks outside what was sent and is unacknowledged
     /// (D-SACKs, RFC 2883, or forged ones) are ignored.
-    fn update_sack_scoreboard(&mut self, ranges: &[Option<(u32, u32)>; 3]) {
-        let (una, high) = (self.local_seq_no, self.remote_last_seq);
+    /// `una` is the cumulative ACK of the segment. Whether it SACKed bytes not SACKed before.
+    fn update_sack_scoreboard(
+        &mut self,
+        ranges: &[Option<(u32, u32)>; 3],
+        una: TcpSeqNumber,
+    ) -> bool {
+        let high = self.remote_last_seq;
+        let sacked = |board: &[Option<(TcpSeqNumber, TcpSeqNumber)>]| -> usize {
+            board
+                .iter()
+                .flatten()
+                .filter(|&&(_, e)| una < e)
+                .map(|&(s, e)| e - s.max(una))
+                .sum()
+        };
+        let sacked_before = sacked(&self.sack_scoreboard);
         let mut blocks = [None; SACK_SCOREBOARD_LEN + 3];
         let mut n = 0;
         let old = self.sack_scoreboard.iter().flatten().copied();
@@ -2689,6 +2705,7 @@ impl<'a> Socket<'a> {
         }
         self.sack_scoreboard
             .copy_from_slice(&blocks[..SACK_SCOREBOARD_LEN]);
+        sacked(&self.sack_scoreboard) > sacked_before
     }
 
     /// The start of the first selectively acknowledged block above `seq`.
@@ -7762,6 +7779,51 @@ mod test {
             ..SEND_TEMPL
         });
         recv_nothing!(s, time 5000);
+    }
+
+    #[test]
+    fn test_sack_on_data_segments_counts_as_duplicate_acks() {
+        // A connection busy both ways: every ACK from the peer carries data.
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDD").unwrap();
+        let seg = |i: usize| LOCAL_SEQ + 1 + 3 * i;
+        for (i, payload) in [b"aaa", b"BBB", b"ccc", b"DDD"].iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: seg(i),
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: &payload[..],
+                ..RECV_TEMPL
+            }));
+        }
+        // "aaa" is lost; the peer's next three segments carry data and SACK what arrived.
+        for (k, end) in [2, 3, 4].into_iter().enumerate() {
+            let _ = send(
+                &mut s,
+                Instant::from_millis(1050),
+                &TcpRepr {
+                    seq_number: REMOTE_SEQ + 1 + k,
+                    ack_number: Some(LOCAL_SEQ + 1),
+                    sack_ranges: [sack(seg(1), seg(end)), None, None],
+                    payload: &b"x"[..],
+                    ..SEND_TEMPL
+                },
+            );
+        }
+        // Fast retransmit, not a timeout.
+        recv!(s, time 1060, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1 + 3),
+            window_len: 61,
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
     }
 
     #[test]

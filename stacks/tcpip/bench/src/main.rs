@@ -133,7 +133,12 @@ fn morgana_tcpip(bytes: usize, data: &'static [u8]) -> f64 {
     let exec = Executor::new(time.clone());
     let h = exec.handle();
     let switch = Switch::default();
-    let config = |ip: [u8; 4]| Config::default().tcp_buffers(BUFFER, BUFFER).ipv4_static(ip.into(), 24, None);
+    // The same fixed buffers as the raw smoltcp side: the stack's buffers may not grow here.
+    let config = |ip: [u8; 4]| {
+        let mut c = Config::default().tcp_buffers(BUFFER, BUFFER).ipv4_static(ip.into(), 24, None);
+        c.tcp_buffer_max = BUFFER;
+        c
+    };
     let (a, ra) = morgana_tcpip::new(switch.port(MAC_A), h.clone(), config(IP_A));
     let (b, rb) = morgana_tcpip::new(switch.port(MAC_B), h.clone(), config(IP_B));
     h.spawn(async move { ra.run().await });
