@@ -22,7 +22,7 @@ fn echo_on_tap(tag: &str) -> (Netns, Proc) {
 /// [`echo_on_tap`] with more arguments for `echo`.
 fn echo_on_tap_with(tag: &str, extra: &[&str]) -> (Netns, Proc) {
     let ns = Netns::new(tag);
-    ns.tap(TAP, &["10.77.0.1/24"]);
+    ns.tap(TAP, &["10.77.0.1/24", "fd77::1/64"]);
     let mut args =
         vec!["--net".to_string(), format!("tap:{TAP}"), "--ipv4".into(), format!("{UNIKERNEL}/24")];
     args.extend(["--port", "7"].iter().chain(extra).map(|a| a.to_string()));
@@ -59,13 +59,18 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
 /// `data` sent by netcat from the Linux side, which half-closes after it; what came back, and
 /// how long it took.
 fn through_nc(ns: &Netns, data: &[u8]) -> (Vec<u8>, Duration) {
+    through_nc_to(ns, UNIKERNEL, data)
+}
+
+/// [`through_nc`] to the unikernel's address `addr`.
+fn through_nc_to(ns: &Netns, addr: &str, data: &[u8]) -> (Vec<u8>, Duration) {
     let dir = TempDir::new("echo-tap");
     let file = dir.join("payload");
     std::fs::write(&file, data).unwrap();
     let started = Instant::now();
     let out = ns
         .command("nc")
-        .args(["-N", "-w", "20", UNIKERNEL, "7"])
+        .args(["-N", "-w", "20", addr, "7"])
         .stdin(std::fs::File::open(&file).unwrap())
         .stderr(Stdio::inherit())
         .output()
@@ -143,6 +148,23 @@ fn super_frames_from_linux_tso_are_received_whole() {
     let (frames, bytes) = (after_in.0 - before_in.0, after_in.1 - before_in.1);
     println!("Linux -> echo: {frames} frames, {bytes} bytes, {} bytes a frame", bytes / frames);
     assert!(bytes / frames > 2 * MTU_FRAME, "super-frames: {frames} frames for {bytes} bytes");
+}
+
+#[test]
+fn over_ipv6_super_frames_go_both_ways_byte_exact() {
+    if !root_or_skip() {
+        return;
+    }
+    let (ns, mut echo) = echo_on_tap_with("e6", &["--ipv6", "fd77::2/64"]);
+    let data = payload(4 << 20, 6);
+    let (before_in, before_out) = tap_counters(&ns);
+    let (back, _) = through_nc_to(&ns, "fd77::2", &data);
+    let (after_in, after_out) = tap_counters(&ns);
+    assert!(back == data, "byte-exact ({} of {} bytes back)", back.len(), data.len());
+    echo.wait_for("closed: 4194304 bytes echoed", Duration::from_secs(10));
+    for ((f0, b0), (f1, b1)) in [(before_in, after_in), (before_out, after_out)] {
+        assert!((b1 - b0) / (f1 - f0) > 2 * MTU_FRAME, "{} frames, {} bytes", f1 - f0, b1 - b0);
+    }
 }
 
 #[test]
