@@ -268,19 +268,6 @@ impl TapNet {
     pub fn offloads(&self) -> TapOffloads {
         self.offloads
     }
-
-    fn tx_token(&mut self) -> TapTx<'_> {
-        TapTx {
-            file: self.io.get_ref(),
-            buf: &mut self.tx,
-            stats: &mut self.stats,
-            max: self.caps.max_frame_len(),
-            tso_max: self.caps.tso_max_frame_len,
-            vnet: self.offloads.vnet_hdr,
-            checksum: self.offloads.checksum,
-            mss: None,
-        }
-    }
 }
 
 fn yes(b: bool) -> &'static str {
@@ -308,6 +295,27 @@ pub struct TapTx<'a> {
     vnet: bool,
     checksum: bool,
     mss: Option<u16>,
+}
+
+impl<'a> TapTx<'a> {
+    fn new(
+        io: &'a Async<File>,
+        buf: &'a mut [u8],
+        stats: &'a mut NetStats,
+        caps: &Capabilities,
+        offloads: &TapOffloads,
+    ) -> Self {
+        TapTx {
+            file: io.get_ref(),
+            buf,
+            stats,
+            max: caps.max_frame_len(),
+            tso_max: caps.tso_max_frame_len,
+            vnet: offloads.vnet_hdr,
+            checksum: offloads.checksum,
+            mss: None,
+        }
+    }
 }
 
 impl TxToken for TapTx<'_> {
@@ -375,21 +383,12 @@ impl Net for TapNet {
         self.stats.rx_bytes += len as u64;
         let TapNet { io, rx, tx, stats, caps, offloads, .. } = self;
         let rx = TapRx { frame: &mut rx[head..head + len] };
-        let tx = TapTx {
-            file: io.get_ref(),
-            buf: tx,
-            stats,
-            max: caps.max_frame_len(),
-            tso_max: caps.tso_max_frame_len,
-            vnet: offloads.vnet_hdr,
-            checksum: offloads.checksum,
-            mss: None,
-        };
-        Some((rx, tx))
+        Some((rx, TapTx::new(io, tx, stats, caps, offloads)))
     }
 
     fn transmit(&mut self, _cx: &mut Context<'_>) -> Option<TapTx<'_>> {
-        Some(self.tx_token())
+        let TapNet { io, tx, stats, caps, offloads, .. } = self;
+        Some(TapTx::new(io, tx, stats, caps, offloads))
     }
 
     fn link_state(&mut self, _cx: &mut Context<'_>) -> LinkState {
