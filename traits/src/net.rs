@@ -87,7 +87,8 @@ pub trait TxToken {
     ///
     /// Only for a device whose [`Capabilities::tso_max_frame_len`] is not zero; the default
     /// ignores it, which is right for every device without the offload (no stack gives them a
-    /// frame longer than the MTU).
+    /// frame longer than the MTU). A token that wraps another must pass it on, as it passes on
+    /// [`Net::capabilities`].
     fn set_segment_size(&mut self, mss: u16) {
         let _ = mss;
     }
@@ -106,6 +107,21 @@ pub enum LinkState {
 ///
 /// [`Capabilities::ethernet`] and [`Default`] offer no offloads: a device that has some sets
 /// the fields it has on top.
+///
+/// ```
+/// use morgana::net::Capabilities;
+///
+/// let plain = Capabilities::default();
+/// assert_eq!((plain.mtu, plain.checksum_offload, plain.tso_max_frame_len), (1500, false, 0));
+/// assert_eq!(plain.max_rx_frame_len(), 1514, "no frame longer than the MTU");
+///
+/// // A TAP whose kernel granted checksums, TSO and coalesced receive (see morgana-unix).
+/// let mut tap = Capabilities::ethernet(1500);
+/// tap.checksum_offload = true;
+/// tap.tso_max_frame_len = 65549;
+/// tap.rx_max_frame_len = 65549;
+/// assert_eq!((tap.max_frame_len(), tap.max_rx_frame_len()), (1514, 65549));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {

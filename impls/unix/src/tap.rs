@@ -208,7 +208,9 @@ impl TapNet {
                 offloads.checksum = true;
             }
         }
-        if offload {
+        if !offload {
+            log::debug!("TAP {name}: no offloads asked for: plain Ethernet frames");
+        } else {
             log::debug!(
                 "TAP {name}: virtio_net_hdr {}, checksum offload (TUN_F_CSUM) {}, TSO on send {}, TCP \
                  super-frames received (TUN_F_TSO4/6) {}",
