@@ -1869,7 +1869,11 @@ fn test_solicited_node_multicast_autojoin(#[case] medium: Medium) {
 
 /// Morgana: an IPv6 TCP packet longer than the MTU that the device segments itself reaches the
 /// device with its segment size (upstream dropped it as needing fragmentation).
-#[cfg(all(feature = "segmentation-offload", feature = "medium-ip", feature = "socket-tcp"))]
+#[cfg(all(
+    feature = "segmentation-offload",
+    feature = "medium-ip",
+    feature = "socket-tcp"
+))]
 #[test]
 fn test_ipv6_tcp_super_frame_reaches_the_segmenting_device() {
     use crate::phy::Device;
