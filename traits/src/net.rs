@@ -77,8 +77,21 @@ pub trait TxToken {
     /// Call `f` with a buffer of exactly `len` bytes to fill, then send it.
     ///
     /// A `len` above [`Capabilities::max_frame_len`] is not sent: `f` still runs (on scratch
-    /// space), and the frame is counted in [`NetStats::tx_dropped`].
+    /// space), and the frame is counted in [`NetStats::tx_dropped`]. The one exception is a TCP
+    /// frame for which [`set_segment_size`](Self::set_segment_size) was called on a device with
+    /// [`Capabilities::tso_max_frame_len`]: it may be that long.
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R;
+
+    /// Ask the device to send the frame about to be filled, a TCP segment longer than the MTU
+    /// allows, as TCP segments of `mss` payload bytes each (TCP segmentation offload).
+    ///
+    /// Only for a device whose [`Capabilities::tso_max_frame_len`] is not zero; the default
+    /// ignores it, which is right for every device without the offload (no stack gives them a
+    /// frame longer than the MTU). A token that wraps another must pass it on, as it passes on
+    /// [`Net::capabilities`].
+    fn set_segment_size(&mut self, mss: u16) {
+        let _ = mss;
+    }
 }
 
 /// Link state of an interface.
@@ -90,25 +103,65 @@ pub enum LinkState {
     Up,
 }
 
-/// What an interface can carry.
+/// What an interface can carry, and the work it takes off the stack (offloads).
+///
+/// [`Capabilities::ethernet`] and [`Default`] offer no offloads: a device that has some sets
+/// the fields it has on top.
+///
+/// ```
+/// use morgana::net::Capabilities;
+///
+/// let plain = Capabilities::default();
+/// assert_eq!((plain.mtu, plain.checksum_offload, plain.tso_max_frame_len), (1500, false, 0));
+/// assert_eq!(plain.max_rx_frame_len(), 1514, "no frame longer than the MTU");
+///
+/// // A TAP whose kernel granted checksums, TSO and coalesced receive (see morgana-unix).
+/// let mut tap = Capabilities::ethernet(1500);
+/// tap.checksum_offload = true;
+/// tap.tso_max_frame_len = 65549;
+/// tap.rx_max_frame_len = 65549;
+/// assert_eq!((tap.max_frame_len(), tap.max_rx_frame_len()), (1514, 65549));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
     /// Largest IP packet the link carries (1500 on Ethernet).
     pub mtu: usize,
-    /// Whether the device checks and fills IPv4/TCP/UDP checksums itself.
+    /// Whether the device fills the TCP and UDP checksums of the frames it sends and checks
+    /// those of the frames it delivers (dropping bad ones), so the stack does neither. The IPv4
+    /// header checksum (20 bytes) and ICMP's stay with the stack.
     pub checksum_offload: bool,
+    /// TCP segmentation offload (TSO): the longest TCP frame, Ethernet header included, that
+    /// the device takes after [`TxToken::set_segment_size`] and sends as segments that fit the
+    /// MTU. 0 (no offload) unless [`checksum_offload`](Self::checksum_offload) is set too.
+    pub tso_max_frame_len: usize,
+    /// Receive offload (GRO/LRO): the longest frame, Ethernet header included, that the device
+    /// may deliver, consecutive TCP segments of one connection coalesced into one frame longer
+    /// than the MTU. 0 (no offload): no frame is longer than
+    /// [`max_frame_len`](Self::max_frame_len).
+    pub rx_max_frame_len: usize,
 }
 
 impl Capabilities {
     /// Capabilities of an Ethernet link with the given MTU and no offloads.
     pub const fn ethernet(mtu: usize) -> Self {
-        Self { mtu, checksum_offload: false }
+        Self { mtu, checksum_offload: false, tso_max_frame_len: 0, rx_max_frame_len: 0 }
     }
 
-    /// Largest frame, Ethernet header included, that the device sends or delivers.
+    /// Largest frame, Ethernet header included, that fits the MTU: the longest the device sends
+    /// or delivers without offloads.
     pub const fn max_frame_len(&self) -> usize {
         self.mtu + ETHERNET_HEADER_LEN
+    }
+
+    /// Largest frame the device may deliver: [`max_frame_len`](Self::max_frame_len), or
+    /// [`rx_max_frame_len`](Self::rx_max_frame_len) if the device coalesces received segments.
+    pub const fn max_rx_frame_len(&self) -> usize {
+        if self.rx_max_frame_len > self.max_frame_len() {
+            self.rx_max_frame_len
+        } else {
+            self.max_frame_len()
+        }
     }
 }
 

@@ -42,7 +42,7 @@ pub fn run(root: &Path, qemu_only: bool, filter: Option<&str>) -> Outcome {
     )?;
     step("cargo test", cargo().args(["test", "--workspace"]))?;
     // Our smoltcp fork is not a workspace member (it keeps upstream's layout and tests): its own
-    // tests, with the congestion controllers morgana-tcpip turns on.
+    // tests, with the congestion controllers and the segmentation offload morgana-tcpip turns on.
     step(
         "smoltcp fork: cargo test",
         cargo()
@@ -51,7 +51,7 @@ pub fn run(root: &Path, qemu_only: bool, filter: Option<&str>) -> Outcome {
                 "--quiet",
                 "--lib",
                 "--features",
-                "socket-tcp-cubic,socket-tcp-reno",
+                "socket-tcp-cubic,socket-tcp-reno,segmentation-offload",
                 "--manifest-path",
             ])
             .arg(root.join("stacks/smoltcp/Cargo.toml"))

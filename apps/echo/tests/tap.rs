@@ -16,15 +16,33 @@ const TEN_MIB: usize = 10 << 20;
 
 /// A namespace with a TAP whose Linux side is 10.77.0.1, and `echo` on the other side.
 fn echo_on_tap(tag: &str) -> (Netns, Proc) {
+    echo_on_tap_with(tag, &[])
+}
+
+/// [`echo_on_tap`] with more arguments for `echo`.
+fn echo_on_tap_with(tag: &str, extra: &[&str]) -> (Netns, Proc) {
     let ns = Netns::new(tag);
-    ns.tap(TAP, &["10.77.0.1/24"]);
-    let mut echo = ns.spawn(
-        env!("CARGO_BIN_EXE_echo"),
-        &["--net", &format!("tap:{TAP}"), "--ipv4", &format!("{UNIKERNEL}/24"), "--port", "7"],
-    );
+    ns.tap(TAP, &["10.77.0.1/24", "fd77::1/64"]);
+    let mut args =
+        vec!["--net".to_string(), format!("tap:{TAP}"), "--ipv4".into(), format!("{UNIKERNEL}/24")];
+    args.extend(["--port", "7"].iter().chain(extra).map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut echo = ns.spawn(env!("CARGO_BIN_EXE_echo"), &args);
     echo.wait_for("listening on", Duration::from_secs(10));
     (ns, echo)
 }
+
+/// Frames and bytes through the Linux side of the TAP so far, as Linux counts them (one per
+/// `skb`, so a TCP super-frame counts once): (sent to the unikernel, received from it).
+fn tap_counters(ns: &Netns) -> ((u64, u64), (u64, u64)) {
+    let read = |name: &str| -> u64 {
+        ns.run(&["cat", &format!("/sys/class/net/{TAP}/statistics/{name}")]).trim().parse().unwrap()
+    };
+    ((read("tx_packets"), read("tx_bytes")), (read("rx_packets"), read("rx_bytes")))
+}
+
+/// Longest Ethernet frame at the default MTU.
+const MTU_FRAME: u64 = 1514;
 
 fn payload(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -41,13 +59,18 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
 /// `data` sent by netcat from the Linux side, which half-closes after it; what came back, and
 /// how long it took.
 fn through_nc(ns: &Netns, data: &[u8]) -> (Vec<u8>, Duration) {
+    through_nc_to(ns, UNIKERNEL, data)
+}
+
+/// [`through_nc`] to the unikernel's address `addr`.
+fn through_nc_to(ns: &Netns, addr: &str, data: &[u8]) -> (Vec<u8>, Duration) {
     let dir = TempDir::new("echo-tap");
     let file = dir.join("payload");
     std::fs::write(&file, data).unwrap();
     let started = Instant::now();
     let out = ns
         .command("nc")
-        .args(["-N", "-w", "20", UNIKERNEL, "7"])
+        .args(["-N", "-w", "20", addr, "7"])
         .stdin(std::fs::File::open(&file).unwrap())
         .stderr(Stdio::inherit())
         .output()
@@ -79,6 +102,86 @@ fn ten_mib_sent_by_linux_come_back_byte_exact() {
     // Clock ticks are 1/100 s on Linux: 2 % of 2 s is 4 ticks.
     let percent = used as f64 / 100.0 / wall.as_secs_f64() * 100.0;
     assert!(percent < 2.0, "idle echo on TAP used {percent:.1} % CPU");
+}
+
+#[test]
+fn ten_mib_with_offloads_come_back_byte_exact_in_super_frames_both_ways() {
+    if !root_or_skip() {
+        return;
+    }
+    let (ns, mut echo) = echo_on_tap_with("eo", &["--log", "debug"]);
+    let granted = echo.wait_for("TUN_F_TSO4/6", Duration::from_secs(5));
+    assert!(
+        granted.contains("virtio_net_hdr yes, checksum offload (TUN_F_CSUM) yes, TSO on send yes"),
+        "{granted}"
+    );
+    let data = payload(TEN_MIB, 3);
+    let (before_in, before_out) = tap_counters(&ns);
+    let (back, took) = through_nc(&ns, &data);
+    let (after_in, after_out) = tap_counters(&ns);
+    assert_eq!(back.len(), data.len(), "all of it came back");
+    assert!(back == data, "byte-exact");
+    echo.wait_for("closed: 10485760 bytes echoed", Duration::from_secs(10));
+    // Our sends: TCP segmentation offload, frames the kernel takes whole, longer than the MTU.
+    let (frames, bytes) = (after_out.0 - before_out.0, after_out.1 - before_out.1);
+    println!("10 MiB echoed over TAP with offloads in {took:?}; from echo: {frames} frames, {bytes} bytes");
+    assert!(bytes >= TEN_MIB as u64 && bytes / frames > 4 * MTU_FRAME, "{frames} frames, {bytes} bytes");
+    let (frames, bytes) = (after_in.0 - before_in.0, after_in.1 - before_in.1);
+    println!("to echo: {frames} frames, {bytes} bytes");
+    assert!(bytes >= TEN_MIB as u64, "{frames} frames, {bytes} bytes");
+}
+
+#[test]
+fn super_frames_from_linux_tso_are_received_whole() {
+    if !root_or_skip() {
+        return;
+    }
+    // Linux's TCP sends one super-frame per write (up to 64 KiB) to a TAP whose reader took
+    // TUN_F_TSO4: the unikernel must take frames far longer than its MTU.
+    let (ns, mut echo) = echo_on_tap("eg");
+    let data = payload(4 << 20, 4);
+    let (before_in, _) = tap_counters(&ns);
+    let (back, _) = through_nc(&ns, &data);
+    let (after_in, _) = tap_counters(&ns);
+    assert!(back == data, "byte-exact ({} of {} bytes back)", back.len(), data.len());
+    echo.wait_for("closed: 4194304 bytes echoed", Duration::from_secs(10));
+    let (frames, bytes) = (after_in.0 - before_in.0, after_in.1 - before_in.1);
+    println!("Linux -> echo: {frames} frames, {bytes} bytes, {} bytes a frame", bytes / frames);
+    assert!(bytes / frames > 2 * MTU_FRAME, "super-frames: {frames} frames for {bytes} bytes");
+}
+
+#[test]
+fn over_ipv6_super_frames_go_both_ways_byte_exact() {
+    if !root_or_skip() {
+        return;
+    }
+    let (ns, mut echo) = echo_on_tap_with("e6", &["--ipv6", "fd77::2/64"]);
+    let data = payload(4 << 20, 6);
+    let (before_in, before_out) = tap_counters(&ns);
+    let (back, _) = through_nc_to(&ns, "fd77::2", &data);
+    let (after_in, after_out) = tap_counters(&ns);
+    assert!(back == data, "byte-exact ({} of {} bytes back)", back.len(), data.len());
+    echo.wait_for("closed: 4194304 bytes echoed", Duration::from_secs(10));
+    for ((f0, b0), (f1, b1)) in [(before_in, after_in), (before_out, after_out)] {
+        assert!((b1 - b0) / (f1 - f0) > 2 * MTU_FRAME, "{} frames, {} bytes", f1 - f0, b1 - b0);
+    }
+}
+
+#[test]
+fn without_offloads_ten_mib_come_back_byte_exact_in_mtu_sized_frames() {
+    if !root_or_skip() {
+        return;
+    }
+    let (ns, mut echo) = echo_on_tap_with("en", &["--tap-no-offload"]);
+    let data = payload(TEN_MIB, 5);
+    let (before_in, before_out) = tap_counters(&ns);
+    let (back, _) = through_nc(&ns, &data);
+    let (after_in, after_out) = tap_counters(&ns);
+    assert!(back == data, "byte-exact ({} of {} bytes back)", back.len(), data.len());
+    echo.wait_for("closed: 10485760 bytes echoed", Duration::from_secs(10));
+    for ((f0, b0), (f1, b1)) in [(before_in, after_in), (before_out, after_out)] {
+        assert!((b1 - b0) / (f1 - f0) <= MTU_FRAME, "{} frames, {} bytes", f1 - f0, b1 - b0);
+    }
 }
 
 /// User and system CPU time of the process, in clock ticks (1/100 s).

@@ -104,6 +104,10 @@ impl<T: TxToken> TxToken for LoggedTx<T> {
             r
         })
     }
+
+    fn set_segment_size(&mut self, mss: u16) {
+        self.inner.set_segment_size(mss);
+    }
 }
 
 impl<N: Net> Net for EchoLog<N> {

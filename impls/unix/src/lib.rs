@@ -45,6 +45,7 @@ mod socket;
 mod sys;
 mod tap;
 mod time;
+mod vnet;
 mod wiring;
 
 pub use block::{FileBlock, FileBlockError, FileBlockOptions};
@@ -56,6 +57,6 @@ pub use run::{Runtime, StartError, UNIX_ARGS, UnixPlatform, open_files_limit, ru
 pub use socket::{
     SocketConnection, SocketListener, SocketReadHalf, SocketStack, SocketUdp, SocketWriteHalf, stack_error,
 };
-pub use tap::{TapError, TapNet, TapRx, TapTx};
+pub use tap::{TapError, TapNet, TapOffloads, TapRx, TapTx};
 pub use time::{SystemTime, thread_cpu_time};
 pub use wiring::{UnixStack, block, kv, kv_opt, net, socket_stack, stack};

@@ -26,6 +26,10 @@ pub const UNIX_ARGS: &[ArgSpec] = &[
         "create the --block file, sparse, with SIZE bytes (e.g. 1M) if it is missing",
     ),
     ArgSpec::flag("block-read-only", "open the --block file read-only"),
+    ArgSpec::flag(
+        "tap-no-offload",
+        "open the --net tap: device without offloads (plain frames: no virtio_net_hdr, checksums and segments by the stack)",
+    ),
 ];
 
 /// Why an app could not start.

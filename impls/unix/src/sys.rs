@@ -110,8 +110,9 @@ pub fn epoll_wait(epoll: BorrowedFd<'_>, events: &mut [Event], timeout_ms: i32) 
 }
 
 /// Attach the `/dev/net/tun` handle `fd` to the TAP interface `name` (created if absent) with
-/// `IFF_TAP | IFF_NO_PI`; returns the interface's name as the kernel spells it.
-pub fn tun_set_iff(fd: BorrowedFd<'_>, name: &str) -> io::Result<String> {
+/// `IFF_TAP | IFF_NO_PI`, and `IFF_VNET_HDR` if `vnet_hdr` (every frame then starts with a
+/// `struct virtio_net_hdr`); returns the interface's name as the kernel spells it.
+pub fn tun_set_iff(fd: BorrowedFd<'_>, name: &str, vnet_hdr: bool) -> io::Result<String> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
@@ -122,12 +123,32 @@ pub fn tun_set_iff(fd: BorrowedFd<'_>, name: &str) -> io::Result<String> {
     for (dst, src) in ifr.ifr_name.iter_mut().zip(bytes) {
         *dst = *src as libc::c_char;
     }
-    ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    let vnet = if vnet_hdr { libc::IFF_VNET_HDR } else { 0 };
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI | vnet) as libc::c_short;
     // SAFETY: `fd` is open; TUNSETIFF reads and writes one ifreq, and `ifr` is a valid one that
     // outlives the call.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut ifr) })?;
     let len = ifr.ifr_name.iter().position(|c| *c == 0).unwrap_or(libc::IFNAMSIZ);
     Ok(ifr.ifr_name[..len].iter().map(|c| *c as u8 as char).collect())
+}
+
+/// Set the length of the header before each frame on a TAP attached with `IFF_VNET_HDR`
+/// (`TUNSETVNETHDRSZ`; 10 is `struct virtio_net_hdr`, the kernel's default).
+pub fn tun_set_vnet_hdr_len(fd: BorrowedFd<'_>, len: usize) -> io::Result<()> {
+    let len = libc::c_int::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `fd` is open; TUNSETVNETHDRSZ reads one int through the pointer, which points at
+    // `len` for the whole call.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETVNETHDRSZ, &len) })?;
+    Ok(())
+}
+
+/// Tell the kernel which offloads the reader of a TAP handles (`TUNSETOFFLOAD`, `TUN_F_*`
+/// bits): partial checksums, TCP super-frames. The kernel refuses bits it does not know.
+pub fn tun_set_offload(fd: BorrowedFd<'_>, flags: libc::c_uint) -> io::Result<()> {
+    // SAFETY: `fd` is open; TUNSETOFFLOAD takes its argument by value (an unsigned long), no
+    // pointer.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD, libc::c_ulong::from(flags)) })?;
+    Ok(())
 }
 
 /// A socket address in the kernel's layout.
@@ -263,7 +284,11 @@ mod tests {
         let f = std::fs::File::open("/dev/null").unwrap();
         let fd = std::os::fd::AsFd::as_fd(&f);
         for bad in ["", "0123456789abcdef", "a\0b"] {
-            assert_eq!(tun_set_iff(fd, bad).unwrap_err().kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+            assert_eq!(
+                tun_set_iff(fd, bad, true).unwrap_err().kind(),
+                io::ErrorKind::InvalidInput,
+                "{bad:?}"
+            );
         }
     }
 

@@ -33,14 +33,15 @@ pub type UnixStack = Either<SocketStack, morgana_tcpip::Stack>;
 /// `--ipv4-gateway`, `--dhcp`, `--dns-server`, `--ipv6` and `--ipv6-gateway`, seeded from the OS
 /// RNG, its runner spawned on `platform`.
 pub fn stack(platform: &UnixPlatform, args: &Args) -> Result<UnixStack, StartError> {
-    morgana_tcpip::either::from_args(platform, args, || socket_stack(args), open_tap)
+    let offload = !args.flag("tap-no-offload");
+    morgana_tcpip::either::from_args(platform, args, || socket_stack(args), |name| open_tap(name, offload))
 }
 
 /// The network device `--net tap:IFNAME` names, for apps that run their own stack on a `Net`
 /// (like `ping`); with `--net socket` (the default), the one line that says to pass a TAP.
 pub fn net(args: &Args) -> Result<TapNet, StartError> {
     match NetChoice::from_args(args)? {
-        NetChoice::Tap(name) => TapNet::open(&name).map_err(|e| {
+        NetChoice::Tap(name) => tap_open(&name, !args.flag("tap-no-offload")).map_err(|e| {
             // The usual advice, "or use --net socket", does not apply here.
             StartError::Device(match e {
                 TapError::Permission => "TAP needs root or CAP_NET_ADMIN; run as root".into(),
@@ -56,9 +57,14 @@ pub fn net(args: &Args) -> Result<TapNet, StartError> {
     }
 }
 
+/// The TAP interface `name`, with offloads unless `--tap-no-offload`.
+fn tap_open(name: &str, offload: bool) -> Result<TapNet, TapError> {
+    if offload { TapNet::open(name) } else { TapNet::open_without_offloads(name) }
+}
+
 /// The TAP interface `name`, or the one line that says why not.
-fn open_tap(name: &str) -> Result<TapNet, StartError> {
-    TapNet::open(name).map_err(|e| StartError::Device(e.to_string()))
+fn open_tap(name: &str, offload: bool) -> Result<TapNet, StartError> {
+    tap_open(name, offload).map_err(|e| StartError::Device(e.to_string()))
 }
 
 /// Host sockets, listening on `--ipv4` if given (it must be an address of this host).

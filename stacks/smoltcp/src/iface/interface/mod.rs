@@ -1423,10 +1423,16 @@ impl InterfaceInner {
             #[cfg(feature = "proto-ipv6")]
             IpRepr::Ipv6(_) => {
                 // Check if we need to fragment it.
-                if total_ip_len > self.caps.ip_mtu() {
+                let too_long = total_ip_len > self.caps.ip_mtu();
+                // Morgana: as for IPv4, a packet the device segments itself is not too long
+                // (upstream dropped every IPv6 TCP super-frame and never passed on its meta).
+                #[cfg(feature = "segmentation-offload")]
+                let too_long = too_long && meta.segmentation_offload_size.is_none();
+                if too_long {
                     net_debug!("IPv6 fragmentation support is unimplemented. Dropping.");
                     Ok(())
                 } else {
+                    tx_token.set_meta(meta);
                     tx_token.consume(total_len, |mut tx_buffer| {
                         #[cfg(feature = "medium-ethernet")]
                         if matches!(self.caps.medium, Medium::Ethernet) {

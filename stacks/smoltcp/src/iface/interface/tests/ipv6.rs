@@ -1866,3 +1866,59 @@ fn test_solicited_node_multicast_autojoin(#[case] medium: Medium) {
     assert!(!iface.has_multicast_group(addr1.solicited_node()));
     assert!(!iface.has_multicast_group(addr2.solicited_node()));
 }
+
+/// Morgana: an IPv6 TCP packet longer than the MTU that the device segments itself reaches the
+/// device with its segment size (upstream dropped it as needing fragmentation).
+#[cfg(all(
+    feature = "segmentation-offload",
+    feature = "medium-ip",
+    feature = "socket-tcp"
+))]
+#[test]
+fn test_ipv6_tcp_super_frame_reaches_the_segmenting_device() {
+    use crate::phy::Device;
+    use crate::tests::segmentation_offload::setup_segmenting;
+
+    let (mut iface, _, mut device) = setup_segmenting(Medium::Ip);
+    let payload = vec![7u8; 4000];
+    let tcp_repr = TcpRepr {
+        src_port: 7,
+        dst_port: 40000,
+        control: TcpControl::Psh,
+        seq_number: TcpSeqNumber(1),
+        ack_number: Some(TcpSeqNumber(1)),
+        window_len: 1000,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None, None, None],
+        timestamp: None,
+        payload: &payload,
+    };
+    let ip_repr = Ipv6Repr {
+        src_addr: Ipv6Address::new(0xfdbe, 0, 0, 0, 0, 0, 0, 1),
+        dst_addr: Ipv6Address::new(0xfdbe, 0, 0, 0, 0, 0, 0, 2),
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp_repr.buffer_len(),
+        hop_limit: 64,
+    };
+    let mut meta = PacketMeta::default();
+    meta.segmentation_offload_size = core::num::NonZeroU16::new(1000);
+    let token = device.transmit(Instant::ZERO).unwrap();
+    let packet = Packet::new_ipv6(ip_repr, IpPayload::Tcp(tcp_repr));
+    assert_eq!(
+        iface
+            .inner
+            .dispatch_ip(token, meta, packet, &mut iface.fragmenter),
+        Ok(())
+    );
+    let sent: Vec<usize> = device
+        .testing_device
+        .tx_queue
+        .iter()
+        .map(|segment| segment.len())
+        .collect();
+    // The testing device cuts the whole TCP segment, its 20-byte header included, into chunks
+    // of the segment size, each behind the 60 bytes of IPv6 and TCP header.
+    assert_eq!(sent, [1060, 1060, 1060, 1060, 80], "all of it, in segments");
+}
