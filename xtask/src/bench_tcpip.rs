@@ -1,4 +1,4 @@
-//! `cargo xtask bench tcpip [--quick] [--only mem|tap|link] [--mib N] [--runs N] [--cap-secs S]`,
+//! `cargo xtask bench tcpip [--quick] [--only mem|tap|link|flood] [--mib N] [--runs N] [--cap-secs S]`,
 //! or `--soak [--seeds N]`.
 //!
 //! Without `--soak`, three rows. `mem`: bulk TCP through `morgana-tcpip` against raw smoltcp
@@ -51,9 +51,9 @@ pub fn run(root: &Path, args: &[String]) -> Outcome {
         }
     }
     if let Some(row) = &only
-        && !["mem", "tap", "link"].contains(&row.as_str())
+        && !["mem", "tap", "link", "flood"].contains(&row.as_str())
     {
-        return Err(Failure::usage(format!("--only: one of mem, tap, link; got '{row}'")));
+        return Err(Failure::usage(format!("--only: one of mem, tap, link, flood; got '{row}'")));
     }
     if soak {
         let seeds = seeds.unwrap_or_else(|| "2000".into());
@@ -87,7 +87,7 @@ pub fn run(root: &Path, args: &[String]) -> Outcome {
         exec(bench().args([&mib, &runs]))?;
         println!();
     }
-    if !wants("tap") && !wants("link") {
+    if !wants("tap") && !wants("link") && !wants("flood") {
         return Ok(());
     }
     if !is_root() {
@@ -124,6 +124,15 @@ pub fn run(root: &Path, args: &[String]) -> Outcome {
                     cmd.args([flag, v]);
                 }
             }
+        }
+        exec(&mut cmd)?;
+        println!();
+    }
+    if wants("flood") {
+        let mut cmd = bench();
+        cmd.arg("flood").arg(&echo);
+        if quick {
+            cmd.args(["--secs", "4"]);
         }
         exec(&mut cmd)?;
     }

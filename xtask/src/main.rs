@@ -91,7 +91,7 @@ enum Cmd {
     /// Print the stripped bare-metal image size of every app.
     Size,
     /// Measure, as ratios against a peer measured in the same run: `bench boot [--runs N]`,
-    /// `bench www [--quick]`, `bench tcpip [--quick] [--only mem|tap|link] [--soak]`.
+    /// `bench www [--quick]`, `bench tcpip [--quick] [--only mem|tap|link|flood] [--soak]`.
     Bench {
         /// What to measure: boot, www or tcpip.
         what: String,

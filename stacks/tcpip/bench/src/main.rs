@@ -31,6 +31,7 @@ const IP_B: [u8; 4] = [10, 0, 0, 2];
 const BUFFER: usize = 64 * 1024;
 const CHUNK: usize = 16 * 1024;
 
+mod flood;
 mod link;
 mod tap;
 
@@ -39,6 +40,7 @@ fn main() {
     let mode = match argv.first().map(String::as_str) {
         Some("tap") => Some(tap::run as fn(&[String]) -> Result<(), String>),
         Some("link") => Some(link::run as fn(&[String]) -> Result<(), String>),
+        Some("flood") => Some(flood::run as fn(&[String]) -> Result<(), String>),
         Some("client") => Some(tap::client as fn(&[String]) -> Result<(), String>),
         _ => None,
     };
