@@ -505,6 +505,9 @@ pub struct Socket<'a> {
     remote_last_ack: Option<TcpSeqNumber>,
     /// The last window length sent.
     remote_last_win: u16,
+    /// The furthest right edge of the receive window advertised: the peer may send up to it,
+    /// whatever rounding the window scale imposed since.
+    rcv_adv: Option<TcpSeqNumber>,
     /// The sending window scaling factor advertised to remotes which support RFC 1323.
     /// It is zero if the window <= 64KiB and/or the remote does not support it.
     remote_win_shift: u8,
@@ -633,6 +636,7 @@ impl<'a> Socket<'a> {
             remote_last_seq: TcpSeqNumber::default(),
             remote_last_ack: None,
             remote_last_win: 0,
+            rcv_adv: None,
             remote_win_len: 0,
             remote_win_shift: rx_cap_log2.saturating_sub(16) as u8,
             remote_win_scale: None,
@@ -801,6 +805,30 @@ impl<'a> Socket<'a> {
     #[inline]
     fn scaled_window(&self) -> u16 {
         u16::try_from(self.rx_buffer.window() >> self.remote_win_shift).unwrap_or(u16::MAX)
+    }
+
+    /// Whether a segment without data at `seq` is one the peer may send: between the next
+    /// expected sequence number and the furthest right edge advertised. Window scaling rounds
+    /// the window down, so as data arrives the edge can move left of what the peer was already
+    /// allowed to send; its later segments then start outside the current window, and were
+    /// refused whole, ACK included: when both windows close, a deadlock (the echo of a peer
+    /// that keeps writing). RFC 9293 (3.10.7.4) asks for valid ACKs to be accepted even when
+    /// the segment is not.
+    fn ack_only_in_reach(&self, seq: TcpSeqNumber, window_start: TcpSeqNumber) -> bool {
+        self.rcv_adv
+            .is_some_and(|edge| window_start <= seq && seq <= edge)
+    }
+
+    /// A segment acknowledging `ack` with window field `window` (unscaled in a SYN) was sent.
+    fn note_advertised(&mut self, ack: Option<TcpSeqNumber>, window: u16, syn: bool) {
+        let Some(ack) = ack else { return };
+        let shift = if syn {
+            0
+        } else {
+            self.remote_win_shift as usize
+        };
+        let edge = ack + ((window as usize) << shift);
+        self.rcv_adv = Some(self.rcv_adv.map_or(edge, |e| e.max(edge)));
     }
 
     /// Return the last window field value, including scaling according to RFC 1323.
@@ -1018,6 +1046,7 @@ impl<'a> Socket<'a> {
         self.remote_last_seq = TcpSeqNumber::default();
         self.remote_last_ack = None;
         self.remote_last_win = 0;
+        self.rcv_adv = None;
         self.remote_win_len = 0;
         self.remote_win_scale = None;
         self.remote_win_shift = rx_cap_log2.saturating_sub(16) as u8;
@@ -1714,6 +1743,8 @@ impl<'a> Socket<'a> {
         // segment is inside that window.
         self.remote_last_ack = Some(repr.seq_number);
         self.remote_last_win = u16::try_from(self.rx_buffer.window()).unwrap_or(u16::MAX);
+        // A SYN's window is not scaled.
+        self.rcv_adv = Some(repr.seq_number + self.remote_last_win as usize);
         self.set_state(State::SynReceived);
         self.timer.set_for_idle(cx.now(), self.keep_alive);
     }
@@ -1737,6 +1768,7 @@ impl<'a> Socket<'a> {
         // segments, is right-shifted by [advertised scale value] bits[...]
         reply_repr.window_len = self.scaled_window();
         self.remote_last_win = reply_repr.window_len;
+        self.note_advertised(reply_repr.ack_number, reply_repr.window_len, false);
 
         // If the remote supports selective acknowledgement, add the option to the outgoing
         // segment.
@@ -2022,7 +2054,9 @@ impl<'a> Socket<'a> {
                         false
                     }
                     (true, true) => {
-                        if window_start == segment_start {
+                        if window_start == segment_start
+                            || self.ack_only_in_reach(segment_start, window_start)
+                        {
                             true
                         } else {
                             net_debug!(
@@ -2032,7 +2066,9 @@ impl<'a> Socket<'a> {
                         }
                     }
                     (true, false) => {
-                        if window_start <= segment_start && segment_start < window_end {
+                        if (window_start <= segment_start && segment_start < window_end)
+                            || self.ack_only_in_reach(segment_start, window_start)
+                        {
                             true
                         } else {
                             net_debug!("zero-length segment not inside window, will send an ACK.");
@@ -2063,7 +2099,12 @@ impl<'a> Socket<'a> {
                     }
                 };
 
-                if segment_in_window {
+                if segment_in_window && repr.payload.is_empty() {
+                    // Nothing to place: only its flags and ACK count (it may lie past the
+                    // current window, see `ack_only_in_reach`).
+                    self.local_rx_last_seq = Some(repr.seq_number);
+                    (&[][..], 0)
+                } else if segment_in_window {
                     let overlap_start = window_start.max(segment_start);
                     let overlap_end = window_end.min(segment_end);
 
@@ -3370,6 +3411,16 @@ impl<'a> Socket<'a> {
             .max(repr.seq_number + repr.segment_len());
         self.remote_last_ack = repr.ack_number;
         self.remote_last_win = repr.window_len;
+        if let Some(ack) = repr.ack_number {
+            // The right edge just advertised (a SYN's window is not scaled).
+            let shift = if repr.control == TcpControl::Syn {
+                0
+            } else {
+                self.remote_win_shift as usize
+            };
+            let edge = ack + ((repr.window_len as usize) << shift);
+            self.rcv_adv = Some(self.rcv_adv.map_or(edge, |e| e.max(edge)));
+        }
 
         if repr.segment_len() > 0 {
             self.rtte
@@ -6198,6 +6249,53 @@ mod test {
         );
         assert_eq!(s.recv_queue(), 0);
         assert!(s.assembler.is_empty(), "nothing was kept for later either");
+    }
+
+    #[test]
+    fn test_zero_window_still_takes_the_ack_of_a_segment_past_it() {
+        // Morgana: the peer was allowed to send up to an edge that window scaling's rounding
+        // since moved left; its ACKs now start past our (closed) window, and must still count.
+        let mut s = socket_established();
+        s.send_slice(b"abc").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"abc"[..],
+            ..RECV_TEMPL
+        }));
+        // The peer fills our 64-byte window: it is closed now.
+        let _ = send(
+            &mut s,
+            Instant::from_millis(10),
+            &TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &[7u8; 64][..],
+                ..SEND_TEMPL
+            },
+        );
+        assert_eq!(s.rx_buffer.window(), 0);
+        // We had advertised further than that (before a rounding moved the edge back).
+        s.rcv_adv = Some(REMOTE_SEQ + 1 + 64 + 8);
+        send!(s, time 20, TcpRepr {
+            seq_number: REMOTE_SEQ + 1 + 64 + 5,
+            ack_number: Some(LOCAL_SEQ + 1 + 3),
+            ..SEND_TEMPL
+        });
+        assert_eq!(s.send_queue(), 0, "our data is acknowledged");
+        // Past the furthest edge ever advertised, it is refused as before.
+        s.send_slice(b"def").unwrap();
+        let reply = send(
+            &mut s,
+            Instant::from_millis(30),
+            &TcpRepr {
+                seq_number: REMOTE_SEQ + 1 + 64 + 100,
+                ack_number: Some(LOCAL_SEQ + 1 + 6),
+                ..SEND_TEMPL
+            },
+        );
+        assert!(reply.is_some(), "an out-of-window segment gets an ACK");
+        assert_eq!(s.send_queue(), 3, "and its ACK does not count");
     }
 
     #[test]
