@@ -130,6 +130,10 @@ impl Inner {
                     } else if listening == slot.pool.len() {
                         slot.cookie_log = None;
                         log::info!("port {}: handshake slots free again", slot.port);
+                    } else {
+                        // Nothing to report yet: look again an interval from now (not at once,
+                        // which would keep the runner spinning).
+                        slot.cookie_log = Some((now, 0));
                     }
                 }
                 if slot.cookie_log.is_some() {

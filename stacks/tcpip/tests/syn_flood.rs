@@ -297,3 +297,28 @@ fn a_burst_of_connections_larger_than_the_pool_is_served_in_full() {
     let failed: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
     assert!(failed.is_empty(), "{} of 120 failed: {failed:?}", failed.len());
 }
+
+/// After a short flood, the listener's bookkeeping (the count of cookie connections it logs)
+/// waits on timers like everything else: the stack goes idle in virtual time instead of
+/// spinning while half-open sockets time out (a spinning runner would stall this test).
+#[test]
+fn after_a_short_flood_the_stack_goes_idle() {
+    let out = run(7, |p| async move {
+        let (a, b, mut attacker) = two_stacks_and_attacker(&p);
+        echo_server(&p, &b, 4).await;
+        for _ in 0..100 {
+            attacker.syn(7);
+        }
+        p.clock().sleep(Duration::from_millis(100)).await;
+        // By cookie: the pool is half-open.
+        let during = echo_once(&p, &a).await;
+        p.clock().sleep_until(morgana::Instant::from_millis(60_000)).await;
+        let after = echo_once(&p, &a).await;
+        (during, after)
+    });
+    let log: Vec<String> = out.messages().into_iter().map(String::from).collect();
+    let (during, after) = out.result.expect("no stall");
+    assert_eq!(during, Ok(()));
+    assert_eq!(after, Ok(()));
+    assert!(log.iter().any(|l| l.contains("handshake slots free again")), "{log:?}");
+}
