@@ -97,16 +97,16 @@ pub struct Config {
     pub tcp_rx_buffer: usize,
     /// Send buffer of each new TCP connection, in bytes (16 KiB, growing likewise).
     pub tcp_tx_buffer: usize,
-    /// How large a connection's buffers may grow (default 1 MiB, at most 1 GiB). A receive
-    /// buffer doubles each time a buffer's worth arrives and the app read at least half of it
-    /// meanwhile (a bulk transfer the app keeps up with); a send buffer doubles when the app
-    /// found it full and the congestion window could send half of it. So a bulk connection over
-    /// a long path is not held to 64 KiB per round trip (1 MiB is 10 MiB/s at 100 ms), while an
-    /// idle or slow one keeps its initial buffers. Not more by default: smoltcp does not pace, so
-    /// a window sent as one burst must fit the queues along the path. Every growth keeps
-    /// [`Config::memory_reserve`] free, like a new connection; a send buffer shrinks back once
-    /// empty and quiet for a second, a receive buffer never does (that would retract the
-    /// advertised window).
+    /// How large a connection's buffers may grow (default 4 MiB, Linux's largest send buffer;
+    /// at most 1 GiB). A receive buffer doubles each time half a buffer's worth arrives and the
+    /// app read at least half of that meanwhile (a bulk transfer the app keeps up with); a send
+    /// buffer doubles when the app found it full and the congestion window could send half of
+    /// it. So a bulk connection over a long path is not held to 64 KiB per round trip (4 MiB is
+    /// 40 MiB/s at 100 ms), while an idle or slow one keeps its initial buffers. smoltcp does
+    /// not pace: past slow start the ACKs clock a window out, as Linux's CUBIC does without a
+    /// pacing qdisc. Every growth keeps [`Config::memory_reserve`] free, like a new connection;
+    /// a send buffer shrinks back once empty and quiet for a second, a receive buffer never does
+    /// (that would retract the advertised window).
     pub tcp_buffer_max: usize,
     /// Bytes the heap must still have free beside a new connection's buffers: short of that,
     /// `connect` fails with `NoResources` and a listener resets the connections it cannot take,
@@ -158,7 +158,7 @@ impl Default for Config {
             dns_servers: Vec::new(),
             tcp_rx_buffer: 16 * 1024,
             tcp_tx_buffer: 16 * 1024,
-            tcp_buffer_max: 1 << 20,
+            tcp_buffer_max: 4 << 20,
             memory_reserve: 256 * 1024,
             tcp_connect_timeout: Duration::from_secs(75),
             tcp_timeout: Some(Duration::from_secs(900)),

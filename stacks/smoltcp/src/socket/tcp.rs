@@ -3267,8 +3267,9 @@ impl<'a> Socket<'a> {
                     offset
                 } else {
                     // After a timeout rewound it, skip what the remote has selectively
-                    // acknowledged.
+                    // acknowledged; the segment starts there (`repr` was made before).
                     self.skip_sacked();
+                    repr.seq_number = self.remote_last_seq;
 
                     // Right edge of window, ie the max sequence number we're allowed to send.
                     let win_right_edge = self.local_seq_no + self.remote_win_len;
@@ -7980,6 +7981,52 @@ mod test {
             }));
         }
         recv_nothing!(s, time 1060);
+    }
+
+    #[test]
+    fn test_rto_skips_sacked_data_and_labels_what_follows_with_its_own_seq() {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDDeee").unwrap();
+        let seg = |i: usize| LOCAL_SEQ + 1 + 3 * i;
+        for (i, payload) in [b"aaa", b"BBB", b"ccc", b"DDD", b"eee"].iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: seg(i),
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: &payload[..],
+                ..RECV_TEMPL
+            }));
+        }
+        // Only "BBB" arrived; a single ACK says so, and then nothing comes back.
+        send!(s, time 1050, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            sack_ranges: [sack(seg(1), seg(2)), None, None],
+            ..SEND_TEMPL
+        });
+        // The timeout (no RTT sample yet, so no loss probe): resending from the first hole,
+        // skipping "BBB". The segment after the skip carries the sequence number of its own
+        // bytes (it used to carry the one from before the skip: the receiver took "ccc" for
+        // "BBB", and the application got wrong data).
+        recv_nothing!(s, time 1999);
+        recv!(s, time 5000, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv!(s, time 5000, Ok(TcpRepr {
+            seq_number: seg(2),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
     }
 
     #[test]

@@ -337,12 +337,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         o.runs, o.mib, o.cap, o.seed
     );
     println!(
-        "(measured loss: what the emulator dropped in the lossy direction; TAP drops: frames the Linux sides of \
-         the TAPs dropped because the device's reader, the emulator or the unikernel, fell behind)"
+        "(measured loss: what the emulator's dice dropped in the lossy direction; other drops: frames lost \
+         otherwise, both ways: the emulator's queue or an egress device full, or the Linux side of a TAP \
+         dropping because its reader, the emulator or the unikernel, fell behind)"
     );
     let ccs = o.linux_cc.clone();
     let mut header =
-        String::from("| direction | RTT ms | loss | measured loss | TAP drops | morgana-tcpip MiB/s |");
+        String::from("| direction | RTT ms | loss | measured loss | other drops | morgana-tcpip MiB/s |");
     let mut rule = String::from("|---|---|---|---|---|---|");
     for cc in &ccs {
         let _ = write!(header, " Linux {cc} MiB/s | ratio to {cc} |");
@@ -356,7 +357,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 // Side 0 is morgana; side 1 + i is Linux with congestion controller `ccs[i]`.
                 let mut runs: Vec<Vec<Run>> = vec![Vec::new(); 1 + ccs.len()];
                 let mut failed = vec![0; 1 + ccs.len()];
-                let (mut lost, mut segments) = (0, 0);
+                let (mut lost, mut segments, mut queued_out) = (0, 0, 0);
                 let drops_before = bed.tap_drops();
                 for _ in 0..o.runs {
                     seed += 1;
@@ -369,6 +370,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         let run = one(&bed, addr, o.mib, o.cap);
                         let s = bed.link.stats();
                         let s = if way == Way::MorganaReceives { s.a_to_b } else { s.b_to_a };
+                        let both = bed.link.stats();
+                        queued_out += [both.a_to_b, both.b_to_a]
+                            .iter()
+                            .map(|d| d.queue_dropped + d.egress_dropped)
+                            .sum::<u64>();
                         lost += s.lost;
                         segments += s.segments;
                         match run {
@@ -381,7 +387,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         }
                     }
                 }
-                let other = bed.tap_drops().saturating_sub(drops_before);
+                let other = bed.tap_drops().saturating_sub(drops_before) + queued_out;
                 let (m, _) = summary(&runs[0]);
                 let direction = match way {
                     Way::MorganaReceives => "morgana receives (loss client->server)",
