@@ -547,6 +547,9 @@ pub struct Socket<'a> {
     syn_cookies: bool,
     /// A loss probe was sent since the last ACK of new data.
     probe_sent: bool,
+    /// The retransmission timer was pulled in because the peer SACKed data sent after the
+    /// first unacknowledged byte: when it fires, that byte's segment is taken as lost.
+    reorder_wait: bool,
     /// Drop SYNs while listening.
     syn_drop: bool,
     /// The receive buffer may grow to this size (`grow_rx_buffer`): the window scale is chosen
@@ -657,6 +660,7 @@ impl<'a> Socket<'a> {
             recovery_rexmit_high: TcpSeqNumber::default(),
             syn_cookies: false,
             probe_sent: false,
+            reorder_wait: false,
             syn_drop: false,
             rx_buffer_limit: 0,
             rx_total: 0,
@@ -1039,6 +1043,7 @@ impl<'a> Socket<'a> {
         self.local_rx_dup_acks = 0;
         self.pending_fast_retransmit = false;
         self.probe_sent = false;
+        self.reorder_wait = false;
         self.assembler = Assembler::new();
         self.sack_reported = [None; 2];
         self.tx_buffer.clear();
@@ -2522,6 +2527,21 @@ impl<'a> Socket<'a> {
                     if self.local_rx_dup_acks == 3 && self.recovery_point.is_none() {
                         self.timer.set_for_fast_retransmit();
                         net_debug!("started fast retransmit");
+                    } else if sacked_more && self.recovery_point.is_none() {
+                        // Data sent after the first hole arrived, but too little of it for
+                        // three duplicate ACKs (a small window, or the tail of a burst): give
+                        // the hole a reordering window (a quarter of the smoothed RTT, at least
+                        // 1 ms; RFC 8985's RACK reasons alike) instead of a probe timeout, and
+                        // then take it as lost.
+                        if let Timer::Retransmit { expires_at } = self.timer {
+                            let wait = Duration::from_millis((self.rtte.srtt / 4).max(1) as u64);
+                            if cx.now() + wait < expires_at {
+                                self.timer = Timer::Retransmit {
+                                    expires_at: cx.now() + wait,
+                                };
+                                self.reorder_wait = true;
+                            }
+                        }
                     }
 
                     // Notify of duplicate ACK: the controller inflates its window by a segment
@@ -2586,9 +2606,11 @@ impl<'a> Socket<'a> {
                 if ack_all {
                     // RFC 6298: (5.2) ACK of all outstanding data turn off the retransmit timer.
                     self.timer.set_for_idle(cx.now(), self.keep_alive);
+                    self.reorder_wait = false;
                 } else if ack_len > 0 {
                     // (5.3) ACK of new data in ESTABLISHED state restart the retransmit timer.
                     self.probe_sent = false;
+                    self.reorder_wait = false;
                     let delay = self.retransmit_delay();
                     self.timer.set_for_retransmit(cx.now(), delay);
                 }
@@ -3047,6 +3069,11 @@ impl<'a> Socket<'a> {
             net_debug!("timeout exceeded");
             self.set_state(State::Closed);
         } else if self.timer.should_retransmit(cx.now()) {
+            // A reordering window that ran out is a fast retransmit, not a timeout.
+            let reordered_out = core::mem::take(&mut self.reorder_wait);
+            if reordered_out {
+                self.timer.set_for_fast_retransmit();
+            }
             if matches!(self.timer, Timer::Retransmit { .. }) && self.may_probe() {
                 // A probe timeout (RFC 8985's tail loss probe, simplified): resend the first
                 // unacknowledged segment, without the congestion response of an RTO. If it was
@@ -3481,6 +3508,7 @@ impl<'a> Socket<'a> {
             // retransmission), if the timer is not running, start it running
             // so that it will expire after RTO seconds (or sooner, for a loss probe).
             let delay = self.retransmit_delay();
+            self.reorder_wait = false;
             self.timer.set_for_retransmit(cx.now(), delay);
         }
 
@@ -8010,6 +8038,13 @@ mod test {
             sack_ranges: [sack(seg(1), seg(2)), None, None],
             ..SEND_TEMPL
         });
+        // "aaa" is resent once its reordering window is over; nothing comes back.
+        recv!(s, time 1051, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
         // The timeout (no RTT sample yet, so no loss probe): resending from the first hole,
         // skipping "BBB". The segment after the skip carries the sequence number of its own
         // bytes (it used to carry the one from before the skip: the receiver took "ccc" for
@@ -8027,6 +8062,52 @@ mod test {
             payload: &b"ccc"[..],
             ..RECV_TEMPL
         }));
+    }
+
+    #[test]
+    fn test_sack_of_later_data_retransmits_the_hole_after_a_reordering_window() {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBB").unwrap();
+        let seg = |i: usize| LOCAL_SEQ + 1 + 3 * i;
+        for (i, payload) in [b"aaa", b"BBB"].iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: seg(i),
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: &payload[..],
+                ..RECV_TEMPL
+            }));
+        }
+        // "aaa" is lost and only one segment follows it: one duplicate ACK, not three. It
+        // SACKs "BBB", sent after "aaa": after a reordering window (1 ms here, no RTT sample
+        // yet), "aaa" is resent as a fast retransmit, long before the timeout.
+        send!(s, time 1010, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            sack_ranges: [sack(seg(1), seg(2)), None, None],
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 1010);
+        recv!(s, time 1011, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1011);
+        // Its ACK covers everything: nothing more to send, no timeout later.
+        send!(s, time 1020, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(seg(2)),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 5000);
     }
 
     #[test]
