@@ -12,7 +12,7 @@ use alloc::collections::BTreeSet;
 use alloc::vec;
 use core::fmt;
 
-use morgana::args::ArgSpec;
+use morgana_args::ArgSpec;
 use morgana::rand_core::RngCore;
 use morgana::{Block, BlockError, Platform};
 

@@ -9,7 +9,7 @@
 use core::convert::Infallible;
 use core::fmt;
 
-use morgana::args::{ArgError, ArgSpec, Args};
+use morgana_args::{ArgError, ArgSpec, Args};
 use morgana::{Clock, Duration, Platform, WallClock};
 
 /// `--count N`.

@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
 
-use morgana::args::{ArgError, ArgSpec, Args};
+use morgana_args::{ArgError, ArgSpec, Args};
 use morgana::{Resolver, StackError};
 
 /// `--name NAME` (required); the server is the common `--dns-server ADDR`.

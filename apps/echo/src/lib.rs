@@ -9,7 +9,7 @@
 use core::fmt;
 use core::net::SocketAddr;
 
-use morgana::args::{ArgError, ArgSpec, Args};
+use morgana_args::{ArgError, ArgSpec, Args};
 use morgana::{Clock, Duration, Flow, Platform, StackError, TcpListener, TcpStack};
 
 /// `--port PORT` and `--backlog N`.

@@ -7,7 +7,7 @@
 
 use core::convert::Infallible;
 
-use morgana::args::ArgSpec;
+use morgana_args::ArgSpec;
 use morgana::{Clock, Duration, Platform};
 
 /// `heads` takes no arguments of its own.

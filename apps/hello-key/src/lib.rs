@@ -8,7 +8,7 @@ extern crate alloc;
 use alloc::string::String;
 use core::convert::Infallible;
 
-use morgana::args::{ArgError, ArgSpec, Args};
+use morgana_args::{ArgError, ArgSpec, Args};
 use morgana::{Clock, Duration, Platform};
 
 /// `--hello TEXT`.

@@ -4,7 +4,7 @@
 
 use core::convert::Infallible;
 
-use morgana::args::{ArgError, ArgSpec, Args};
+use morgana_args::{ArgError, ArgSpec, Args};
 use morgana::{Clock, Duration, Platform};
 
 /// `--count N` and `--interval-ms MS` (0 turns the sleeps off, e.g. to time a boot).

@@ -14,7 +14,7 @@ use core::future::poll_fn;
 use core::net::IpAddr;
 use core::task::{Context, Poll, Waker};
 
-use morgana::args::{ArgError, ArgSpec, Args};
+use morgana_args::{ArgError, ArgSpec, Args};
 use morgana::net::{Capabilities, LinkState, Net, NetStats, TxToken};
 use morgana::{Platform, StackError};
 use smoltcp::wire::{

@@ -9,7 +9,7 @@ use core::convert::Infallible;
 use core::pin::pin;
 
 use futures::future::{Either, select};
-use morgana::args::{ArgError, ArgSpec, Args};
+use morgana_args::{ArgError, ArgSpec, Args};
 use morgana::rand_core::RngCore;
 use morgana::{Clock, Duration, Platform};
 
