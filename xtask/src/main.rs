@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_tcpip;
 mod bench_www;
+mod meta;
 mod test;
 mod tools;
 mod virtio;
@@ -101,7 +102,8 @@ enum Cmd {
     },
 }
 
-/// The targets an app can be built for.
+/// The targets an app can be built for: a target is a crate implementing `morgana_target::Target`
+/// that `morgana-app` selects, and a line here.
 const TARGETS: &[(&str, &str)] = &[
     ("unix", "hosted Linux process (default)"),
     ("virtio", "bare-metal x86_64 image booted in QEMU (microvm or q35)"),
@@ -111,10 +113,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
     let result = match cli.command {
-        Cmd::List => {
-            list(&root);
-            Ok(())
-        }
+        Cmd::List => list(&root),
         Cmd::Run { app, target, release, qemu, args } => {
             check_app_and_target(&root, &app, &target).and_then(|()| {
                 if target == "virtio" {
@@ -188,48 +187,43 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
-/// The apps: every directory under `apps/` with a `Cargo.toml`.
-pub fn apps(root: &Path) -> Vec<String> {
-    let mut apps: Vec<String> = std::fs::read_dir(root.join("apps"))
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .filter(|e| e.path().join("Cargo.toml").is_file())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    apps.sort();
-    apps
+/// The names of the apps (see [`meta::apps`]).
+pub fn apps(root: &Path) -> Result<Vec<String>, Failure> {
+    Ok(meta::apps(root)?.into_iter().map(|a| a.name).collect())
 }
 
-fn list(root: &Path) {
+fn list(root: &Path) -> Outcome {
     println!("apps:");
-    for app in apps(root) {
-        let about = std::fs::read_to_string(root.join("apps").join(&app).join("Cargo.toml"))
-            .ok()
-            .and_then(|toml| {
-                toml.lines()
-                    .find_map(|l| l.strip_prefix("description = ").map(|d| d.trim_matches('"').to_string()))
-            })
-            .unwrap_or_default();
-        println!("  {app:<12} {about}");
+    for app in meta::apps(root)? {
+        let needs = match (app.nic, app.disk) {
+            (true, true) => " [NIC, disk]",
+            (true, false) => " [NIC]",
+            (false, true) => " [disk]",
+            (false, false) => "",
+        };
+        println!("  {:<12} {}{needs}", app.name, app.description);
     }
     println!("targets:");
     for (t, about) in TARGETS {
         println!("  {t:<12} {about}");
     }
+    Ok(())
 }
 
 fn check_app_and_target(root: &Path, app: &str, target: &str) -> Outcome {
-    let apps = apps(root);
-    if !apps.iter().any(|a| a == app) {
-        return Err(Failure::usage(format!("unknown app '{app}'; valid apps: {}", apps.join(", "))));
-    }
+    let app = meta::app(root, app)?;
     if !TARGETS.iter().any(|(t, _)| *t == target) {
         let valid: Vec<&str> = TARGETS.iter().map(|(t, _)| *t).collect();
         return Err(Failure::usage(format!(
             "unknown target '{target}'; valid targets: {}",
             valid.join(", ")
+        )));
+    }
+    if !app.supports(target) {
+        return Err(Failure::usage(format!(
+            "{} does not run on --target {target} (its Cargo.toml's [package.metadata.morgana] targets: {})",
+            app.name,
+            app.targets.unwrap_or_default().join(", ")
         )));
     }
     Ok(())

@@ -54,18 +54,18 @@ impl<G: KvRo, F: KvRo> KvRo for Or<G, F> {
 mod tests {
     use super::*;
     use morgana::KvRw;
-    use morgana_mem::MemKv;
+    use morgana_mem::{ManualClock, MemKv};
 
     #[test]
     fn reads_whichever_store_it_holds() {
         let key = Key::parse("/a").unwrap();
         futures::executor::block_on(async {
-            let clock = morgana_mem::ManualClock::default();
+            let clock = ManualClock::default();
             let (given, fallback) = (MemKv::new(clock.clone()), MemKv::new(clock));
             given.set(&key, b"given").await.unwrap();
             fallback.set(&key, b"fallback").await.unwrap();
-            let g: Or<MemKv<_>, MemKv<_>> = Or::Given(given);
-            let f: Or<MemKv<_>, MemKv<_>> = Or::Fallback(fallback);
+            let g: Or<MemKv<ManualClock>, MemKv<ManualClock>> = Or::Given(given);
+            let f: Or<MemKv<ManualClock>, MemKv<ManualClock>> = Or::Fallback(fallback);
             assert_eq!(g.get(&key).await.unwrap(), b"given");
             assert_eq!(f.get(&key).await.unwrap(), b"fallback");
             assert_eq!(f.size(&key).await.unwrap(), 8);

@@ -6,6 +6,7 @@ use alloc::string::ToString;
 use alloc::vec::Vec;
 use core::fmt::Display;
 use core::future::Future;
+use core::mem::ManuallyDrop;
 
 use morgana::{Duration, Instant};
 use morgana_args::{ArgSpec, Args};
@@ -100,7 +101,7 @@ fn calibrate_lapic(time: &KernelTime) -> Scale {
 ///
 /// `--help` prints the usage and exits 0; a bad argument prints one line and exits 2; an app
 /// error prints `error: ...` and exits 1; a missing device prints one line and exits 1. The
-/// virtio devices are probed only for an app that lists a stack, a NIC or a disk.
+/// virtio devices are probed when the app first asks for one.
 pub fn run<F, E>(
     app: &[&[ArgSpec]],
     devices: &[Device],
@@ -119,8 +120,7 @@ where
         }
     };
     let argv = core::mem::take(&mut b.cmdline.args);
-    let probe = devices.iter().any(|d| matches!(d, Device::TcpStack | Device::Net | Device::Block));
-    let status = morgana_target::run::<Virtio, _, _, _>((b, probe), program, &argv, app, devices, build);
+    let status = morgana_target::run::<Virtio, _, _, _>(b, program, &argv, app, devices, build);
     sys::exit(status)
 }
 
@@ -132,22 +132,32 @@ pub struct Virtio {
     park: HaltPark,
     time: KernelTime,
     platform: VirtioPlatform,
-    devices: Devices,
+    /// Probed when the app first asks for a device, so that an image without any has no driver
+    /// code at all (nor their drop glue: the devices live until the machine stops).
+    devices: ManuallyDrop<Option<Devices>>,
+    mmio: Vec<crate::cmdline::MmioDevice>,
+    irqs: Irqs,
     args: Args,
     describe: Describe,
 }
 
 impl Virtio {
-    /// The devices found at boot not taken yet, for an image that wants more than one of a kind
-    /// (the conformance image's two NICs).
+    /// The virtio devices (probed at the first call) not taken yet, for an image that wants
+    /// more than one of a kind (the conformance image's two NICs).
     pub fn devices(&mut self) -> &mut Devices {
-        &mut self.devices
+        self.devices.get_or_insert_with(|| {
+            let (devices, errors) = Devices::discover(&self.mmio, &self.irqs);
+            for e in errors {
+                log::warn!("{e}");
+            }
+            devices
+        })
     }
 }
 
 impl Target for Virtio {
     const NAME: &'static str = "virtio";
-    type Boot = (Booted, bool);
+    type Boot = Booted;
     type Platform = VirtioPlatform;
     type TcpStack = VirtioStack;
     type Net = VirtioNet;
@@ -167,20 +177,13 @@ impl Target for Virtio {
         println(line);
     }
 
-    fn start((b, probe): (Booted, bool), args: Args, level: log::LevelFilter) -> Result<Self, StartError> {
+    fn start(b: Booted, args: Args, level: log::LevelFilter) -> Result<Self, StartError> {
         init_log(b.time, level);
-        let devices = if probe {
-            let (devices, errors) = Devices::discover(&b.cmdline.mmio, &b.irqs);
-            for e in errors {
-                log::warn!("{e}");
-            }
-            devices
-        } else {
-            Devices::default()
-        };
         let exec = Executor::new(b.time);
         let platform = RtPlatform::new(exec.handle(), b.entropy);
-        Ok(Self { exec, park: b.park, time: b.time, platform, devices, args, describe: b.describe })
+        let (mmio, irqs, describe) = (b.cmdline.mmio, b.irqs, b.describe);
+        let devices = ManuallyDrop::new(None);
+        Ok(Self { exec, park: b.park, time: b.time, platform, devices, mmio, irqs, args, describe })
     }
 
     fn args(&self) -> &Args {
@@ -192,11 +195,14 @@ impl Target for Virtio {
     }
 
     fn tcp_stack(&mut self) -> Result<VirtioStack, StartError> {
-        crate::stack(&self.platform, &mut self.devices, &self.args)
+        // As `crate::stack`: the arguments are checked before the NIC is taken.
+        let config = crate::tcpip_config(&self.args)?;
+        let net = crate::net(self.devices())?;
+        Ok(morgana_tcpip::spawn(&self.platform, net, config))
     }
 
     fn net(&mut self) -> Result<VirtioNet, StartError> {
-        crate::net(&mut self.devices)
+        crate::net(self.devices())
     }
 
     fn tcpip_config(&self) -> Result<morgana_tcpip::Config, StartError> {
@@ -204,7 +210,7 @@ impl Target for Virtio {
     }
 
     fn block(&mut self) -> Result<VirtioBlock, StartError> {
-        self.devices.block().ok_or_else(|| {
+        self.devices().block().ok_or_else(|| {
             StartError::Device(
                 "no virtio-blk disk: attach a disk image (cargo xtask run APP --target virtio -- --block disk.img)"
                     .into(),
