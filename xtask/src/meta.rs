@@ -66,7 +66,11 @@ impl App {
             let arg = port["arg"].as_str().ok_or_else(|| bad("ports: each needs arg = \"NAME\""))?;
             let default = match &port["default"] {
                 Value::Null => None,
-                v => Some(v.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or_else(|| bad("ports: default is a port"))?),
+                v => Some(
+                    v.as_u64()
+                        .and_then(|n| u16::try_from(n).ok())
+                        .ok_or_else(|| bad("ports: default is a port"))?,
+                ),
             };
             let scheme = port["scheme"].as_str().map(String::from);
             ports.push(PortDecl { arg: arg.into(), default, scheme });
@@ -139,7 +143,10 @@ mod tests {
         assert_eq!(apps.len(), 13);
         let www = get("www");
         assert!(www.nic && !www.disk && www.supports("virtio") && www.supports("unix"));
-        assert_eq!(www.ports[0], PortDecl { arg: "port".into(), default: Some(443), scheme: Some("https".into()) });
+        assert_eq!(
+            www.ports[0],
+            PortDecl { arg: "port".into(), default: Some(443), scheme: Some("https".into()) }
+        );
         assert_eq!(www.ports[1].default, None);
         assert!(get("block").disk && !get("block").nic);
         assert!(get("dns").nic && get("dns").ports.is_empty());
@@ -150,7 +157,10 @@ mod tests {
     #[test]
     fn bad_metadata_is_one_line_naming_the_app() {
         let p = serde_json::json!({"name": "x", "metadata": {"morgana": {"nic": "yes"}}});
-        assert_eq!(App::from_package(&p).unwrap_err(), "x: [package.metadata.morgana] nic: expected true or false");
+        assert_eq!(
+            App::from_package(&p).unwrap_err(),
+            "x: [package.metadata.morgana] nic: expected true or false"
+        );
         let p = serde_json::json!({"name": "x", "metadata": {"morgana": {"ports": [{"arg": "port", "default": 70000}]}}});
         assert!(App::from_package(&p).unwrap_err().contains("default is a port"));
         let p = serde_json::json!({"name": "x", "metadata": {"morgana": {"targets": ["unix"]}}});

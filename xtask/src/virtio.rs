@@ -435,8 +435,7 @@ pub fn run(root: &Path, name: &str, q: &QemuArgs, args: &[String]) -> Outcome {
                 }
             }
             shown.iter().for_each(|line| println!("{line}"));
-            (q.net.is_some() || !forwards.is_empty() || meta.nic)
-                .then_some(NetSpec::User(forwards))
+            (q.net.is_some() || !forwards.is_empty() || meta.nic).then_some(NetSpec::User(forwards))
         }
         Some(other) => return Err(Failure::usage(format!("--net {other}: expected user or tap:IFNAME"))),
     };

@@ -16,12 +16,12 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 
-use morgana_args::{ArgError, ArgSpec, ArgValue, Args};
 use morgana::{Clock, Duration, Flow, Platform, Resolver, StackError, TcpStack, WallClock};
+use morgana_args::{ArgError, ArgSpec, ArgValue, Args};
 use morgana_http::{Client, HttpError, with_deadline};
+use morgana_target::Store;
 use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ClientStream, TlsClient, TlsTime, client_config, roots_from_pem};
-use morgana_target::Store;
 use sha2::{Digest, Sha256};
 
 /// `--url`, `--dev-ca`, `--resolve` and `--timeout-ms` (the CA file is the device [`CA`]).
@@ -238,9 +238,7 @@ impl fmt::Display for FetchError {
         match self {
             Self::Resolve(host, e) => write!(f, "cannot resolve {host}: {e}"),
             Self::Connect(addr, e) => write!(f, "cannot connect to {addr}: {e}"),
-            Self::NoTrust => {
-                f.write_str(NO_TRUST)
-            }
+            Self::NoTrust => f.write_str(NO_TRUST),
             Self::Ca(e) => write!(f, "--ca: {e}"),
             Self::Tls(e) => f.write_str(e),
             Self::Http(e) => f.write_str(e),

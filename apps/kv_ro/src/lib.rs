@@ -12,9 +12,9 @@ extern crate alloc;
 use alloc::vec;
 use core::fmt;
 
-use morgana_args::ArgSpec;
 use morgana::kv::{Key, Kind, KvRo};
 use morgana::{KvError, Platform};
+use morgana_args::ArgSpec;
 use morgana_crunch::Crunch;
 use morgana_target::Store;
 

@@ -25,8 +25,8 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use morgana_args::{ArgError, ArgSpec, Args};
 use morgana::{Clock, Duration, Key, KvRo, Platform, StackError, TcpListener, TcpStack};
+use morgana_args::{ArgError, ArgSpec, Args};
 use morgana_http::{Handler, Limits, RedirectToHttps, StaticFiles, serve, with_deadline};
 use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ConfigError, Identity, TlsServer, TlsTime, server_config};

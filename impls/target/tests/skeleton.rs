@@ -119,18 +119,25 @@ const CERTS: Store = Store::new("certs", "the certificates", "drop --certs to us
 /// Run the app on `argv`: its exit status and what it printed.
 fn go(argv: &[&str]) -> (u8, String) {
     OUT.with(|o| o.borrow_mut().clear());
-    let status = run::<Mem, _, _, _>((), "app", argv, &[APP, WIRING], &[Device::KvRo(SITE), Device::KvRo(CERTS)], |t| {
-        let port: u16 = t.args().get("port")?;
-        let fail = t.args().flag("fail");
-        let site = t.kv_ro_or("kv", MemKv::new(ManualClock::default()))?;
-        let clock = t.platform().clock();
-        Ok(async move {
-            clock.sleep(Duration::from_secs(60)).await;
-            let given = matches!(site, morgana_target::Or::Given(_));
-            let _ = site.list(&morgana::Key::parse("/").unwrap()).await;
-            if fail { Err(format!("port {port}, site given: {given}")) } else { Ok(()) }
-        })
-    });
+    let status = run::<Mem, _, _, _>(
+        (),
+        "app",
+        argv,
+        &[APP, WIRING],
+        &[Device::KvRo(SITE), Device::KvRo(CERTS)],
+        |t| {
+            let port: u16 = t.args().get("port")?;
+            let fail = t.args().flag("fail");
+            let site = t.kv_ro_or("kv", MemKv::new(ManualClock::default()))?;
+            let clock = t.platform().clock();
+            Ok(async move {
+                clock.sleep(Duration::from_secs(60)).await;
+                let given = matches!(site, morgana_target::Or::Given(_));
+                let _ = site.list(&morgana::Key::parse("/").unwrap()).await;
+                if fail { Err(format!("port {port}, site given: {given}")) } else { Ok(()) }
+            })
+        },
+    );
     (status, OUT.with(|o| o.borrow().clone()))
 }
 
@@ -146,12 +153,18 @@ fn help_lists_exactly_the_arguments_read() {
 
 #[test]
 fn each_failure_is_one_line_with_its_status() {
-    assert_eq!(go(&["--port", "x"]), (EXIT_USAGE, "app: --port: expected a number from 0 to 65535, got \"x\"\n".into()));
+    assert_eq!(
+        go(&["--port", "x"]),
+        (EXIT_USAGE, "app: --port: expected a number from 0 to 65535, got \"x\"\n".into())
+    );
     assert_eq!(go(&["--nope"]).0, EXIT_USAGE);
     assert_eq!(go(&["--log", "loud"]).0, EXIT_USAGE);
     assert_eq!(
         go(&["--certs", "/etc/ssl"]),
-        (EXIT_FAILURE, "app: --certs /etc/ssl: no such stores here; drop --certs to use the built-in one\n".into())
+        (
+            EXIT_FAILURE,
+            "app: --certs /etc/ssl: no such stores here; drop --certs to use the built-in one\n".into()
+        )
     );
     assert_eq!(go(&["--fail-start"]), (EXIT_FAILURE, "app: cannot start: no memory\n".into()));
 }

@@ -53,15 +53,15 @@ pub use block::{FileBlock, FileBlockError, FileBlockOptions};
 pub use console::StdoutConsole;
 pub use entropy::OsEntropy;
 pub use kv::DirKv;
-pub use reactor::{Async, Reactor, ReactorPark};
 pub use morgana_target::StartError;
+pub use reactor::{Async, Reactor, ReactorPark};
 pub use run::{Runtime, UnixPlatform, open_files_limit, run, run_with};
 pub use socket::{
     SocketConnection, SocketListener, SocketReadHalf, SocketStack, SocketUdp, SocketWriteHalf, stack_error,
 };
 pub use tap::{TapError, TapNet, TapOffloads, TapRx, TapTx};
-pub use time::{SystemTime, thread_cpu_time};
 pub use target::Unix;
+pub use time::{SystemTime, thread_cpu_time};
 pub use wiring::{
     BLOCK_ARGS, NET_ARGS, NetChoice, UnixStack, block, choose, file_opt, kv, kv_opt, net, socket_stack, stack,
 };

@@ -145,6 +145,9 @@ mod tests {
         }
         assert_eq!(names(&[Device::Block]), ["block", "block-size", "block-read-only"]);
         let certs = Store::new("certs", "certificates", "");
-        assert_eq!(names(&[Device::KvRo(certs), Device::File(Store::new("ca", "a CA", ""))]), ["certs", "ca"]);
+        assert_eq!(
+            names(&[Device::KvRo(certs), Device::File(Store::new("ca", "a CA", ""))]),
+            ["certs", "ca"]
+        );
     }
 }

@@ -6,9 +6,9 @@ use std::net::Ipv4Addr;
 
 use morgana::Platform;
 use morgana_args::{ArgError, ArgSpec, Args, ByteSize, Ipv4Cidr};
+use morgana_target::StartError;
 use morgana_tcpip::Config;
 use morgana_tcpip::either::Either;
-use morgana_target::StartError;
 
 use crate::block::{FileBlock, FileBlockError};
 use crate::kv::DirKv;
@@ -271,10 +271,15 @@ mod tests {
         let rt = crate::Runtime::new().unwrap();
         let opened = std::cell::Cell::new(false);
         let bad = args(&["--net", "tap:mg0", "--ipv4", "10.0.0.1"]);
-        let Err(e) = choose(&rt.platform(), &bad, || Ok(()), |name| {
-            opened.set(true);
-            open_tap(name, true)
-        }) else {
+        let Err(e) = choose(
+            &rt.platform(),
+            &bad,
+            || Ok(()),
+            |name| {
+                opened.set(true);
+                open_tap(name, true)
+            },
+        ) else {
             panic!("a bad --ipv4 is refused")
         };
         assert!(e.to_string().starts_with("--ipv4: expected"), "{e}");

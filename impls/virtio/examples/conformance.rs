@@ -10,9 +10,9 @@
 
 #[cfg(target_os = "none")]
 mod image {
+    use morgana::{Block, Clock, Platform, WallClock};
     use morgana_args::ArgSpec;
     use morgana_target::{Device, Target};
-    use morgana::{Block, Clock, Platform, WallClock};
 
     const ARGS: &[ArgSpec] = &[ArgSpec::value(
         "check",

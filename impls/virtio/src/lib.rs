@@ -79,11 +79,11 @@ pub use block::VirtioBlock;
 pub use devices::Devices;
 #[cfg(target_os = "none")]
 pub use irq::{HaltPark, IrqLine, Irqs, Timer};
+pub use morgana_target::StartError;
 #[cfg(target_os = "none")]
 pub use net::{VirtioNet, VirtioRx, VirtioTx};
 #[cfg(target_os = "none")]
 pub use rng::{HwEntropy, HwRng};
-pub use morgana_target::StartError;
 #[cfg(target_os = "none")]
 pub use run::{
     EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, Virtio, VirtioClock, VirtioPlatform,

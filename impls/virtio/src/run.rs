@@ -13,14 +13,14 @@ use morgana_args::{ArgSpec, Args};
 use morgana_rt::{Executor, RtPlatform, Stalled, TimeSource};
 use morgana_target::{Device, Specs, StartError, Target};
 
+use crate::block::VirtioBlock;
 use crate::cmdline::Cmdline;
 use crate::console::{init_log, println};
-use crate::block::VirtioBlock;
 use crate::devices::Devices;
 use crate::irq::{HaltPark, Irqs, Timer};
 use crate::net::VirtioNet;
-use crate::stack::VirtioStack;
 use crate::rng::HwEntropy;
+use crate::stack::VirtioStack;
 use crate::sys::{self, apic, cpu};
 use crate::time::{KernelTime, Scale};
 
@@ -234,7 +234,11 @@ impl Target for Virtio {
 
     fn block_on<F: Future>(mut self, app: F) -> Result<F::Output, Stalled> {
         let started: Instant = self.time.now();
-        log::debug!("boot: {} us from the first instruction to the app ({})", started.as_micros(), self.describe);
+        log::debug!(
+            "boot: {} us from the first instruction to the app ({})",
+            started.as_micros(),
+            self.describe
+        );
         let out = self.exec.block_on(&mut self.park, app);
         // Let the NICs send what the app handed them last, before QEMU stops.
         let clock = self.exec.handle();

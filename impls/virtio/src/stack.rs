@@ -1,8 +1,8 @@
 //! The default TCP/IP stack on bare metal: `morgana-tcpip` over the first virtio-net interface.
 
 use morgana_args::Args;
-use morgana_tcpip::{Config, Ipv4Mode};
 use morgana_target::StartError;
+use morgana_tcpip::{Config, Ipv4Mode};
 
 use crate::devices::Devices;
 use crate::net::VirtioNet;

@@ -383,7 +383,7 @@ mod tests {
     fn values_flags_and_defaults() {
         let a = parse(&["--port=80", "--dhcp", "-l", "debug", "--hello", "hi there"]).unwrap();
         assert_eq!(a.get::<u16>("port").unwrap(), 80);
-        assert!(a.flag("dhcp") && !a.flag("hello"));
+        assert!(a.flag("dhcp") && !a.flag("ipv4"));
         assert_eq!(a.raw("log"), Some("debug"));
         assert_eq!(a.raw("hello"), Some("hi there"));
         let d = parse(&[]).unwrap();
