@@ -228,7 +228,10 @@ fn arguments() {
     let args = morgana_args::Args::parse(&[www::ARGS], ["--http-port", "80", "--http-serve"]).unwrap();
     assert!(www::Config::from_args(&args).unwrap().http_serve);
     let alone = morgana_args::Args::parse(&[www::ARGS], ["--http-serve"]).unwrap();
-    assert_eq!(www::Config::from_args(&alone).unwrap_err().to_string(), "--http-port: required");
+    assert_eq!(
+        www::Config::from_args(&alone).unwrap_err().to_string(),
+        "--http-serve serves the site on the plain HTTP port: add --http-port PORT (e.g. 8080)"
+    );
     let bad = morgana_args::Args::parse(&[www::ARGS], ["--port", "https"]).unwrap();
     assert_eq!(
         www::Config::from_args(&bad).unwrap_err().to_string(),
