@@ -780,6 +780,21 @@ fn cases(root: &Path, kvm: bool, disk: &Path, images: &BlockImages) -> Vec<Case>
         }),
     );
     add(
+        "echo --help on bare metal: only what the kernel reads (no --net, --block, --kv)",
+        Launch::Qemu(Vm::new(&img("echo"), kvm).args(["--help"])),
+        30,
+        Box::new(|b| {
+            expect_status(b, 0)?;
+            if b.find("--ipv4 ADDR/PREFIX").is_empty() || b.find("--port PORT").is_empty() {
+                return Err("no --ipv4 or --port in the usage".into());
+            }
+            match ["--net", "--block", "--kv", "--tap-no-offload"].iter().find(|a| !b.find(a).is_empty()) {
+                Some(a) => Err(format!("the usage lists {a}, which the kernel does not read")),
+                None => Ok(()),
+            }
+        }),
+    );
+    add(
         "guest panic: readable message, status 101",
         Launch::Qemu(Vm::new(&conf, kvm).args(["--check", "panic"])),
         30,
