@@ -32,6 +32,8 @@ const NO_STD_TARGET: &str = "x86_64-unknown-none";
 /// Crates that promise to be `no_std` and are built for [`NO_STD_TARGET`] by `cargo xtask test`.
 const NO_STD_CRATES: &[&str] = &[
     "morgana",
+    "morgana-args",
+    "morgana-target",
     "morgana-testkit",
     "morgana-rt",
     "morgana-mem",
