@@ -17,7 +17,7 @@
 //! interrupt or the next deadline. Interrupt handlers only record which line fired; the park
 //! path wakes the tasks of the devices on it.
 //!
-//! Devices (probed only for an app that lists a stack, a NIC or a disk): [`VirtioNet`]
+//! Devices (probed when the app first asks for one): [`VirtioNet`]
 //! ([`morgana::Net`]) and [`VirtioBlock`] ([`morgana::Block`]) on virtio-drivers, over
 //! virtio-mmio (from the command line) and virtio-pci (bus 0 through ports 0xcf8/0xcfc; BARs the
 //! firmware left unassigned are placed). A missing device is a [`StartError::Device`]: one
