@@ -4,11 +4,15 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use morgana::Duration;
-use morgana::args::{ArgError, ArgSpec, Args, Ipv4Cidr};
+use morgana_args::{ArgError, ArgSpec, Args, Ipv4Cidr};
 
-/// Arguments this stack reads besides [`morgana::args::COMMON`] (`--ipv4`, `--ipv4-gateway`,
-/// `--dhcp`, `--dns-server`); a target that runs the stack declares them too.
+/// The arguments this stack reads ([`Config::from_args`]): a target that runs it for an app
+/// declares them beside its own, so they are listed by `--help` exactly where they apply.
 pub const ARGS: &[ArgSpec] = &[
+    ArgSpec::value("ipv4", "ADDR/PREFIX", "static IPv4 address of the unikernel"),
+    ArgSpec::value("ipv4-gateway", "ADDR", "IPv4 default gateway"),
+    ArgSpec::flag("dhcp", "configure IPv4 with DHCP"),
+    ArgSpec::value("dns-server", "ADDR", "DNS server to query"),
     ArgSpec::value(
         "ipv6",
         "ADDR/PREFIX",
@@ -177,8 +181,8 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Read `--ipv4`, `--ipv4-gateway`, `--dhcp`, `--dns-server` and, if declared, `--ipv6` and
-    /// `--ipv6-gateway` (see [`ARGS`]). The seed stays 0: set [`Config::seed`] from the
+    /// Read `--ipv4`, `--ipv4-gateway`, `--dhcp`, `--dns-server`, `--ipv6` and `--ipv6-gateway`
+    /// (see [`ARGS`]). The seed stays 0: set [`Config::seed`] from the
     /// platform's RNG.
     pub fn from_args(args: &Args) -> Result<Self, ArgError> {
         let mut config = Self::default();
@@ -267,7 +271,7 @@ fn raw<'a>(args: &'a Args, name: &str) -> &'a str {
 mod tests {
     use super::*;
     use alloc::string::ToString;
-    use morgana::args::COMMON;
+    use morgana_args::COMMON;
 
     fn parse(argv: &[&str]) -> Result<Config, ArgError> {
         Config::from_args(&Args::parse(&[COMMON, ARGS], argv).unwrap())
