@@ -269,7 +269,11 @@ fn a_spoofed_syn_flood_never_stops_new_connections() {
         .unwrap_or_else(|| panic!("hping3 printed no count: {text}"));
     let rate = sent as f64 / 12.0;
     println!("hping3 sent {sent} spoofed SYNs in 12 s ({rate:.0}/s); connections: {served:?}");
-    assert!(rate >= 10_000.0, "the flood reached only {rate:.0} SYNs/s (hping3 -i u40)");
+    // hping3 asks for 25,000/s and reaches 10,000-13,000 on an idle 2-core machine, half that
+    // when other builds run. Any rate in the thousands fills the 64-socket pool many times over
+    // within each 15 s handshake timeout, so the test holds at a lower rate too; below 2,000
+    // it would not be a flood.
+    assert!(rate >= 2_000.0, "the flood reached only {rate:.0} SYNs/s (hping3 -i u40)");
     for (at, ok, took) in &served {
         assert!(ok, "the connection at {at} s got its 64 KiB back ({took:?})");
         // At once, not after SYN retransmissions (1 s, then 3 s): the flood is still on.

@@ -1,7 +1,6 @@
 //! The lifecycle of TCP connections that the stack follows: how a reset is told from a
-//! timeout, when a stalled connection is reset, the keep-alive that keeps a timer running
-//! (a smoltcp 0.14 workaround), dropped connections finishing their close, and buffers that
-//! grow with the path.
+//! timeout, when a stalled connection is reset, dropped connections finishing their close, and
+//! buffers that grow with the path.
 
 use alloc::vec::Vec;
 
@@ -13,24 +12,12 @@ use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
 use crate::config::Config;
 use crate::stack::{Inner, smol_duration, zeroed};
 
-/// Keep-alive interval of a socket with data or a FIN unacknowledged.
-///
-/// smoltcp 0.14 can leave such a socket with no timer running, so it never sends again: a
-/// retransmission timeout that finds the peer's window closed (its window update was lost)
-/// turns the timer off without starting a zero-window probe, and a fast retransmit with only a
-/// FIN outstanding has nothing to resend and turns it off too. A keep-alive probe is the one
-/// timer left in that state: it elicits an ACK carrying the peer's window, and, as it carries a
-/// byte, re-arms the retransmission timer. So every socket with something outstanding has one.
-const OUTSTANDING_KEEP_ALIVE: SmolDuration = SmolDuration::from_secs(5);
-
-fn outstanding_keep_alive(configured: Option<morgana::Duration>) -> SmolDuration {
-    configured.map_or(OUTSTANDING_KEEP_ALIVE, |k| smol_duration(k).min(OUTSTANDING_KEEP_ALIVE))
-}
-
-/// Send our FIN (see [`OUTSTANDING_KEEP_ALIVE`] for the keep-alive).
-pub(crate) fn close(s: &mut tcp::Socket<'_>, keep_alive: Option<morgana::Duration>) {
+/// Send our FIN. (A socket with data or a FIN unacknowledged once got a 5 s keep-alive here:
+/// smoltcp 0.14 could leave it with no timer running. The fork fixes both ways that happened,
+/// each with a packet-level test: `test_retransmit_timeout_into_a_closed_window_starts_zero_window_probes`
+/// and `test_fast_retransmit_with_only_a_fin_outstanding_resends_the_fin`.)
+pub(crate) fn close(s: &mut tcp::Socket<'_>) {
     s.close();
-    s.set_keep_alive(Some(outstanding_keep_alive(keep_alive)));
 }
 
 /// Where in a runner poll a TCP connection changed state: it tells a reset (a segment arrived)
@@ -111,8 +98,6 @@ pub(crate) struct Tracked {
     pub handle: SocketHandle,
     state: tcp::State,
     pub error: Option<StackError>,
-    /// Whether the socket has the short keep-alive of [`OUTSTANDING_KEEP_ALIVE`].
-    probing: bool,
     progress: Progress,
     /// `recv_total` and the bytes the app had read when the receive buffer last grew (or was
     /// last found big enough).
@@ -144,10 +129,6 @@ impl Tracked {
 pub(crate) struct Timers {
     /// A connection with something outstanding and no progress for this long is reset.
     timeout: Option<SmolDuration>,
-    /// The configured keep-alive.
-    keep_alive: Option<SmolDuration>,
-    /// The keep-alive of a socket with something outstanding (see [`OUTSTANDING_KEEP_ALIVE`]).
-    probe: SmolDuration,
     /// FIN-WAIT-2 of a dropped connection lasts this long.
     linger: SmolDuration,
     /// How long a dropped connection may make no progress.
@@ -158,8 +139,6 @@ impl Timers {
     pub(crate) fn new(c: &Config) -> Self {
         Self {
             timeout: c.tcp_timeout.map(smol_duration),
-            keep_alive: c.tcp_keep_alive.map(smol_duration),
-            probe: outstanding_keep_alive(c.tcp_keep_alive),
             linger: smol_duration(c.close_linger),
             // How long a dropped connection may make no progress: the connections' timeout,
             // or the FIN-WAIT-2 linger if there is none (a dropped connection must end some day).
@@ -186,7 +165,6 @@ impl Inner {
             handle,
             state: s.state(),
             error: None,
-            probing: false,
             progress,
             rx_epoch,
             tx_full: false,
@@ -230,7 +208,7 @@ impl Inner {
     /// something outstanding the short keep-alive, note state changes (a close here is a
     /// timeout). Returns when the next stall check is due.
     pub(crate) fn observe_egress(&mut self) -> Option<SmolInstant> {
-        let Timers { timeout, keep_alive, probe, .. } = self.timers;
+        let Timers { timeout, .. } = self.timers;
         let now = self.now;
         let mut next: Option<SmolInstant> = None;
         for t in &mut self.tracked {
@@ -243,10 +221,6 @@ impl Inner {
                 stall(s, t, timeout);
                 state = s.state();
                 outstanding = self::outstanding(s, state);
-            }
-            if outstanding != t.probing {
-                t.probing = outstanding;
-                s.set_keep_alive(if outstanding { Some(probe) } else { keep_alive });
             }
             if matches!(state, tcp::State::Established | tcp::State::CloseWait) {
                 tune_buffers(s, t, &self.config, now);
@@ -271,7 +245,7 @@ impl Inner {
         if s.recv_queue() > 0 {
             s.abort();
         } else {
-            close(s, self.config.tcp_keep_alive);
+            close(s);
         }
         let progress = Progress::new(self.now, self.sockets.get::<tcp::Socket>(handle));
         self.orphans.push(Orphan { handle, dropped: self.now, progress });

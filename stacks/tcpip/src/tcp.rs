@@ -112,8 +112,7 @@ impl Io {
             if let Some(e) = inner.error_of(self.handle) {
                 return Err(e);
             }
-            let keep_alive = inner.config.tcp_keep_alive;
-            crate::lifecycle::close(inner.sockets.get_mut::<tcp::Socket>(self.handle), keep_alive);
+            crate::lifecycle::close(inner.sockets.get_mut::<tcp::Socket>(self.handle));
             inner.wake_runner();
         }
         self.flush().await

@@ -471,7 +471,7 @@ fn an_idle_stack_sleeps_no_busy_loop_no_tick() {
     let (idle, buf) = out.result.unwrap();
     assert_eq!(&buf, b"pong");
     // A tick of even one second would be 3600 polls; what remains is the tail of the last
-    // exchange (a keep-alive probe and its answer, see `OUTSTANDING_KEEP_ALIVE`).
+    // exchange (the last ACKs and the delayed-ACK timer).
     assert!(idle <= 10, "the runner polled {idle} times during an idle hour");
     assert!(out.wall < std::time::Duration::from_secs(2), "took {:?}", out.wall);
 }

@@ -3119,6 +3119,11 @@ impl<'a> Socket<'a> {
 
                 self.pending_fast_retransmit = true;
                 self.fast_retransmit_seq = self.local_seq_no;
+                if self.tx_buffer.is_empty() {
+                    // Only a FIN is outstanding: no data to resend, so send the FIN again
+                    // (otherwise nothing was sent and no timer was left running).
+                    self.remote_last_seq = self.local_seq_no;
+                }
                 // Loss recovery lasts until everything sent so far is acknowledged.
                 self.recovery_point = Some(self.remote_last_seq);
                 self.recovery_rexmit_high = self.local_seq_no;
@@ -3129,6 +3134,12 @@ impl<'a> Socket<'a> {
             // infinite polling loop where `poll_at` returns `Now` but `dispatch`
             // can't actually do anything.
             self.timer.set_for_idle(cx.now(), self.keep_alive);
+            // A window that closed while the timer ran lets nothing be resent, and its
+            // reopening may have been lost: probe it, or nothing would ever be sent again.
+            if self.remote_win_len == 0 && !self.tx_buffer.is_empty() {
+                let delay = self.rtte.retransmission_timeout();
+                self.timer.set_for_zero_window_probe(cx.now(), delay);
+            }
 
             // Inform RTTE, so that it can avoid bogus measurements.
             self.rtte.on_retransmit();
@@ -9628,6 +9639,65 @@ mod test {
     // =========================================================================================//
     // Tests for zero-window probes.
     // =========================================================================================//
+
+    #[test]
+    fn test_retransmit_timeout_into_a_closed_window_starts_zero_window_probes() {
+        let mut s = socket_established();
+        s.send_slice(b"abcdef").unwrap();
+        recv!(s, time 1000, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"abcdef"[..],
+            ..RECV_TEMPL
+        }));
+        // The peer closes its window without taking the data (its ACK acknowledges nothing),
+        // so the retransmission timer keeps running...
+        send!(s, time 1010, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            window_len: 0,
+            ..SEND_TEMPL
+        });
+        assert!(s.timer.is_retransmit());
+        // ...and its timeout finds the window closed: nothing may be resent, so zero-window
+        // probes take over. Before, no timer was left at all, and if the window's reopening
+        // was lost the connection waited for it forever.
+        recv_nothing!(s, time 2500);
+        assert!(s.timer.is_zero_window_probe());
+        recv!(s, time 10_000, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"a"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_fast_retransmit_with_only_a_fin_outstanding_resends_the_fin() {
+        let mut s = socket_established();
+        s.close();
+        recv!(s, time 1000, Ok(TcpRepr {
+            control: TcpControl::Fin,
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            ..RECV_TEMPL
+        }));
+        // An ACK and three duplicates, none for the FIN: it is resent at once (before, the
+        // fast retransmit found no data to resend, sent nothing and left no timer running).
+        for _ in 0..4 {
+            send!(s, time 1010, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                ..SEND_TEMPL
+            });
+        }
+        recv!(s, time 1020, Ok(TcpRepr {
+            control: TcpControl::Fin,
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            ..RECV_TEMPL
+        }));
+    }
 
     #[test]
     fn test_zero_window_probe_enter_on_win_update() {
