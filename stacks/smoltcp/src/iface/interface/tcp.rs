@@ -20,6 +20,17 @@ impl InterfaceInner {
         if src_addr.is_unspecified() || dst_addr.is_unspecified() {
             return None;
         }
+        // TCP is unicast only (RFC 1122 4.2.3.10: a SYN to a broadcast or multicast address is
+        // discarded), and a segment for an address the interface does not have is no one's
+        // here: answering either with a RST (or a listener's SYN|ACK) sent it from an address
+        // that is not ours, such as 255.255.255.255.
+        if !self.has_ip_addr(dst_addr) {
+            net_debug!(
+                "dropping a TCP segment to {}, not an address of ours",
+                dst_addr
+            );
+            return None;
+        }
 
         let tcp_packet = check!(TcpPacket::new_checked(ip_payload));
         let tcp_repr = check!(TcpRepr::parse(

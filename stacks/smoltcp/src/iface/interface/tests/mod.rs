@@ -157,6 +157,62 @@ fn test_handle_udp_broadcast(#[case] medium: Medium) {
 }
 
 #[test]
+#[cfg(all(
+    feature = "medium-ip",
+    feature = "socket-tcp",
+    feature = "proto-ipv4",
+    feature = "proto-ipv6"
+))]
+pub fn tcp_to_an_address_not_ours_gets_no_reply() {
+    // Found by morgana's fuzzer: a segment to the IPv4 broadcast address, or to an IPv6
+    // address the interface does not have, was answered with a RST from that address.
+    let (mut iface, mut sockets, _) = setup(Medium::Ip);
+    let tcp = TcpRepr {
+        src_port: 4242,
+        dst_port: 4243,
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(-10001),
+        ack_number: None,
+        window_len: 256,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None, None, None],
+        timestamp: None,
+        payload: &[],
+    };
+    let cases: [(IpAddress, IpAddress); 3] = [
+        (
+            Ipv4Address::new(127, 0, 0, 2).into(),
+            Ipv4Address::BROADCAST.into(),
+        ),
+        (
+            Ipv4Address::new(127, 0, 0, 2).into(),
+            Ipv4Address::new(127, 0, 0, 9).into(),
+        ),
+        (
+            Ipv6Address::new(0xfe80, 0, 0, 0, 0, 0, 0, 2).into(),
+            Ipv6Address::new(0xfe80, 0, 0xf7, 0, 0, 0, 0, 1).into(),
+        ),
+    ];
+    for (src, dst) in cases {
+        let mut bytes = vec![0u8; tcp.buffer_len()];
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut bytes),
+            &src,
+            &dst,
+            &ChecksumCapabilities::default(),
+        );
+        let ip = IpRepr::new(src, dst, IpProtocol::Tcp, tcp.buffer_len(), 64);
+        assert_eq!(
+            iface.inner.process_tcp(&mut sockets, false, ip, &bytes),
+            None,
+            "{src} -> {dst}"
+        );
+    }
+}
+
+#[test]
 #[cfg(all(feature = "medium-ip", feature = "socket-tcp", feature = "proto-ipv6"))]
 pub fn tcp_not_accepted() {
     let (mut iface, mut sockets, _) = setup(Medium::Ip);
