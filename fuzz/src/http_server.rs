@@ -15,7 +15,9 @@ use std::cell::RefCell;
 use embedded_io_async::{Read, Write};
 use futures::future::join3;
 use morgana::{FlowWrite, Key, KvRw, StackError};
-use morgana_http::{ConnStats, Handler, HttpError, Limits, RedirectToHttps, Request, Responder, StaticFiles, serve};
+use morgana_http::{
+    ConnStats, Handler, HttpError, Limits, RedirectToHttps, Request, Responder, StaticFiles, serve,
+};
 use morgana_mem::{MemKv, pipe};
 
 use crate::util::{Clock, run_virtual, split, with_seed, yield_now};
@@ -100,20 +102,30 @@ fn check_responses(out: &[u8], served: &Served, heads: &[bool]) {
     let mut n = 0usize;
     let mut closed = false;
     while !rest.is_empty() {
-        assert!(!closed, "bytes after a response with Connection: close: {:?}", String::from_utf8_lossy(rest));
+        assert!(
+            !closed,
+            "bytes after a response with Connection: close: {:?}",
+            String::from_utf8_lossy(rest)
+        );
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut r = httparse::Response::new(&mut headers);
         let head_len = match r.parse(rest) {
             Ok(httparse::Status::Complete(len)) => len,
-            other => panic!("response {n} is not a complete HTTP head ({other:?}): {:?}", String::from_utf8_lossy(rest)),
+            other => panic!(
+                "response {n} is not a complete HTTP head ({other:?}): {:?}",
+                String::from_utf8_lossy(rest)
+            ),
         };
         let status = r.code.expect("a complete head has a status");
         assert_eq!(r.version, Some(1), "response {n}: HTTP/1.1");
-        let header = |name: &str| r.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
+        let header =
+            |name: &str| r.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
         assert!(header("date").is_some(), "response {n}: no Date");
         let lengths = r.headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length")).count();
         let len: usize = match header("content-length") {
-            Some(v) => std::str::from_utf8(v).ok().and_then(|v| v.parse().ok()).expect("a decimal Content-Length"),
+            Some(v) => {
+                std::str::from_utf8(v).ok().and_then(|v| v.parse().ok()).expect("a decimal Content-Length")
+            }
             None => {
                 assert!(matches!(status, 304 | 204), "response {n}: {status} without Content-Length");
                 0
@@ -138,7 +150,9 @@ fn check_responses(out: &[u8], served: &Served, heads: &[bool]) {
             assert_eq!(n, answered, "{n} responses to {answered} requests");
         }
         // A refusal: its error status follows the answers.
-        Err(HttpError::Malformed(_)) => assert_eq!(n, answered + 1, "{n} responses to {answered} requests and a refusal"),
+        Err(HttpError::Malformed(_)) => {
+            assert_eq!(n, answered + 1, "{n} responses to {answered} requests and a refusal")
+        }
         Err(HttpError::UnexpectedEof) => assert_eq!(n, answered, "{n} responses to {answered} requests"),
         Err(e) => panic!("the server failed with {e:?} on an in-memory pipe without delays"),
     }

@@ -48,9 +48,22 @@ pub fn run(data: &[u8]) {
 
 /// Keys the stores' own tests use, and the edge cases their rules name.
 pub fn seeds() -> Vec<(String, Vec<u8>)> {
-    ["/", "", "/index.html", "a/b/c", "/a//b", "/a/./b", "/a/../b", "/a/b/", "/x\0y", "/é/ü", "/.hidden", "..."]
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (format!("key-{i}"), k.as_bytes().to_vec()))
-        .collect()
+    [
+        "/",
+        "",
+        "/index.html",
+        "a/b/c",
+        "/a//b",
+        "/a/./b",
+        "/a/../b",
+        "/a/b/",
+        "/x\0y",
+        "/é/ü",
+        "/.hidden",
+        "...",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, k)| (format!("key-{i}"), k.as_bytes().to_vec()))
+    .collect()
 }

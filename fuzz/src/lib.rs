@@ -20,14 +20,23 @@ pub mod tls_client;
 pub mod tls_server;
 mod util;
 
-/// Every target's name with its seed generator, in the order `cargo xtask fuzz` runs them.
-pub const TARGETS: &[(&str, fn() -> Vec<(String, Vec<u8>)>)] = &[
-    ("args", args::seeds),
-    ("key", key::seeds),
-    ("crunch", crunch::seeds),
-    ("http_server", http_server::seeds),
-    ("http_client", http_client::seeds),
-    ("tls_server", tls_server::seeds),
-    ("tls_client", tls_client::seeds),
-    ("tcpip", tcpip::seeds),
-];
+/// A seed corpus: (file name, input).
+pub type Seeds = Vec<(String, Vec<u8>)>;
+
+/// One fuzz target: its name (that of `fuzz_targets/NAME.rs`), its harness and its seeds.
+pub struct Target {
+    /// The name.
+    pub name: &'static str,
+    /// The harness: panics on a finding.
+    pub run: fn(&[u8]),
+    /// The seed corpus generator.
+    pub seeds: fn() -> Seeds,
+}
+
+macro_rules! targets {
+    ($($m:ident),*) => { &[$(Target { name: stringify!($m), run: $m::run, seeds: $m::seeds }),*] };
+}
+
+/// Every target, in the order `cargo xtask fuzz` runs them.
+pub const TARGETS: &[Target] =
+    targets!(args, key, crunch, http_server, http_client, tls_server, tls_client, tcpip);

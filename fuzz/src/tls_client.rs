@@ -26,7 +26,8 @@ pub fn run(data: &[u8]) {
         let (client_end, server_end) = pipe(64 * 1024);
         let (mut rx, mut tx) = server_end.split();
         let connect = async {
-            let client = TlsClient::new(CLIENT_CONFIG.with(|c| c.clone()), TlsTime::new(ManualClock::new(NOW)));
+            let client =
+                TlsClient::new(CLIENT_CONFIG.with(|c| c.clone()), TlsTime::new(ManualClock::new(NOW)));
             if let Ok(tls) = client.connect("localhost", client_end).await {
                 echo(tls).await;
             }

@@ -89,7 +89,8 @@ pub(crate) fn check_records(out: &[u8], who: &str) {
     let mut n = 0;
     while !rest.is_empty() {
         assert!(rest.len() >= 5, "{who}: record {n} has a truncated header: {rest:02x?}");
-        let (ty, ver, len) = (rest[0], u16::from_be_bytes([rest[1], rest[2]]), u16::from_be_bytes([rest[3], rest[4]]));
+        let (ty, ver, len) =
+            (rest[0], u16::from_be_bytes([rest[1], rest[2]]), u16::from_be_bytes([rest[3], rest[4]]));
         assert!(matches!(ty, 20..=23), "{who}: record {n} has content type {ty}");
         assert!(matches!(ver, 0x0301..=0x0303), "{who}: record {n} has version {ver:#06x}");
         assert!(usize::from(len) <= 16384 + 2048, "{who}: record {n} is {len} bytes long");
@@ -141,7 +142,8 @@ pub(crate) fn recorded_sessions() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
             } else {
                 server()
             };
-            let client = TlsClient::new(CLIENT_CONFIG.with(|c| c.clone()), TlsTime::new(ManualClock::new(NOW)));
+            let client =
+                TlsClient::new(CLIENT_CONFIG.with(|c| c.clone()), TlsTime::new(ManualClock::new(NOW)));
             let (client_end, relay_c) = pipe(64 * 1024);
             let (relay_s, server_end) = pipe(64 * 1024);
             let (c_rx, c_tx) = relay_c.split();
@@ -160,7 +162,9 @@ pub(crate) fn recorded_sessions() -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
             };
             let up = relay_halves(c_rx, s_tx);
             let down = relay_halves(s_rx, c_tx);
-            let (((), ()), (c2s, s2c)) = futures::future::join(futures::future::join(serve, talk), futures::future::join(up, down)).await;
+            let (((), ()), (c2s, s2c)) =
+                futures::future::join(futures::future::join(serve, talk), futures::future::join(up, down))
+                    .await;
             (c2s, s2c)
         })
         .expect("a handshake on pipes finishes");

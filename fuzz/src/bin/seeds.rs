@@ -10,7 +10,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let only = args.next();
-    for (name, seeds) in morgana_fuzz::TARGETS {
+    for morgana_fuzz::Target { name, seeds, .. } in morgana_fuzz::TARGETS {
         if only.as_deref().is_some_and(|o| o != *name) {
             continue;
         }
