@@ -92,14 +92,27 @@ pub fn test(root: &Path) -> Outcome {
     Ok(())
 }
 
-/// A nightly `cargo` (through rustup), free of the variables the outer stable cargo set.
+/// A nightly `cargo` (through rustup).
 fn nightly_cargo() -> Command {
     let mut cmd = Command::new("cargo");
     cmd.arg("+nightly");
-    for var in ["CARGO", "RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN", "CARGO_TARGET_DIR"] {
-        cmd.env_remove(var);
-    }
+    outer_cargo_env_removed(&mut cmd);
     cmd
+}
+
+/// `cmd` without the variables the stable cargo that runs xtask set (its toolchain, library
+/// path, package variables): with them, the nightly build would differ from one started by hand
+/// and rebuild everything each time.
+fn outer_cargo_env_removed(cmd: &mut Command) {
+    for (var, _) in std::env::vars_os() {
+        let Some(name) = var.to_str() else { continue };
+        let outer = (name.starts_with("CARGO") && name != "CARGO_HOME")
+            || name.starts_with("RUSTUP_TOOLCHAIN")
+            || matches!(name, "RUSTC" | "RUSTDOC" | "LD_LIBRARY_PATH" | "RUST_RECURSION_COUNT");
+        if outer {
+            cmd.env_remove(&var);
+        }
+    }
 }
 
 /// What is missing to fuzz (the nightly toolchain cannot be installed without its download
@@ -169,9 +182,7 @@ fn fuzz_one(root: &Path, target: &str, secs: u64) -> Result<String, Failure> {
     .current_dir(root)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    for var in ["CARGO", "RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN", "CARGO_TARGET_DIR"] {
-        cmd.env_remove(var);
-    }
+    outer_cargo_env_removed(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| Failure::new(format!("cannot start cargo fuzz: {e}")))?;
     let stderr = child.stderr.take().expect("stderr was piped");
     let (mut runs, mut cov) = (String::from("?"), String::from("?"));
@@ -180,7 +191,7 @@ fn fuzz_one(root: &Path, target: &str, secs: u64) -> Result<String, Failure> {
         if let Some(n) = line.strip_prefix("stat::number_of_executed_units: ") {
             runs = n.trim().to_string();
         }
-        if line.contains(" DONE ") || line.contains(" pulse ") {
+        if line.contains("DONE ") || line.contains("pulse ") {
             cov = figures(&line);
             println!("  {target}: {line}");
         } else if !line.starts_with('#') && !line.starts_with("INFO:") {
