@@ -7,13 +7,12 @@
 //! none after a HEAD, a 204 or a 304, never more than the client's limit), and what is read
 //! (responses and the error that ends the reading) is the same however the stream was cut.
 
-use embedded_io_async::Write;
 use futures::future::join;
-use morgana::{FlowWrite, StackError};
+use morgana::StackError;
 use morgana_http::{Client, HttpError, Response};
 use morgana_mem::pipe;
 
-use crate::util::{run_virtual, split, with_seed, yield_now};
+use crate::util::{run_virtual, send_pieces, split, with_seed};
 
 /// Most responses read from one stream.
 const RESPONSES: usize = 4;
@@ -27,15 +26,7 @@ fn exchange(pieces: &[&[u8]], heads: u8) -> Read {
         let (server_end, client_end) = pipe(64 * 1024);
         let (_rx, mut tx) = morgana::Flow::split(server_end);
         let mut client = Client::new(client_end).max_body(MAX_BODY);
-        let send = async {
-            for p in pieces {
-                if tx.write_all(p).await.is_err() {
-                    return;
-                }
-                yield_now().await;
-            }
-            let _ = tx.shutdown_write().await;
-        };
+        let send = send_pieces(&mut tx, pieces);
         let receive = async {
             let mut got = Vec::new();
             for i in 0..RESPONSES {

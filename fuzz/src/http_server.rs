@@ -12,15 +12,14 @@
 
 use std::cell::RefCell;
 
-use embedded_io_async::{Read, Write};
-use futures::future::join3;
-use morgana::{FlowWrite, Key, KvRw, StackError};
+use embedded_io_async::Write;
+use morgana::{Key, KvRw, StackError};
 use morgana_http::{
     ConnStats, Handler, HttpError, Limits, RedirectToHttps, Request, Responder, StaticFiles, serve,
 };
 use morgana_mem::{MemKv, pipe};
 
-use crate::util::{Clock, run_virtual, split, with_seed, yield_now};
+use crate::util::{Clock, feed, read_all, run_virtual, split, with_seed};
 
 /// A handler that notes which requests it was given (whether each was a HEAD).
 struct Noting<H> {
@@ -59,36 +58,14 @@ async fn site(clock: &Clock) -> MemKv<Clock> {
 fn exchange(pieces: &[&[u8]], redirect: bool) -> (Vec<u8>, Served, Vec<bool>) {
     run_virtual(3600, |clock| async move {
         let limits = Limits { max_head: 2048, max_request_line: 1024, max_headers: 16, ..Limits::default() };
-        let (server_end, client_end) = pipe(64 * 1024);
-        let (mut rx, mut tx) = morgana::Flow::split(client_end);
-        let send = async {
-            for p in pieces {
-                if tx.write_all(p).await.is_err() {
-                    return;
-                }
-                yield_now().await;
-            }
-            let _ = tx.shutdown_write().await;
-        };
-        let receive = async {
-            let mut out = Vec::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = rx.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                out.extend_from_slice(&buf[..n]);
-            }
-            out
-        };
         if redirect {
             let h = Noting { inner: RedirectToHttps::new(8443), heads: RefCell::new(Vec::new()) };
-            let (served, (), out) = join3(serve(server_end, &h, &clock, &limits), send, receive).await;
+            let (served, out) = feed(pieces, async |end| serve(end, &h, &clock, &limits).await).await;
             (out, served, h.heads.into_inner())
         } else {
             let kv = site(&clock).await;
             let h = Noting { inner: StaticFiles::new(&kv), heads: RefCell::new(Vec::new()) };
-            let (served, (), out) = join3(serve(server_end, &h, &clock, &limits), send, receive).await;
+            let (served, out) = feed(pieces, async |end| serve(end, &h, &clock, &limits).await).await;
             (out, served, h.heads.into_inner())
         }
     })
@@ -193,15 +170,7 @@ fn own_client_requests() -> Vec<u8> {
         c.send("GET", "localhost", "/docs/", &[("If-None-Match", "\"x\"")]).await.expect("pipe write");
         c.send("GET", "localhost", "/a%20b/c.txt", &[("Connection", "close")]).await.expect("pipe write");
         drop(c);
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = b.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        out
+        read_all(&mut b).await
     })
     .expect("writing to a pipe does not stall")
 }

@@ -14,14 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use embedded_io_async::{Read, Write};
-use futures::future::join3;
 use morgana::{Flow, FlowWrite};
-use morgana_mem::{ManualClock, pipe};
+use morgana_mem::{ManualClock, PipeEnd, pipe};
 use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::rustls::{ClientConfig, ServerConfig, version};
 use morgana_tls::{TlsClient, TlsServer, TlsTime, client_config, dev, roots_from_pem, server_config};
 
-use crate::util::{run_virtual, split, with_seed, yield_now};
+use crate::util::{feed, run_virtual, split, with_seed};
 
 /// 2026-01-01: inside the development certificate's validity.
 pub(crate) const NOW: Duration = Duration::from_secs(1_767_225_600);
@@ -46,30 +45,6 @@ thread_local! {
 
 fn server() -> TlsServer<ManualClock> {
     TlsServer::new(SERVER_CONFIG.with(|c| c.clone()), TlsTime::new(ManualClock::new(NOW)))
-}
-
-/// Send `pieces` on `tx` (yielding between them), then half-close.
-pub(crate) async fn send_pieces<W: FlowWrite>(tx: &mut W, pieces: &[&[u8]]) {
-    for p in pieces {
-        if tx.write_all(p).await.is_err() {
-            return;
-        }
-        yield_now().await;
-    }
-    let _ = tx.shutdown_write().await;
-}
-
-/// Everything `rx` yields until its end.
-pub(crate) async fn read_all<R: Read>(rx: &mut R) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = rx.read(&mut buf).await {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    out
 }
 
 /// After a handshake: echo what arrives until the peer closes or fails, then close.
@@ -102,24 +77,23 @@ pub(crate) fn check_records(out: &[u8], who: &str) {
 
 /// Feed one client byte stream.
 pub fn run(data: &[u8]) {
+    feed_tls(data, "server", async |end| {
+        if let Ok(tls) = server().accept(end).await {
+            echo(tls).await;
+        }
+    });
+}
+
+/// The TLS harnesses' common part: split the stream after its seed, feed it to `side` (which
+/// must end once the stream ends) and check what `side` wrote.
+pub(crate) fn feed_tls(data: &[u8], who: &str, side: impl AsyncFnOnce(PipeEnd)) {
     if data.len() < 2 {
         return;
     }
-    let seed = u16::from_le_bytes([data[0], data[1]]);
-    let pieces = split(&data[2..], seed);
-    let out = run_virtual(3600, |_| async {
-        let (server_end, client_end) = pipe(64 * 1024);
-        let (mut rx, mut tx) = client_end.split();
-        let accept = async {
-            let server = server();
-            if let Ok(tls) = server.accept(server_end).await {
-                echo(tls).await;
-            }
-        };
-        join3(accept, send_pieces(&mut tx, &pieces), read_all(&mut rx)).await.2
-    })
-    .expect("the server finishes once the client has closed");
-    check_records(&out, "server");
+    let pieces = split(&data[2..], u16::from_le_bytes([data[0], data[1]]));
+    let out = run_virtual(3600, |_| async { feed(&pieces, side).await.1 })
+        .unwrap_or_else(|| panic!("the {who} did not finish once its peer had closed"));
+    check_records(&out, who);
 }
 
 /// A real handshake and a few bytes each way between morgana-tls's client and server (TLS 1.3,

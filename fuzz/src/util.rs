@@ -4,6 +4,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use embedded_io_async::Read;
+use futures::future::join3;
+use morgana::{Flow, FlowWrite};
+use morgana_mem::{PipeEnd, pipe};
 use morgana_rt::{Executor, Handle, VirtualTime};
 
 /// The executor handle every harness runs on: virtual time, so timeouts cost nothing.
@@ -71,4 +75,38 @@ pub fn with_seed(seed: u16, body: &[u8]) -> Vec<u8> {
     let mut v = seed.to_le_bytes().to_vec();
     v.extend_from_slice(body);
     v
+}
+
+/// Send `pieces` on `tx` (yielding between them, so the reader sees each on its own), then
+/// half-close.
+pub async fn send_pieces<W: FlowWrite>(tx: &mut W, pieces: &[&[u8]]) {
+    for p in pieces {
+        if tx.write_all(p).await.is_err() {
+            return;
+        }
+        yield_now().await;
+    }
+    let _ = tx.shutdown_write().await;
+}
+
+/// Everything `rx` yields until its end.
+pub async fn read_all<R: Read>(rx: &mut R) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = rx.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
+}
+
+/// On a pipe: `peer` gets one end, the harness sends `pieces` into it from the other end and
+/// reads what comes back until it closes; `peer`'s result and those bytes.
+pub async fn feed<T>(pieces: &[&[u8]], peer: impl AsyncFnOnce(PipeEnd) -> T) -> (T, Vec<u8>) {
+    let (theirs, ours) = pipe(64 * 1024);
+    let (mut rx, mut tx) = ours.split();
+    let (out, (), back) = join3(peer(theirs), send_pieces(&mut tx, pieces), read_all(&mut rx)).await;
+    (out, back)
 }
