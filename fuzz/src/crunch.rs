@@ -7,8 +7,8 @@
 //! `digest`), each on a key read from the input. Every answer, errors included, must equal
 //! the model's: the store's binary searches and contiguous ranges are the code under test.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::executor::block_on;
@@ -37,31 +37,30 @@ const POOL: &[(&str, &[u8])] = &[
     ("/a/bb/c", b"bbc"),
 ];
 
-thread_local! {
-    /// Tables built so far, by subset: at most 2^16, kept (not leaked: reachable from here).
-    static TABLES: RefCell<HashMap<u16, &'static [File]>> = RefCell::new(HashMap::new());
-}
+/// Tables built so far, by subset: at most 2^16, kept for the process's life (a static, so
+/// never dropped: the leak checker sees them reachable, as a thread-local's would not be once
+/// its thread ends).
+static TABLES: Mutex<BTreeMap<u16, &'static [File]>> = Mutex::new(BTreeMap::new());
 
 /// The table holding the pool's files whose bits are set in `mask`, sorted as `build::embed`
 /// sorts (by key segments); every other file has its digest computed on demand.
 fn table(mask: u16) -> &'static [File] {
-    TABLES.with(|t| {
-        *t.borrow_mut().entry(mask).or_insert_with(|| {
-            let mut files: Vec<File> = POOL
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| mask & (1 << i) != 0)
-                .map(|(i, (path, data))| {
-                    let mut f = File::new(path, data, 1000 + i as u64 * 7);
-                    if i % 2 == 0 {
-                        f.digest = Some(block_on(digest_alone(path, data)));
-                    }
-                    f
-                })
-                .collect();
-            files.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
-            Vec::leak(files)
-        })
+    let mut tables = TABLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *tables.entry(mask).or_insert_with(|| {
+        let mut files: Vec<File> = POOL
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(i, (path, data))| {
+                let mut f = File::new(path, data, 1000 + i as u64 * 7);
+                if i % 2 == 0 {
+                    f.digest = Some(block_on(digest_alone(path, data)));
+                }
+                f
+            })
+            .collect();
+        files.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+        Vec::leak(files)
     })
 }
 
