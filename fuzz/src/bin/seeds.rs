@@ -1,4 +1,4 @@
-//! `seeds DIR [TARGET]`: write the seed corpus of every target (or of TARGET) to DIR/<target>/.
+//! `seeds DIR [TARGET]`: write the seed corpus of every target (or of TARGET) to DIR/TARGET/.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
