@@ -46,7 +46,7 @@ static TABLES: Mutex<BTreeMap<u16, &'static [File]>> = Mutex::new(BTreeMap::new(
 /// sorts (by key segments); every other file has its digest computed on demand.
 fn table(mask: u16) -> &'static [File] {
     let mut tables = TABLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    *tables.entry(mask).or_insert_with(|| {
+    tables.entry(mask).or_insert_with(|| {
         let mut files: Vec<File> = POOL
             .iter()
             .enumerate()
