@@ -66,17 +66,20 @@ pub fn run(root: &Path, args: &[String]) -> Outcome {
 pub fn test(root: &Path) -> Outcome {
     let manifest = root.join("fuzz/Cargo.toml");
     let target_dir = root.join("fuzz/target");
-    let step = |name: &str, cmd: &mut Command| {
+    // `cargo SUBCOMMAND --manifest-path fuzz/Cargo.toml ARGS`: the path goes before any `--`.
+    let step = |name: &str, sub: &str, args: &[&str]| {
         println!("==> {name}");
-        exec(cmd.arg("--manifest-path").arg(&manifest).env("CARGO_TARGET_DIR", &target_dir))
-            .inspect_err(|_| eprintln!("xtask test: step '{name}' failed"))
+        let mut cmd = cargo();
+        cmd.arg(sub).arg("--manifest-path").arg(&manifest).args(args).env("CARGO_TARGET_DIR", &target_dir);
+        exec(&mut cmd).inspect_err(|_| eprintln!("xtask test: step '{name}' failed"))
     };
-    step("fuzz crate: cargo fmt --check", cargo().args(["fmt", "--check"]))?;
+    step("fuzz crate: cargo fmt --check", "fmt", &["--check"])?;
     step(
         "fuzz crate: cargo clippy -D warnings",
-        cargo().args(["clippy", "--quiet", "--all-targets"]).args(["--", "-D", "warnings"]),
+        "clippy",
+        &["--quiet", "--all-targets", "--", "-D", "warnings"],
     )?;
-    step("fuzz crate: replay seeds and kept crash inputs", cargo().args(["test", "--quiet"]))?;
+    step("fuzz crate: replay seeds and kept crash inputs", "test", &["--quiet"])?;
     if let Some(missing) = missing_toolchain() {
         println!("==> fuzz smoke skipped: it needs {missing}");
         return Ok(());
