@@ -157,6 +157,12 @@ fn check_sent(frame: &[u8]) {
         }
         EthernetProtocol::Ipv4 => {
             let ip = Ipv4Packet::new_checked(eth.payload()).expect("A sent a malformed IPv4 packet");
+            let rst = ip.next_header() == IpProtocol::Tcp
+                && TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.rst());
+            if ip.src_addr().is_broadcast() && rst && known_bugs_tolerated() {
+                // failing/tcpip/rst-from-ipv4-broadcast: known, owned by another change.
+                return;
+            }
             assert_eq!(ip.src_addr(), IP_A, "A sent an IPv4 packet from another address: {frame:02x?}");
             let header = &eth.payload()[..usize::from(ip.header_len())];
             assert_eq!(internet_checksum(&[header]), 0, "A sent an IPv4 header with a bad checksum");
