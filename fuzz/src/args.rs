@@ -1,4 +1,4 @@
-//! The argument parser (`morgana::args`): argument lists, NUL-separated, as a target's command
+//! The argument parser (`morgana-args`): argument lists, NUL-separated, as a target's command
 //! line or a kernel command line would carry them.
 //!
 //! Checked beyond "no panic": a list the parser accepts reads back every value it was given
@@ -6,7 +6,7 @@
 //! typed value that parses prints back as text that parses to the same value; a list whose
 //! words have no `"` survives quoting into a kernel command line and splitting back.
 
-use morgana::args::{ArgError, ArgSpec, ArgValue, Args, ByteSize, COMMON, Ipv4Cidr, split_cmdline};
+use morgana_args::{ArgError, ArgSpec, ArgValue, Args, ByteSize, COMMON, Ipv4Cidr, split_cmdline};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// An app's own arguments beside [`COMMON`] and the stack's: a value with a default, a short

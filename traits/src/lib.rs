@@ -15,7 +15,10 @@
 //! | entropy | [`rand_core::RngCore`] + [`rand_core::CryptoRng`] | re-exported as [`rand_core`] |
 //! | the bundle | [`Platform`] | clock, RNG and task spawning, handed to every app |
 //!
-//! The crate is `no_std` (with `alloc`), has no unsafe code and no target code.
+//! `use morgana::prelude::*;` brings every trait an app calls methods of into scope.
+//!
+//! The crate is `no_std` (with `alloc`), has no unsafe code and no target code. Runtime
+//! arguments are not a device signature: they live in `morgana-args`.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,12 +27,12 @@
 
 extern crate alloc;
 
-pub mod args;
 pub mod block;
 pub mod flow;
 pub mod kv;
 pub mod net;
 pub mod platform;
+pub mod prelude;
 pub mod stack;
 pub mod time;
 

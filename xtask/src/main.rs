@@ -23,6 +23,7 @@ use clap::{Parser, Subcommand};
 mod bench_tcpip;
 mod bench_www;
 mod fuzz;
+mod meta;
 mod test;
 mod tools;
 mod virtio;
@@ -33,6 +34,8 @@ const NO_STD_TARGET: &str = "x86_64-unknown-none";
 /// Crates that promise to be `no_std` and are built for [`NO_STD_TARGET`] by `cargo xtask test`.
 const NO_STD_CRATES: &[&str] = &[
     "morgana",
+    "morgana-args",
+    "morgana-target",
     "morgana-testkit",
     "morgana-rt",
     "morgana-mem",
@@ -109,42 +112,56 @@ enum Cmd {
     },
 }
 
-/// The targets an app can be built for.
-const TARGETS: &[(&str, &str)] = &[
-    ("unix", "hosted Linux process (default)"),
-    ("virtio", "bare-metal x86_64 image booted in QEMU (microvm or q35)"),
+/// How a target's programs are built and started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Runs {
+    /// A host process (`cargo run -p APP`), with `morgana-app`'s `feature` turned on when the
+    /// target shares the host's Rust target with another (a sandboxed process).
+    Process { feature: Option<&'static str> },
+    /// A bare-metal image booted in QEMU ([`virtio`]).
+    Qemu,
+}
+
+/// The targets an app can be built for. A target is a crate implementing
+/// `morgana_target::Target`, selected by `morgana-app`, and a line here.
+const TARGETS: &[(&str, &str, Runs)] = &[
+    ("unix", "hosted Linux process (default)", Runs::Process { feature: None }),
+    ("virtio", "bare-metal x86_64 image booted in QEMU (microvm or q35)", Runs::Qemu),
 ];
+
+/// How `target` runs (checked by [`check_app_and_target`] first).
+fn runs(target: &str) -> Runs {
+    TARGETS.iter().find(|(t, ..)| *t == target).map_or(Runs::Process { feature: None }, |(.., r)| *r)
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
-    let result = match cli.command {
-        Cmd::List => {
-            list(&root);
-            Ok(())
-        }
-        Cmd::Run { app, target, release, qemu, args } => {
-            check_app_and_target(&root, &app, &target).and_then(|()| {
-                if target == "virtio" {
-                    virtio::run(&root, &app, &qemu, &args)
-                } else {
-                    virtio::check_unix_args(&qemu).and_then(|()| run_unix(&app, release, &args))
-                }
-            })
-        }
-        Cmd::Build { app, target, release } => check_app_and_target(&root, &app, &target).and_then(|()| {
-            if target == "virtio" { virtio::build(&root, &app) } else { build_unix(&root, &app, release) }
-        }),
-        Cmd::Test { qemu_only, filter } => test::run(&root, qemu_only, filter.as_deref()),
-        Cmd::Size => virtio::size(&root),
-        Cmd::Bench { what, args } => match what.as_str() {
-            "boot" => runs_arg(&args).and_then(|runs| virtio::bench(&root, "boot", runs)),
-            "www" => bench_www::run(&root, args.iter().any(|a| a == "--quick")),
-            "tcpip" => bench_tcpip::run(&root, &args),
-            _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: boot, www, tcpip"))),
-        },
-        Cmd::Fuzz { args } => fuzz::run(&root, &args),
-    };
+    let result =
+        match cli.command {
+            Cmd::List => list(&root),
+            Cmd::Run { app, target, release, qemu, args } => check_app_and_target(&root, &app, &target)
+                .and_then(|()| match runs(&target) {
+                    Runs::Qemu => virtio::run(&root, &app, &qemu, &args),
+                    Runs::Process { feature } => virtio::check_unix_args(&qemu)
+                        .and_then(|()| run_process(&app, feature, release, &args)),
+                }),
+            Cmd::Build { app, target, release } => {
+                check_app_and_target(&root, &app, &target).and_then(|()| match runs(&target) {
+                    Runs::Qemu => virtio::build(&root, &app),
+                    Runs::Process { feature } => build_process(&root, &app, feature, release),
+                })
+            }
+            Cmd::Test { qemu_only, filter } => test::run(&root, qemu_only, filter.as_deref()),
+            Cmd::Size => virtio::size(&root),
+            Cmd::Bench { what, args } => match what.as_str() {
+                "boot" => runs_arg(&args).and_then(|runs| virtio::bench(&root, "boot", runs)),
+                "www" => bench_www::run(&root, args.iter().any(|a| a == "--quick")),
+                "tcpip" => bench_tcpip::run(&root, &args),
+                _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: boot, www, tcpip"))),
+            },
+            Cmd::Fuzz { args } => fuzz::run(&root, &args),
+        };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { message, code }) => {
@@ -197,48 +214,43 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
-/// The apps: every directory under `apps/` with a `Cargo.toml`.
-pub fn apps(root: &Path) -> Vec<String> {
-    let mut apps: Vec<String> = std::fs::read_dir(root.join("apps"))
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .filter(|e| e.path().join("Cargo.toml").is_file())
-                .filter_map(|e| e.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    apps.sort();
-    apps
+/// The names of the apps (see [`meta::apps`]).
+pub fn apps(root: &Path) -> Result<Vec<String>, Failure> {
+    Ok(meta::apps(root)?.into_iter().map(|a| a.name).collect())
 }
 
-fn list(root: &Path) {
+fn list(root: &Path) -> Outcome {
     println!("apps:");
-    for app in apps(root) {
-        let about = std::fs::read_to_string(root.join("apps").join(&app).join("Cargo.toml"))
-            .ok()
-            .and_then(|toml| {
-                toml.lines()
-                    .find_map(|l| l.strip_prefix("description = ").map(|d| d.trim_matches('"').to_string()))
-            })
-            .unwrap_or_default();
-        println!("  {app:<12} {about}");
+    for app in meta::apps(root)? {
+        let needs = match (app.nic, app.disk) {
+            (true, true) => " [NIC, disk]",
+            (true, false) => " [NIC]",
+            (false, true) => " [disk]",
+            (false, false) => "",
+        };
+        println!("  {:<12} {}{needs}", app.name, app.description);
     }
     println!("targets:");
-    for (t, about) in TARGETS {
+    for (t, about, _) in TARGETS {
         println!("  {t:<12} {about}");
     }
+    Ok(())
 }
 
 fn check_app_and_target(root: &Path, app: &str, target: &str) -> Outcome {
-    let apps = apps(root);
-    if !apps.iter().any(|a| a == app) {
-        return Err(Failure::usage(format!("unknown app '{app}'; valid apps: {}", apps.join(", "))));
-    }
-    if !TARGETS.iter().any(|(t, _)| *t == target) {
-        let valid: Vec<&str> = TARGETS.iter().map(|(t, _)| *t).collect();
+    let app = meta::app(root, app)?;
+    if !TARGETS.iter().any(|(t, ..)| *t == target) {
+        let valid: Vec<&str> = TARGETS.iter().map(|(t, ..)| *t).collect();
         return Err(Failure::usage(format!(
             "unknown target '{target}'; valid targets: {}",
             valid.join(", ")
+        )));
+    }
+    if !app.supports(target) {
+        return Err(Failure::usage(format!(
+            "{} does not run on --target {target} (its Cargo.toml's [package.metadata.morgana] targets: {})",
+            app.name,
+            app.targets.unwrap_or_default().join(", ")
         )));
     }
     Ok(())
@@ -262,12 +274,21 @@ fn profile_args(release: bool) -> &'static [&'static str] {
     if release { &["--release"] } else { &[] }
 }
 
-fn run_unix(app: &str, release: bool, args: &[String]) -> Outcome {
-    exec(cargo().args(["run", "--quiet", "-p", app]).args(profile_args(release)).arg("--").args(args))
+/// `--features morgana-app/FEATURE`, selecting a target that shares the host's Rust target.
+fn feature_args(feature: Option<&str>) -> Vec<String> {
+    feature.map(|f| vec!["--features".into(), format!("morgana-app/{f}")]).unwrap_or_default()
 }
 
-fn build_unix(root: &Path, app: &str, release: bool) -> Outcome {
-    exec(cargo().args(["build", "--quiet", "-p", app, "--bin", app]).args(profile_args(release)))?;
+fn run_process(app: &str, feature: Option<&str>, release: bool, args: &[String]) -> Outcome {
+    let mut c = cargo();
+    c.args(["run", "--quiet", "-p", app]).args(feature_args(feature)).args(profile_args(release));
+    exec(c.arg("--").args(args))
+}
+
+fn build_process(root: &Path, app: &str, feature: Option<&str>, release: bool) -> Outcome {
+    let mut c = cargo();
+    c.args(["build", "--quiet", "-p", app, "--bin", app]).args(feature_args(feature));
+    exec(c.args(profile_args(release)))?;
     let bin = root.join("target").join(if release { "release" } else { "debug" }).join(app);
     let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
     println!("{} ({} KiB)", bin.display(), size / 1024);

@@ -19,7 +19,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::{Failure, NO_STD_TARGET, Outcome, apps, cargo, exec};
+use crate::meta::{self, App};
+use crate::{Failure, NO_STD_TARGET, Outcome, cargo, exec};
 
 mod live;
 
@@ -293,52 +294,27 @@ fn app_arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     None
 }
 
-/// A TCP port an app serves: `--port N` or `--http-port N` among its arguments, else the
-/// default its `lib.rs` declares for this target; and the URL scheme its help names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A TCP port an app serves: its declared argument's value among the app's arguments, else the
+/// default its `Cargo.toml` declares ([`crate::meta`]); and the URL scheme it speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct AppPort {
     port: u16,
-    scheme: Option<&'static str>,
+    scheme: Option<String>,
 }
 
-/// The ports the app serves (see [`AppPort`]): its `--port`, and its `--http-port` when given.
-fn app_ports(root: &Path, app: &str, args: &[String]) -> Vec<AppPort> {
-    let src = std::fs::read_to_string(root.join("apps").join(app).join("src/lib.rs")).unwrap_or_default();
+/// The ports `app` serves (see [`AppPort`]), given its arguments.
+fn app_ports(app: &App, args: &[String]) -> Vec<AppPort> {
     let mut out = Vec::new();
-    for name in ["port", "http-port"] {
-        let decl = port_decl(&src, name);
-        let port = match app_arg(args, name) {
+    for decl in &app.ports {
+        let port = match app_arg(args, &decl.arg) {
             Some(v) => v.parse().ok(),
-            None => decl.and_then(|(default, _)| default),
+            None => decl.default,
         };
         if let Some(port) = port {
-            out.push(AppPort { port, scheme: decl.and_then(|(_, scheme)| scheme) });
+            out.push(AppPort { port, scheme: decl.scheme.clone() });
         }
     }
     out
-}
-
-/// `ArgSpec::value("NAME", ...)` in an app's source: its default on bare metal (a literal, or a
-/// `const` whose `#[cfg(target_os = "none")]` version is a literal) and the scheme its help names.
-fn port_decl(src: &str, name: &str) -> Option<(Option<u16>, Option<&'static str>)> {
-    let at = src.find(&format!("ArgSpec::value(\"{name}\""))?;
-    let rest = &src[at..];
-    let end = rest[1..].find("ArgSpec::").map_or(rest.len(), |e| e + 1);
-    let decl = &rest[..end];
-    // The first protocol the help names: "HTTPS port", "plain HTTP on PORT, redirecting to HTTPS".
-    let scheme = decl.find("HTTP").map(|h| if decl[h..].starts_with("HTTPS") { "https" } else { "http" });
-    let default = decl.find(".default(").and_then(|d| {
-        let value = decl[d + ".default(".len()..].split(')').next()?.trim();
-        match value.strip_prefix('"') {
-            Some(lit) => lit.trim_end_matches('"').parse().ok(),
-            None => {
-                let def = format!("#[cfg(target_os = \"none\")]\npub const {value}: &str = \"");
-                let at = src.find(&def)? + def.len();
-                src[at..].split('"').next()?.parse().ok()
-            }
-        }
-    });
-    Some((default, scheme))
 }
 
 /// The host port that forwards to guest port `guest` by default: the same port, except that
@@ -401,29 +377,24 @@ fn choose_kvm(accel: Option<&str>) -> Result<bool, Failure> {
     }
 }
 
-/// An app without bare-metal wiring fails in one line instead of a link error.
-fn check_wired(root: &Path, app: &str) -> Outcome {
-    if virtio_apps(root).iter().any(|a| a == app) {
-        Ok(())
+/// An app that does not run on this target fails in one line instead of a link error.
+fn check_wired(root: &Path, app: &str) -> Result<App, Failure> {
+    let app = meta::app(root, app)?;
+    if app.supports("virtio") {
+        Ok(app)
     } else {
         Err(Failure::usage(format!(
-            "{app} is not wired for --target virtio yet (its src/main.rs has no morgana_virtio::entry!); \
-             wired: {}",
-            virtio_apps(root).join(", ")
+            "{} does not run on --target virtio (its Cargo.toml's [package.metadata.morgana] targets); it does: {}",
+            app.name,
+            virtio_apps(root)?.join(", ")
         )))
     }
 }
 
-/// Whether the app's bare-metal wiring takes a NIC (`morgana_virtio::stack` or `::net`): such an
-/// app gets QEMU's user networking by default, a client (`dns`, `http-fetch`) as well as a server.
-fn uses_network(root: &Path, app: &str) -> bool {
-    std::fs::read_to_string(root.join("apps").join(app).join("src/main.rs"))
-        .is_ok_and(|src| src.contains("morgana_virtio::stack(") || src.contains("morgana_virtio::net("))
-}
-
 /// `cargo xtask run APP --target virtio ...`.
-pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
-    check_wired(root, app)?;
+pub fn run(root: &Path, name: &str, q: &QemuArgs, args: &[String]) -> Outcome {
+    let meta = check_wired(root, name)?;
+    let app = name;
     check_qemu()?;
     let mut forwards = q.forward.iter().map(|f| parse_forward(f)).collect::<Result<Vec<_>, _>>()?;
     let net = match q.net.as_deref() {
@@ -439,7 +410,7 @@ pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
         }
         Some("user") | None => {
             let mut shown = Vec::new();
-            for p in app_ports(root, app, args) {
+            for p in app_ports(&meta, args) {
                 let host = match forwards.iter().find(|(_, g)| *g == p.port) {
                     Some((h, _)) => *h,
                     None => {
@@ -447,7 +418,7 @@ pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
                         host_port(p.port)
                     }
                 };
-                shown.push(match p.scheme {
+                shown.push(match &p.scheme {
                     Some(scheme) => format!(
                         "serving {scheme}://127.0.0.1:{host}/ (host port {host} forwards to the guest's port {})",
                         p.port
@@ -464,8 +435,7 @@ pub fn run(root: &Path, app: &str, q: &QemuArgs, args: &[String]) -> Outcome {
                 }
             }
             shown.iter().for_each(|line| println!("{line}"));
-            (q.net.is_some() || !forwards.is_empty() || uses_network(root, app))
-                .then_some(NetSpec::User(forwards))
+            (q.net.is_some() || !forwards.is_empty() || meta.nic).then_some(NetSpec::User(forwards))
         }
         Some(other) => return Err(Failure::usage(format!("--net {other}: expected user or tap:IFNAME"))),
     };
@@ -810,6 +780,21 @@ fn cases(root: &Path, kvm: bool, disk: &Path, images: &BlockImages) -> Vec<Case>
         }),
     );
     add(
+        "echo --help on bare metal: only what the kernel reads (no --net, --block, --kv)",
+        Launch::Qemu(Vm::new(&img("echo"), kvm).args(["--help"])),
+        30,
+        Box::new(|b| {
+            expect_status(b, 0)?;
+            if b.find("--ipv4 ADDR/PREFIX").is_empty() || b.find("--port PORT").is_empty() {
+                return Err("no --ipv4 or --port in the usage".into());
+            }
+            match ["--net", "--block", "--kv", "--tap-no-offload"].iter().find(|a| !b.find(a).is_empty()) {
+                Some(a) => Err(format!("the usage lists {a}, which the kernel does not read")),
+                None => Ok(()),
+            }
+        }),
+    );
+    add(
         "guest panic: readable message, status 101",
         Launch::Qemu(Vm::new(&conf, kvm).args(["--check", "panic"])),
         30,
@@ -1075,7 +1060,7 @@ pub fn test(root: &Path, filter: Option<&str>) -> Outcome {
             ])
             .args(["--", "-D", "warnings"]),
     )?;
-    let all_apps = virtio_apps(root);
+    let all_apps = virtio_apps(root)?;
     let app_list: Vec<&str> = all_apps.iter().map(String::as_str).collect();
     let mut c = cargo();
     c.args(["clippy", "--quiet", "--target", NO_STD_TARGET, "--bins"]);
@@ -1158,20 +1143,14 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// The apps wired for this target: their `main.rs` names `morgana_virtio::entry!`.
-pub fn virtio_apps(root: &Path) -> Vec<String> {
-    apps(root)
-        .into_iter()
-        .filter(|app| {
-            std::fs::read_to_string(root.join("apps").join(app).join("src/main.rs"))
-                .is_ok_and(|src| src.contains("morgana_virtio::entry!"))
-        })
-        .collect()
+/// The apps that run on this target (their `Cargo.toml` says so, or names no targets).
+pub fn virtio_apps(root: &Path) -> Result<Vec<String>, Failure> {
+    Ok(meta::apps(root)?.into_iter().filter(|a| a.supports("virtio")).map(|a| a.name).collect())
 }
 
 /// `cargo xtask size`: stripped image size per app.
 pub fn size(root: &Path) -> Outcome {
-    let all = virtio_apps(root);
+    let all = virtio_apps(root)?;
     let names: Vec<&str> = all.iter().map(String::as_str).collect();
     build_images(root, &names, false)?;
     println!("{:<12} {:>12}", "app", "image (KiB)");
@@ -1247,7 +1226,7 @@ pub fn bench(root: &Path, what: &str, runs: usize) -> Outcome {
     }
     let runs = runs.max(10);
     check_qemu()?;
-    let all = virtio_apps(root);
+    let all = virtio_apps(root)?;
     let names: Vec<&str> = all.iter().map(String::as_str).collect();
     build_images(root, &names, false)?;
     let kvm = kvm_usable();
@@ -1372,16 +1351,18 @@ mod tests {
         assert_eq!(parse_forward("8080:80").ok(), Some((8080, 80)));
         assert!(parse_forward("8080").is_err() && parse_forward("x:1").is_err());
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let ports = |app: &str, args: &[&str]| -> Vec<(u16, Option<&str>)> {
+        let ports = |app: &str, args: &[&str]| -> Vec<(u16, Option<String>)> {
             let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            app_ports(root, app, &args).into_iter().map(|p| (p.port, p.scheme)).collect()
+            let app = meta::app(root, app).unwrap_or_else(|f| panic!("{}", f.message));
+            app_ports(&app, &args).into_iter().map(|p| (p.port, p.scheme)).collect()
         };
-        assert_eq!(ports("hello", &["--port", "7"]), [(7, None)]);
-        assert_eq!(ports("hello", &["--port=99"]), [(99, None)]);
-        assert_eq!(ports("hello", &[]), [], "hello declares no port");
+        let https = || Some("https".to_string());
+        assert_eq!(ports("echo", &["--port", "17"]), [(17, None)]);
+        assert_eq!(ports("echo", &["--port=99"]), [(99, None)]);
+        assert_eq!(ports("hello", &["--port", "7"]), [], "hello declares no port");
         assert_eq!(ports("echo", &[]), [(7, None)]);
-        assert_eq!(ports("www", &[]), [(443, Some("https"))], "www's bare-metal default");
-        assert_eq!(ports("www", &["--http-port", "80"]), [(443, Some("https")), (80, Some("http"))]);
+        assert_eq!(ports("www", &[]), [(443, https())], "www's bare-metal default");
+        assert_eq!(ports("www", &["--http-port", "80"]), [(443, https()), (80, Some("http".into()))]);
         assert_eq!((host_port(443), host_port(7), host_port(8443)), (8443, 8007, 8443));
         let args: Vec<String> = ["--log", "debug", "--block=disk.img"].map(String::from).into();
         assert_eq!(app_arg(&args, "block"), Some("disk.img"));

@@ -12,9 +12,9 @@ use alloc::collections::BTreeSet;
 use alloc::vec;
 use core::fmt;
 
-use morgana::args::ArgSpec;
 use morgana::rand_core::RngCore;
 use morgana::{Block, BlockError, Platform};
+use morgana_args::ArgSpec;
 
 /// `block` has no arguments of its own: the device is `--block`.
 pub const ARGS: &[ArgSpec] = &[];

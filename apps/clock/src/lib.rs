@@ -9,8 +9,8 @@
 use core::convert::Infallible;
 use core::fmt;
 
-use morgana::args::{ArgError, ArgSpec, Args};
 use morgana::{Clock, Duration, Platform, WallClock};
+use morgana_args::{ArgError, ArgSpec, Args};
 
 /// `--count N`.
 pub const ARGS: &[ArgSpec] =

@@ -1,7 +1,7 @@
 //! The speaking clock on the virtual clock, and as a process on the system clocks.
 
 use morgana::Instant;
-use morgana::args::Args;
+use morgana_args::Args;
 use morgana_mem::sim::Sim;
 
 #[test]

@@ -13,8 +13,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::IpAddr;
 
-use morgana::args::{ArgError, ArgSpec, Args};
 use morgana::{Resolver, StackError};
+use morgana_args::{ArgError, ArgSpec, Args};
 
 /// `--name NAME` (required); the server is the common `--dns-server ADDR`.
 pub const ARGS: &[ArgSpec] = &[ArgSpec::value("name", "NAME", "the name to resolve")];

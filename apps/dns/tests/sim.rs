@@ -91,6 +91,6 @@ fn an_unknown_name_is_a_one_line_error() {
 
 #[test]
 fn the_name_is_required() {
-    let args = morgana::args::Args::parse(&[dns::ARGS], [""; 0]).unwrap();
+    let args = morgana_args::Args::parse(&[dns::ARGS], [""; 0]).unwrap();
     assert_eq!(dns::Config::from_args(&args).unwrap_err().to_string(), "--name: required");
 }

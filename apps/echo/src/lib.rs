@@ -9,8 +9,8 @@
 use core::fmt;
 use core::net::SocketAddr;
 
-use morgana::args::{ArgError, ArgSpec, Args};
 use morgana::{Clock, Duration, Flow, Platform, StackError, TcpListener, TcpStack};
+use morgana_args::{ArgError, ArgSpec, Args};
 
 /// `--port PORT` and `--backlog N`.
 pub const ARGS: &[ArgSpec] = &[

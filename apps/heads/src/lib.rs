@@ -7,8 +7,8 @@
 
 use core::convert::Infallible;
 
-use morgana::args::ArgSpec;
 use morgana::{Clock, Duration, Platform};
+use morgana_args::ArgSpec;
 
 /// `heads` takes no arguments of its own.
 pub const ARGS: &[ArgSpec] = &[];

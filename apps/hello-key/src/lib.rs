@@ -8,8 +8,8 @@ extern crate alloc;
 use alloc::string::String;
 use core::convert::Infallible;
 
-use morgana::args::{ArgError, ArgSpec, Args};
 use morgana::{Clock, Duration, Platform};
+use morgana_args::{ArgError, ArgSpec, Args};
 
 /// `--hello TEXT`.
 pub const ARGS: &[ArgSpec] =

@@ -1,19 +1,7 @@
-//! `hello-key` on each target.
-#![cfg_attr(target_os = "none", no_std, no_main)]
+//! `hello-key` on every target.
+#![no_std]
+#![cfg_attr(target_os = "none", no_main)]
 
-#[cfg(unix)]
-fn main() {
-    morgana_unix::run(hello_key::ARGS, |platform, args| {
-        Ok(hello_key::start(platform, hello_key::Config::from_args(args)?))
-    })
-}
-
-#[cfg(target_os = "none")]
-morgana_virtio::entry!(main);
-
-#[cfg(target_os = "none")]
-fn main() -> ! {
-    morgana_virtio::run(hello_key::ARGS, |platform, args| {
-        Ok(hello_key::start(platform, hello_key::Config::from_args(args)?))
-    })
-}
+morgana_app::main!(args: [hello_key::ARGS], |t| {
+    Ok(hello_key::start(t.platform(), hello_key::Config::from_args(t.args())?))
+});

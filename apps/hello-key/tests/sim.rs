@@ -1,7 +1,7 @@
 //! `hello-key` on the virtual clock, and as a process.
 
 use morgana::Instant;
-use morgana::args::Args;
+use morgana_args::Args;
 use morgana_mem::sim::Sim;
 
 fn config(argv: &[&str]) -> hello_key::Config {

@@ -4,8 +4,8 @@
 
 use core::convert::Infallible;
 
-use morgana::args::{ArgError, ArgSpec, Args};
 use morgana::{Clock, Duration, Platform};
+use morgana_args::{ArgError, ArgSpec, Args};
 
 /// `--count N` and `--interval-ms MS` (0 turns the sleeps off, e.g. to time a boot).
 pub const ARGS: &[ArgSpec] = &[

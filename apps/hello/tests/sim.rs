@@ -16,12 +16,12 @@ fn says_hello_four_times_a_second_apart() {
 
 #[test]
 fn arguments_change_count_and_interval() {
-    let args = morgana::args::Args::parse(&[hello::ARGS], ["--count", "2", "--interval-ms", "0"]).unwrap();
+    let args = morgana_args::Args::parse(&[hello::ARGS], ["--count", "2", "--interval-ms", "0"]).unwrap();
     let config = hello::Config::from_args(&args).unwrap();
     let out = Sim::new(1).run(|p| hello::start(p, config));
     assert_eq!(out.messages(), ["hello"; 2]);
     assert_eq!(out.end, Instant::ZERO);
-    let bad = morgana::args::Args::parse(&[hello::ARGS], ["--count", "many"]).unwrap();
+    let bad = morgana_args::Args::parse(&[hello::ARGS], ["--count", "many"]).unwrap();
     assert_eq!(
         hello::Config::from_args(&bad).unwrap_err().to_string(),
         "--count: expected a number from 0 to 4294967295, got \"many\""

@@ -16,17 +16,17 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::{IpAddr, SocketAddr};
 
-use morgana::args::{ArgError, ArgSpec, ArgValue, Args};
 use morgana::{Clock, Duration, Flow, Platform, Resolver, StackError, TcpStack, WallClock};
+use morgana_args::{ArgError, ArgSpec, ArgValue, Args};
 use morgana_http::{Client, HttpError, with_deadline};
+use morgana_target::Store;
 use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ClientStream, TlsClient, TlsTime, client_config, roots_from_pem};
 use sha2::{Digest, Sha256};
 
-/// `--url`, `--ca`, `--dev-ca`, `--resolve` and `--timeout-ms`.
+/// `--url`, `--dev-ca`, `--resolve` and `--timeout-ms` (the CA file is the device [`CA`]).
 pub const ARGS: &[ArgSpec] = &[
     ArgSpec::value("url", "URL", "what to fetch: http://HOST[:PORT]/PATH or https://..."),
-    ArgSpec::value("ca", "FILE", "PEM file of the CA certificates to trust for https"),
     ArgSpec::flag("dev-ca", "trust the built-in development CA (the one www serves with); for tests"),
     ArgSpec::value(
         "resolve",
@@ -35,6 +35,13 @@ pub const ARGS: &[ArgSpec] = &[
     ),
     ArgSpec::value("timeout-ms", "MS", "give up after this long").default("30000"),
 ];
+
+/// `--ca FILE`, where the target has files.
+pub const CA: Store = Store::new(
+    "ca",
+    "PEM file of the CA certificates to trust for https",
+    "--dev-ca trusts the built-in development CA",
+);
 
 /// A parsed `http` or `https` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +136,17 @@ impl Config {
             resolve: args.get_opt("resolve")?,
         })
     }
+
+    /// Refuse an https URL with nothing to trust (`has_ca`: a CA file was given), in one line.
+    pub fn check_trust(&self, has_ca: bool) -> Result<(), ArgError> {
+        if self.url.https && !has_ca && !self.dev_ca {
+            return Err(ArgError::Conflict(NO_TRUST));
+        }
+        Ok(())
+    }
 }
+
+const NO_TRUST: &str = "an https URL needs --ca FILE or --dev-ca (there is no built-in trust store)";
 
 /// `--resolve HOST:ADDR`: a host name pinned to an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,9 +238,7 @@ impl fmt::Display for FetchError {
         match self {
             Self::Resolve(host, e) => write!(f, "cannot resolve {host}: {e}"),
             Self::Connect(addr, e) => write!(f, "cannot connect to {addr}: {e}"),
-            Self::NoTrust => {
-                f.write_str("an https URL needs --ca FILE or --dev-ca (there is no built-in trust store)")
-            }
+            Self::NoTrust => f.write_str(NO_TRUST),
             Self::Ca(e) => write!(f, "--ca: {e}"),
             Self::Tls(e) => f.write_str(e),
             Self::Http(e) => f.write_str(e),

@@ -33,7 +33,7 @@ fn urls() {
         assert_eq!(Url::parse(bad), None, "{bad}");
     }
     let parse = |argv: &[&str]| {
-        morgana::args::Args::parse(&[http_fetch::ARGS], argv.iter().copied())
+        morgana_args::Args::parse(&[http_fetch::ARGS], argv.iter().copied())
             .and_then(|a| Config::from_args(&a))
     };
     let c =
@@ -50,7 +50,7 @@ fn urls() {
             )
         );
     }
-    let args = morgana::args::Args::parse(&[http_fetch::ARGS], ["--url", "gopher://x"]).unwrap();
+    let args = morgana_args::Args::parse(&[http_fetch::ARGS], ["--url", "gopher://x"]).unwrap();
     assert_eq!(
         Config::from_args(&args).unwrap_err().to_string(),
         "--url: expected a URL like https://localhost:8443/, got \"gopher://x\""

@@ -12,13 +12,21 @@ extern crate alloc;
 use alloc::vec;
 use core::fmt;
 
-use morgana::args::ArgSpec;
 use morgana::kv::{Key, Kind, KvRo};
 use morgana::{KvError, Platform};
+use morgana_args::ArgSpec;
 use morgana_crunch::Crunch;
+use morgana_target::Store;
 
-/// `kv_ro` has no arguments of its own: the second store is `--kv`.
+/// `kv_ro` has no arguments of its own: the second store is the device [`DIR`].
 pub const ARGS: &[ArgSpec] = &[];
+
+/// The second store, `--kv DIR`, where the target has directories.
+pub const DIR: Store = Store::new(
+    "kv",
+    "directory to check as well as the compiled-in store (point it at apps/kv_ro/data)",
+    "drop --kv to check the compiled-in store",
+);
 
 /// The `data/` directory, compiled in.
 pub static EMBEDDED: Crunch = include!(concat!(env!("OUT_DIR"), "/data.rs"));

@@ -5,7 +5,7 @@
 use core::convert::Infallible;
 
 use morgana::Platform;
-use morgana::args::ArgSpec;
+use morgana_args::ArgSpec;
 
 /// `noop` takes no arguments of its own.
 pub const ARGS: &[ArgSpec] = &[];

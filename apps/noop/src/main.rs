@@ -1,15 +1,5 @@
-//! `noop` on each target.
-#![cfg_attr(target_os = "none", no_std, no_main)]
+//! `noop` on every target.
+#![no_std]
+#![cfg_attr(target_os = "none", no_main)]
 
-#[cfg(unix)]
-fn main() {
-    morgana_unix::run(noop::ARGS, |platform, _| Ok(noop::start(platform)))
-}
-
-#[cfg(target_os = "none")]
-morgana_virtio::entry!(main);
-
-#[cfg(target_os = "none")]
-fn main() -> ! {
-    morgana_virtio::run(noop::ARGS, |platform, _| Ok(noop::start(platform)))
-}
+morgana_app::main!(args: [noop::ARGS], |t| Ok(noop::start(t.platform())));

@@ -14,9 +14,9 @@ use core::future::poll_fn;
 use core::net::IpAddr;
 use core::task::{Context, Poll, Waker};
 
-use morgana::args::{ArgError, ArgSpec, Args};
 use morgana::net::{Capabilities, LinkState, Net, NetStats, TxToken};
 use morgana::{Platform, StackError};
+use morgana_args::{ArgError, ArgSpec, Args};
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, Icmpv4Message, Icmpv4Packet, Icmpv6Message, Icmpv6Packet, IpProtocol,
     Ipv4Packet, Ipv6Packet,

@@ -223,7 +223,7 @@ fn answers_ping_and_ping6_and_logs_each_answer() {
 
 #[test]
 fn the_unix_binary_says_what_is_missing() {
-    let args = morgana::args::Args::parse(&[ping::ARGS, morgana_tcpip::ARGS], ["--count", "x"]).unwrap();
+    let args = morgana_args::Args::parse(&[ping::ARGS, morgana_tcpip::ARGS], ["--count", "x"]).unwrap();
     let e = ping::Config::from_args(&args).unwrap_err().to_string();
     assert_eq!(e, "--count: expected a non-negative number, got \"x\"");
 }

@@ -9,9 +9,9 @@ use core::convert::Infallible;
 use core::pin::pin;
 
 use futures::future::{Either, select};
-use morgana::args::{ArgError, ArgSpec, Args};
 use morgana::rand_core::RngCore;
 use morgana::{Clock, Duration, Platform};
+use morgana_args::{ArgError, ArgSpec, Args};
 
 /// `--task-ms` (default: random below 3000) and `--timeout-ms` (default 2000).
 pub const ARGS: &[ArgSpec] = &[

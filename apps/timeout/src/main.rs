@@ -1,21 +1,8 @@
-//! `timeout` on each target.
-#![cfg_attr(target_os = "none", no_std, no_main)]
+//! `timeout` on every target.
+#![no_std]
+#![cfg_attr(target_os = "none", no_main)]
 
-#[cfg(unix)]
-fn main() {
-    morgana_unix::run(timeout::ARGS, |platform, args| {
-        let config = timeout::Config::from_args(args)?;
-        Ok(async move { timeout::start(platform, config).await.map(|_| ()) })
-    })
-}
-
-#[cfg(target_os = "none")]
-morgana_virtio::entry!(main);
-
-#[cfg(target_os = "none")]
-fn main() -> ! {
-    morgana_virtio::run(timeout::ARGS, |platform, args| {
-        let config = timeout::Config::from_args(args)?;
-        Ok(async move { timeout::start(platform, config).await.map(|_| ()) })
-    })
-}
+morgana_app::main!(args: [timeout::ARGS], |t| {
+    let (platform, config) = (t.platform(), timeout::Config::from_args(t.args())?);
+    Ok(async move { timeout::start(platform, config).await.map(drop) })
+});

@@ -25,14 +25,15 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use morgana::args::{ArgError, ArgSpec, Args};
 use morgana::{Clock, Duration, Key, KvRo, Platform, StackError, TcpListener, TcpStack};
+use morgana_args::{ArgError, ArgSpec, Args};
 use morgana_http::{Handler, Limits, RedirectToHttps, StaticFiles, serve, with_deadline};
 use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ConfigError, Identity, TlsServer, TlsTime, server_config};
 
 pub use crate::admission::REPORT_EVERY;
 use crate::admission::{Admission, Throttle};
+use morgana_target::Store;
 
 /// HTTPS port when none is given: 443 on bare metal, 8443 on a host (no root needed).
 #[cfg(target_os = "none")]
@@ -58,16 +59,12 @@ pub const DEFAULT_MAX_CONNECTIONS: &str = "256";
 /// given.
 pub const DEFAULT_IDLE_TIMEOUT: &str = "30";
 
-/// `--port`, `--http-port`, `--http-serve`, `--certs`, `--max-connections` and `--idle-timeout`.
+/// `--port`, `--http-port`, `--http-serve`, `--max-connections` and `--idle-timeout` (the site
+/// and the certificate are the devices [`SITE`] and [`CERTS`]).
 pub const ARGS: &[ArgSpec] = &[
     ArgSpec::value("port", "PORT", "HTTPS port (0: any free port, shown in the log)").default(DEFAULT_PORT),
     ArgSpec::value("http-port", "PORT", "also serve plain HTTP on PORT, redirecting to HTTPS"),
     ArgSpec::flag("http-serve", "serve the site on --http-port as well, instead of redirecting to HTTPS"),
-    ArgSpec::value(
-        "certs",
-        "DIR",
-        "directory with server.pem and server.key [default: the built-in development certificate for localhost]",
-    ),
     ArgSpec::value(
         "max-connections",
         "N",
@@ -77,6 +74,39 @@ pub const ARGS: &[ArgSpec] = &[
     ArgSpec::value("idle-timeout", "SECS", "close a keep-alive connection after SECS without a request")
         .default(DEFAULT_IDLE_TIMEOUT),
 ];
+
+/// The site, `--kv DIR` where the target has directories, else [`site::HTDOCS`].
+pub const SITE: Store = Store::new(
+    "kv",
+    "directory served as the site [default: the compiled-in site]",
+    "drop --kv to serve the compiled-in site",
+);
+
+/// The certificate store (`server.pem`, `server.key`), `--certs DIR` where the target has
+/// directories, else the built-in development certificate.
+pub const CERTS: Store = Store::new(
+    "certs",
+    "directory with server.pem and server.key [default: the built-in development certificate for localhost]",
+    "drop --certs to serve the built-in development certificate",
+);
+
+/// Say once, at start, when the target cannot hold `config.max_connections` open: `limit` is
+/// the target's [`connection_limit`](morgana_target::Target::connection_limit) (on a host, the
+/// open-files limit, a descriptor per connection and a few for the listeners, epoll, stdio and
+/// files); beyond it new clients wait until one ends.
+pub fn check_connection_limit(config: &Config, limit: Option<u64>) {
+    let needed = config.max_connections as u64 + 64;
+    if let Some(limit) = limit
+        && limit < needed
+    {
+        log::warn!(
+            "--max-connections {} needs about {needed} open files, but the hard limit (RLIMIT_NOFILE) is {limit}: \
+             beyond about {} connections new ones wait until one ends (raise it with ulimit -Hn or LimitNOFILE=, or lower --max-connections)",
+            config.max_connections,
+            limit.saturating_sub(64)
+        );
+    }
+}
 
 /// The certificate chain and key in a certificate store.
 pub const CHAIN_KEY: &str = "/server.pem";
@@ -105,7 +135,9 @@ impl Config {
         let http_serve = args.flag("http-serve");
         let http_port = args.get_opt("http-port")?;
         if http_serve && http_port.is_none() {
-            return Err(ArgError::Required("http-port"));
+            return Err(ArgError::Conflict(
+                "--http-serve serves the site on the plain HTTP port: add --http-port PORT (e.g. 8080)",
+            ));
         }
         let positive = |s: &str| s.parse::<u64>().ok().filter(|&n| n > 0);
         let max_connections = args

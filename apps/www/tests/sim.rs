@@ -222,14 +222,17 @@ fn certificates_from_a_store_and_a_clear_error_without_them() {
 
 #[test]
 fn arguments() {
-    let args = morgana::args::Args::parse(&[www::ARGS], ["--http-port", "8080"]).unwrap();
+    let args = morgana_args::Args::parse(&[www::ARGS], ["--http-port", "8080"]).unwrap();
     let c = www::Config::from_args(&args).unwrap();
     assert_eq!((c.port, c.http_port, c.http_serve), (8443, Some(8080), false));
-    let args = morgana::args::Args::parse(&[www::ARGS], ["--http-port", "80", "--http-serve"]).unwrap();
+    let args = morgana_args::Args::parse(&[www::ARGS], ["--http-port", "80", "--http-serve"]).unwrap();
     assert!(www::Config::from_args(&args).unwrap().http_serve);
-    let alone = morgana::args::Args::parse(&[www::ARGS], ["--http-serve"]).unwrap();
-    assert_eq!(www::Config::from_args(&alone).unwrap_err().to_string(), "--http-port: required");
-    let bad = morgana::args::Args::parse(&[www::ARGS], ["--port", "https"]).unwrap();
+    let alone = morgana_args::Args::parse(&[www::ARGS], ["--http-serve"]).unwrap();
+    assert_eq!(
+        www::Config::from_args(&alone).unwrap_err().to_string(),
+        "--http-serve serves the site on the plain HTTP port: add --http-port PORT (e.g. 8080)"
+    );
+    let bad = morgana_args::Args::parse(&[www::ARGS], ["--port", "https"]).unwrap();
     assert_eq!(
         www::Config::from_args(&bad).unwrap_err().to_string(),
         "--port: expected a number from 0 to 65535, got \"https\""
@@ -237,7 +240,7 @@ fn arguments() {
     // The limits: defaults for a host, given values, and one line for a bad one.
     assert_eq!((c.max_connections, c.limits.idle_timeout), (10240, Duration::from_secs(30)));
     let args =
-        morgana::args::Args::parse(&[www::ARGS], ["--max-connections", "4", "--idle-timeout", "5"]).unwrap();
+        morgana_args::Args::parse(&[www::ARGS], ["--max-connections", "4", "--idle-timeout", "5"]).unwrap();
     let c = www::Config::from_args(&args).unwrap();
     assert_eq!((c.max_connections, c.limits.idle_timeout), (4, Duration::from_secs(5)));
     for (arg, value, expected) in [
@@ -246,7 +249,7 @@ fn arguments() {
         ("--idle-timeout", "0", "a number of seconds, at least 1"),
         ("--idle-timeout", "1.5", "a number of seconds, at least 1"),
     ] {
-        let bad = morgana::args::Args::parse(&[www::ARGS], [arg, value]).unwrap();
+        let bad = morgana_args::Args::parse(&[www::ARGS], [arg, value]).unwrap();
         assert_eq!(
             www::Config::from_args(&bad).unwrap_err().to_string(),
             format!("{arg}: expected {expected}, got {value:?}")

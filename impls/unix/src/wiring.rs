@@ -1,28 +1,118 @@
-//! Devices from runtime arguments: what an app's `main.rs` calls to get its network, block
-//! device and key-value store on unix.
-//!
-//! ```no_run
-//! morgana_unix::run(&[], |platform, args| {
-//!     let stack = morgana_unix::stack(&platform, args)?;
-//!     let disk = morgana_unix::block(args)?;
-//!     Ok(async move {
-//!         let _ = (stack, disk);
-//!         Ok::<(), std::convert::Infallible>(())
-//!     })
-//! })
-//! ```
+//! Devices from runtime arguments: how [`Unix`](crate::Unix) opens the network, block device
+//! and stores an app asks for, and the arguments it reads to do so.
 
 use std::io;
 use std::net::Ipv4Addr;
 
-use morgana::args::{ArgError, Args, ByteSize, Ipv4Cidr};
-use morgana_tcpip::either::{Either, NetChoice};
+use morgana::Platform;
+use morgana_args::{ArgError, ArgSpec, Args, ByteSize, Ipv4Cidr};
+use morgana_target::StartError;
+use morgana_tcpip::Config;
+use morgana_tcpip::either::Either;
 
 use crate::block::{FileBlock, FileBlockError};
 use crate::kv::DirKv;
-use crate::run::{StartError, UnixPlatform};
+use crate::run::UnixPlatform;
 use crate::socket::SocketStack;
 use crate::tap::{TapError, TapNet};
+
+/// The network arguments of this target (for an app that takes a stack or a NIC), besides the
+/// stack's own ([`morgana_tcpip::ARGS`]).
+pub const NET_ARGS: &[ArgSpec] = &[
+    ArgSpec::value("net", "socket|tap:IFNAME", "network: host sockets (no root) or a TAP device")
+        .default("socket"),
+    ArgSpec::flag(
+        "tap-no-offload",
+        "open the --net tap: device without offloads (plain frames: no virtio_net_hdr, checksums and segments by the stack)",
+    ),
+];
+
+/// The block-device arguments of this target.
+pub const BLOCK_ARGS: &[ArgSpec] = &[
+    ArgSpec::value("block", "FILE", "block device (a file or disk image)"),
+    ArgSpec::value(
+        "block-size",
+        "SIZE",
+        "create the --block file, sparse, with SIZE bytes (e.g. 1M) if it is missing",
+    ),
+    ArgSpec::flag("block-read-only", "open the --block file read-only"),
+];
+
+/// What `--net` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetChoice {
+    /// `--net socket`: the host's own TCP/IP through its sockets (no root).
+    Socket,
+    /// `--net tap:IFNAME`: `morgana-tcpip` on the named TAP device.
+    Tap(String),
+}
+
+impl NetChoice {
+    const EXPECTED: &'static str = "socket or tap:IFNAME (an interface name of 1 to 15 characters)";
+
+    /// Parse `socket` or `tap:IFNAME`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.split_once(':') {
+            None if s == "socket" => Some(Self::Socket),
+            Some(("tap", name))
+                if (1..=15).contains(&name.len())
+                    && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':') =>
+            {
+                Some(Self::Tap(name.into()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Read `--net` (default `socket`).
+    pub fn from_args(args: &Args) -> Result<Self, ArgError> {
+        Ok(args.get_opt_with("net", Self::EXPECTED, Self::parse)?.unwrap_or(Self::Socket))
+    }
+}
+
+/// The stack `--net` asks for: `sockets()` for `--net socket`, or `morgana-tcpip` over
+/// `device(IFNAME)` for `--net tap:IFNAME`, configured by [`morgana_tcpip::ARGS`], seeded from
+/// the platform's RNG, its runner spawned on `platform`. Arguments are checked before the device
+/// is opened.
+pub fn choose<P, L, N, E>(
+    platform: &P,
+    args: &Args,
+    sockets: impl FnOnce() -> Result<L, E>,
+    device: impl FnOnce(&str) -> Result<N, E>,
+) -> Result<Either<L, morgana_tcpip::Stack>, E>
+where
+    P: Platform,
+    N: morgana::Net + 'static,
+    E: From<ArgError>,
+{
+    match NetChoice::from_args(args)? {
+        NetChoice::Socket => sockets().map(Either::Left),
+        NetChoice::Tap(name) => {
+            let config = Config::from_args(args)?;
+            let dhcp = config.ipv4 == morgana_tcpip::Ipv4Mode::Dhcp;
+            let net = device(&name)?;
+            let stack = morgana_tcpip::spawn(platform, net, config);
+            let m = stack.mac();
+            let v4 = match stack.ipv4() {
+                Some((a, p)) => format!("{a}/{p}"),
+                None if dhcp => "DHCP".into(),
+                None => "no IPv4 (pass --ipv4 ADDR/PREFIX or --dhcp)".into(),
+            };
+            let v6: Vec<String> = stack.ipv6().iter().map(|a| format!("{a}")).collect();
+            log::info!(
+                "{name}: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {v4}, {}",
+                m[0],
+                m[1],
+                m[2],
+                m[3],
+                m[4],
+                m[5],
+                v6.join(", ")
+            );
+            Ok(Either::Right(stack))
+        }
+    }
+}
 
 /// The transport stack apps get on unix: host sockets (`--net socket`, the default) or
 /// `morgana-tcpip` on a TAP device (`--net tap:IFNAME`).
@@ -34,7 +124,7 @@ pub type UnixStack = Either<SocketStack, morgana_tcpip::Stack>;
 /// RNG, its runner spawned on `platform`.
 pub fn stack(platform: &UnixPlatform, args: &Args) -> Result<UnixStack, StartError> {
     let offload = !args.flag("tap-no-offload");
-    morgana_tcpip::either::from_args(platform, args, || socket_stack(args), |name| open_tap(name, offload))
+    choose(platform, args, || socket_stack(args), |name| open_tap(name, offload))
 }
 
 /// The network device `--net tap:IFNAME` names, for apps that run their own stack on a `Net`
@@ -127,32 +217,75 @@ pub fn block(args: &Args) -> Result<FileBlock, StartError> {
     })
 }
 
-/// The key-value store `--kv DIR` (required): an existing directory.
-pub fn kv(args: &Args) -> Result<DirKv, StartError> {
-    kv_opt(args)?
-        .ok_or_else(|| StartError::Usage("--kv: required: give a directory, e.g. --kv ./data".into()))
+/// The key-value store `--NAME DIR` (required): an existing directory.
+pub fn kv(args: &Args, name: &str) -> Result<DirKv, StartError> {
+    kv_opt(args, name)?.ok_or_else(|| {
+        StartError::Usage(format!("--{name}: required: give a directory, e.g. --{name} ./data"))
+    })
 }
 
-/// The key-value store `--kv DIR`, if given.
-pub fn kv_opt(args: &Args) -> Result<Option<DirKv>, StartError> {
-    let Some(dir) = args.get_opt::<String>("kv")? else { return Ok(None) };
+/// The key-value store `--NAME DIR`, if given.
+pub fn kv_opt(args: &Args, name: &str) -> Result<Option<DirKv>, StartError> {
+    let Some(dir) = args.get_opt::<String>(name)? else { return Ok(None) };
     DirKv::open(&dir).map(Some).map_err(|e| {
         let why = match e.raw_os_error() {
             Some(libc::ENOENT) => "no such directory".to_string(),
             Some(libc::ENOTDIR) => "not a directory".to_string(),
             _ => e.to_string(),
         };
-        StartError::Device(format!("--kv {dir}: {why}"))
+        StartError::Device(format!("--{name} {dir}: {why}"))
     })
+}
+
+/// The bytes of the file `--NAME FILE`, if given.
+pub fn file_opt(args: &Args, name: &str) -> Result<Option<Vec<u8>>, StartError> {
+    let Some(path) = args.get_opt::<String>(name)? else { return Ok(None) };
+    std::fs::read(&path).map(Some).map_err(|e| StartError::Device(format!("--{name} {path}: {e}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use morgana::args::COMMON;
+    use morgana_args::COMMON;
+
+    const KV: &[ArgSpec] = &[ArgSpec::value("kv", "DIR", "a directory")];
 
     fn args(argv: &[&str]) -> Args {
-        Args::parse(&[COMMON, crate::UNIX_ARGS, morgana_tcpip::ARGS], argv).unwrap()
+        Args::parse(&[COMMON, NET_ARGS, BLOCK_ARGS, KV, morgana_tcpip::ARGS], argv).unwrap()
+    }
+
+    #[test]
+    fn net_choice_parses_and_explains() {
+        let parse = |v: &str| NetChoice::from_args(&args(&["--net", v]));
+        assert_eq!(parse("socket"), Ok(NetChoice::Socket));
+        assert_eq!(parse("tap:tap0"), Ok(NetChoice::Tap("tap0".into())));
+        assert_eq!(NetChoice::from_args(&args(&[])), Ok(NetChoice::Socket));
+        for bad in ["tap:", "tap:this-name-is-too-long", "tap:a/b", "virtio", "tap"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--net: expected socket or tap:IFNAME"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_stack_arguments_are_checked_before_the_tap_is_opened() {
+        let rt = crate::Runtime::new().unwrap();
+        let opened = std::cell::Cell::new(false);
+        let bad = args(&["--net", "tap:mg0", "--ipv4", "10.0.0.1"]);
+        let Err(e) = choose(
+            &rt.platform(),
+            &bad,
+            || Ok(()),
+            |name| {
+                opened.set(true);
+                open_tap(name, true)
+            },
+        ) else {
+            panic!("a bad --ipv4 is refused")
+        };
+        assert!(e.to_string().starts_with("--ipv4: expected"), "{e}");
+        assert!(!opened.get(), "the device is not opened when the arguments are wrong");
+        let sockets = choose(&rt.platform(), &args(&[]), || Ok(()), |name| open_tap(name, true));
+        assert!(matches!(sockets, Ok(Either::Left(()))), "--net socket is the default");
     }
 
     #[test]
@@ -162,7 +295,7 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.starts_with("needs a network device: pass --net tap:IFNAME"), "{msg}");
         assert!(!msg.contains('\n'));
-        let e = Args::parse(&[COMMON, crate::UNIX_ARGS], ["--net", "tun0"]).unwrap();
+        let e = Args::parse(&[COMMON, NET_ARGS], ["--net", "tun0"]).unwrap();
         assert_eq!(
             net(&e).unwrap_err().to_string(),
             "--net: expected socket or tap:IFNAME (an interface name of 1 to 15 characters), got \"tun0\""
@@ -200,10 +333,10 @@ mod tests {
 
     #[test]
     fn kv_directory_must_exist() {
-        assert!(kv_opt(&args(&[])).unwrap().is_none());
-        let e = kv(&args(&["--kv", "/nonexistent/kv"])).unwrap_err();
+        assert!(kv_opt(&args(&[]), "kv").unwrap().is_none());
+        let e = kv(&args(&["--kv", "/nonexistent/kv"]), "kv").unwrap_err();
         assert_eq!(e.to_string(), "--kv /nonexistent/kv: no such directory");
-        let e = kv(&args(&["--kv", "/dev/null"])).unwrap_err();
+        let e = kv(&args(&["--kv", "/dev/null"]), "kv").unwrap_err();
         assert_eq!(e.to_string(), "--kv /dev/null: not a directory");
     }
 }

@@ -14,9 +14,9 @@ use std::task::Poll;
 
 use common::run;
 use futures::future::{Either, select};
-use morgana::args::{Args, COMMON};
 use morgana::net::{Net, RxToken, TxToken};
 use morgana::{Clock, Duration, Platform};
+use morgana_args::{Args, COMMON};
 use morgana_netns::{Netns, root_or_skip};
 use morgana_unix::{TapError, TapNet};
 
@@ -98,7 +98,9 @@ fn helper_unprivileged() {
         // What an app's start prints: an app on the default stack, and one that needs the
         // device itself (like ping, for which host sockets are no alternative).
         let rt = morgana_unix::Runtime::new().unwrap();
-        let args = Args::parse(&[COMMON, morgana_unix::UNIX_ARGS], ["--net", "tap:mgnoperm0"]).unwrap();
+        let args =
+            Args::parse(&[COMMON, morgana_unix::NET_ARGS, morgana_tcpip::ARGS], ["--net", "tap:mgnoperm0"])
+                .unwrap();
         let start = morgana_unix::stack(&rt.platform(), &args).err().unwrap();
         assert_eq!(start.exit_code(), 1);
         println!("error line: {start}");

@@ -10,8 +10,9 @@
 
 #[cfg(target_os = "none")]
 mod image {
-    use morgana::args::ArgSpec;
     use morgana::{Block, Clock, Platform, WallClock};
+    use morgana_args::ArgSpec;
+    use morgana_target::{Device, Target};
 
     const ARGS: &[ArgSpec] = &[ArgSpec::value(
         "check",
@@ -23,8 +24,10 @@ mod image {
     morgana_virtio::entry!(main);
 
     fn main() -> ! {
-        morgana_virtio::run_with_devices(ARGS, |platform, mut devices, args| {
-            let checks: alloc::string::String = args.get("check")?;
+        morgana_virtio::run(&[ARGS], &[Device::Net, Device::Block], |t| {
+            let checks: alloc::string::String = t.args().get("check")?;
+            let platform = t.platform();
+            let mut devices = core::mem::take(t.devices());
             Ok(async move {
                 for check in checks.split(',') {
                     match check {

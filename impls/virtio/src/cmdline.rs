@@ -7,7 +7,7 @@ use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use morgana::args::split_cmdline;
+use morgana_args::split_cmdline;
 
 /// A virtio-mmio device announced on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,52 +2,31 @@
 //!
 //! Turns a Morgana app into a kernel image that a hypervisor boots directly: QEMU (`microvm` or
 //! `q35`) loads it through its PVH note (as Firecracker and cloud-hypervisor could; only QEMU is
-//! tested), and it runs with no operating system under it, like Mirage's Solo5 targets. The app's source does not change; only
-//! its `main.rs` names this crate's entry:
-//!
-//! ```ignore
-//! #![cfg_attr(target_os = "none", no_std, no_main)]
-//!
-//! #[cfg(target_os = "none")]
-//! morgana_virtio::entry!(main);
-//!
-//! #[cfg(target_os = "none")]
-//! fn main() -> ! {
-//!     morgana_virtio::run(hello::ARGS, |platform, args| {
-//!         Ok(hello::start(platform, hello::Config::from_args(args)?))
-//!     })
-//! }
-//! ```
+//! tested), and it runs with no operating system under it, like Mirage's Solo5 targets. The app's
+//! source does not change: [`Virtio`] implements [`morgana_target::Target`], and `morgana-app`
+//! picks it for a bare-metal build, so an app's one `main.rs` body runs here as it does on a host.
 //!
 //! What the kernel does, in order: PVH entry (TSC read, identity page tables for the first
 //! 4 GiB with 2 MiB pages, long mode), IDT (CPU exceptions print vector, error code and RIP and
 //! exit 3), heap over the largest free RAM in the PVH memory map, kernel command line split into
-//! `virtio_mmio.device=` announcements and the app's arguments (parsed by
-//! [`morgana::args::Args`] against `COMMON` and the app's own), entropy from RDRAND/RDSEED (the
+//! `virtio_mmio.device=` announcements and the app's arguments (parsed by the shared skeleton,
+//! [`morgana_target::run`], against what this target reads for the app's devices: [`specs`]), entropy from RDRAND/RDSEED (the
 //! kernel refuses to start without), a clock (KVM pvclock, else the TSC at a frequency from
 //! CPUID or the PIT), the local APIC (TSC-deadline timer, else a calibrated one-shot) and the
 //! IOAPIC, then the shared [`morgana_rt::Executor`] with [`HaltPark`], which halts until an
 //! interrupt or the next deadline. Interrupt handlers only record which line fired; the park
 //! path wakes the tasks of the devices on it.
 //!
-//! Devices ([`run_with_devices`]): [`VirtioNet`] ([`morgana::Net`]) and [`VirtioBlock`]
-//! ([`morgana::Block`]) on virtio-drivers, over virtio-mmio (from the command line) and
-//! virtio-pci (bus 0 through ports 0xcf8/0xcfc; BARs the firmware left unassigned are placed).
-//! A missing device is a [`StartError::Device`]: one line, exit status 1.
+//! Devices (probed when the app first asks for one): [`VirtioNet`]
+//! ([`morgana::Net`]) and [`VirtioBlock`] ([`morgana::Block`]) on virtio-drivers, over
+//! virtio-mmio (from the command line) and virtio-pci (bus 0 through ports 0xcf8/0xcfc; BARs the
+//! firmware left unassigned are placed). A missing device is a [`StartError::Device`]: one
+//! line, exit status 1. A store or file argument (`--kv DIR`) is refused the same way: there
+//! are no directories here.
 //!
 //! Network apps take the target's default stack, [`stack`]: `morgana-tcpip` on the first NIC,
-//! configured by `--ipv4`/`--ipv4-gateway`, `--dhcp`, `--dns-server` (DHCP when no address is
-//! given), seeded from RDRAND, its runner spawned:
-//!
-//! ```ignore
-//! fn main() -> ! {
-//!     morgana_virtio::run_with_devices(echo::ARGS, |platform, mut devices, args| {
-//!         let config = echo::Config::from_args(args)?;
-//!         let stack = morgana_virtio::stack(&platform, &mut devices, args)?;
-//!         Ok(echo::start(platform, stack, config))
-//!     })
-//! }
-//! ```
+//! configured by [`morgana_tcpip::ARGS`] (DHCP when no address is given), seeded from RDRAND,
+//! its runner spawned.
 //!
 //! Feature `getrandom`: answer getrandom 0.2's custom hook from RDRAND, for crates that draw
 //! their randomness there (rustls-rustcrypto, in `www`).
@@ -71,6 +50,7 @@ pub mod cmdline;
 mod logline;
 pub mod memmap;
 pub mod pci;
+pub mod specs;
 pub mod time;
 
 #[cfg(target_os = "none")]
@@ -99,14 +79,15 @@ pub use block::VirtioBlock;
 pub use devices::Devices;
 #[cfg(target_os = "none")]
 pub use irq::{HaltPark, IrqLine, Irqs, Timer};
+pub use morgana_target::StartError;
 #[cfg(target_os = "none")]
 pub use net::{VirtioNet, VirtioRx, VirtioTx};
 #[cfg(target_os = "none")]
 pub use rng::{HwEntropy, HwRng};
 #[cfg(target_os = "none")]
 pub use run::{
-    EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, StartError, VirtioClock,
-    VirtioPlatform, run, run_with_devices,
+    EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, Virtio, VirtioClock, VirtioPlatform,
+    run,
 };
 #[cfg(target_os = "none")]
 pub use stack::{VirtioStack, net, stack, tcpip_config};
@@ -131,7 +112,7 @@ pub fn stack_overflow() -> u64 {
     deeper(0)
 }
 
-/// Make `$main` (a `fn() -> !` that calls [`run`] or [`run_with_devices`]) the kernel's entry,
+/// Make `$main` (a `fn() -> !` that calls [`run`]) the kernel's entry,
 /// and record the crate's name for messages.
 #[macro_export]
 macro_rules! entry {

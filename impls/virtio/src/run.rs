@@ -1,33 +1,30 @@
-//! The kernel's entry: platform bring-up, arguments, logging, the executor, the exit status.
+//! The kernel's entry: platform bring-up, then the shared run skeleton with [`Virtio`] as the
+//! target, then the exit status.
 
 use alloc::borrow::Cow;
-use alloc::string::{String, ToString};
+use alloc::string::ToString;
+use alloc::vec::Vec;
 use core::fmt::Display;
 use core::future::Future;
-use core::str::FromStr;
+use core::mem::ManuallyDrop;
 
-use morgana::args::{ArgError, ArgSpec, Args, COMMON};
 use morgana::{Duration, Instant};
-use morgana_rt::{Executor, RtPlatform, TimeSource};
+use morgana_args::{ArgSpec, Args};
+use morgana_rt::{Executor, RtPlatform, Stalled, TimeSource};
+use morgana_target::{Device, Specs, StartError, Target};
 
+use crate::block::VirtioBlock;
 use crate::cmdline::Cmdline;
 use crate::console::{init_log, println};
 use crate::devices::Devices;
 use crate::irq::{HaltPark, Irqs, Timer};
+use crate::net::VirtioNet;
 use crate::rng::HwEntropy;
+use crate::stack::VirtioStack;
 use crate::sys::{self, apic, cpu};
 use crate::time::{KernelTime, Scale};
 
-/// The app returned `Ok`.
-pub const EXIT_SUCCESS: u8 = 0;
-/// The app returned an error, the executor stalled, or the platform could not start.
-pub const EXIT_FAILURE: u8 = 1;
-/// A bad argument on the kernel command line.
-pub const EXIT_USAGE: u8 = 2;
-/// A CPU exception.
-pub const EXIT_EXCEPTION: u8 = 3;
-/// A panic (Rust's own convention for a panicking process).
-pub const EXIT_PANIC: u8 = 101;
+pub use morgana_target::{EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE};
 
 /// The platform an app receives on bare metal.
 pub type VirtioPlatform = RtPlatform<KernelTime, HwEntropy>;
@@ -35,36 +32,8 @@ pub type VirtioPlatform = RtPlatform<KernelTime, HwEntropy>;
 /// The clock an app receives on bare metal (`platform.clock()`).
 pub type VirtioClock = morgana_rt::Handle<KernelTime>;
 
-/// Why an app could not start (returned by the `build` closure of [`run`] and
-/// [`run_with_devices`]).
-#[derive(Debug)]
-pub enum StartError {
-    /// A bad argument value: one line, exit status 2.
-    Args(ArgError),
-    /// Arguments that do not go together, or one missing; the line says what to add (exit
-    /// status 2, as a bad value).
-    Usage(String),
-    /// A device is missing or unusable; the line says why and how to fix it (exit status 1).
-    Device(String),
-}
-
-impl From<ArgError> for StartError {
-    fn from(e: ArgError) -> Self {
-        Self::Args(e)
-    }
-}
-
-impl Display for StartError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Args(e) => e.fmt(f),
-            Self::Usage(m) | Self::Device(m) => f.write_str(m),
-        }
-    }
-}
-
 /// What the platform brought up.
-struct Booted {
+pub struct Booted {
     time: KernelTime,
     irqs: Irqs,
     park: HaltPark,
@@ -126,129 +95,154 @@ fn calibrate_lapic(time: &KernelTime) -> Scale {
     Scale::from_hz((u128::from(ticks) * 1_000_000_000 / ns) as u64)
 }
 
-/// Bring the platform up, parse the kernel command line against [`COMMON`] and `app_args`, start
-/// logging, and run the app that `build` returns until it completes; then exit with its status.
+/// Bring the platform up, then run the app through the shared skeleton
+/// ([`morgana_target::run`]) on the kernel command line, with [`Virtio`] as the target; exit
+/// with its status.
 ///
 /// `--help` prints the usage and exits 0; a bad argument prints one line and exits 2; an app
-/// error prints `error: ...` and exits 1; a [`StartError::Device`] prints one line and exits 1.
-/// No devices are probed: see [`run_with_devices`].
+/// error prints `error: ...` and exits 1; a missing device prints one line and exits 1. The
+/// virtio devices are probed when the app first asks for one.
 pub fn run<F, E>(
-    app_args: &[ArgSpec],
-    build: impl FnOnce(VirtioPlatform, &Args) -> Result<F, StartError>,
-) -> !
-where
-    F: Future<Output = Result<(), E>>,
-    E: Display,
-{
-    start(app_args, false, |platform, _devices, args| build(platform, args))
-}
-
-/// [`run`], with the virtio-net and virtio-blk devices found at boot handed to `build`, and the
-/// TCP/IP stack's own arguments ([`morgana_tcpip::ARGS`]: `--ipv6`, `--ipv6-gateway`) declared
-/// for [`crate::stack`].
-pub fn run_with_devices<F, E>(
-    app_args: &[ArgSpec],
-    build: impl FnOnce(VirtioPlatform, Devices, &Args) -> Result<F, StartError>,
-) -> !
-where
-    F: Future<Output = Result<(), E>>,
-    E: Display,
-{
-    start(app_args, true, build)
-}
-
-fn start<F, E>(
-    app_args: &[ArgSpec],
-    probe: bool,
-    build: impl FnOnce(VirtioPlatform, Devices, &Args) -> Result<F, StartError>,
+    app: &[&[ArgSpec]],
+    devices: &[Device],
+    build: impl FnOnce(&mut Virtio) -> Result<F, StartError>,
 ) -> !
 where
     F: Future<Output = Result<(), E>>,
     E: Display,
 {
     let program = sys::boot::program_name();
-    let b = match boot() {
+    let mut b = match boot() {
         Ok(b) => b,
         Err(e) => {
             println(format_args!("{program}: cannot start: {e}"));
             sys::exit(EXIT_FAILURE)
         }
     };
-    let net_args: &[ArgSpec] = if probe { morgana_tcpip::ARGS } else { &[] };
-    let specs = [COMMON, net_args, app_args];
-    let args = match Args::parse(&specs, &b.cmdline.args) {
-        Ok(a) => a,
-        Err(e) => arg_failure(program, &specs, e),
-    };
-    let level = match args.get_opt_with("log", "error, warn, info, debug or trace", level) {
-        Ok(l) => l.unwrap_or(log::LevelFilter::Info),
-        Err(e) => arg_failure(program, &specs, e),
-    };
-    init_log(b.time, level);
-    let devices = if probe {
-        let (devices, errors) = Devices::discover(&b.cmdline.mmio, &b.irqs);
-        for e in errors {
-            log::warn!("{e}");
-        }
-        devices
-    } else {
-        Devices::default()
-    };
-    let exec = Executor::new(b.time);
-    let platform = RtPlatform::new(exec.handle(), b.entropy);
-    let app = match build(platform, devices, &args) {
-        Ok(app) => app,
-        Err(StartError::Args(e)) => arg_failure(program, &specs, e),
-        Err(StartError::Usage(e)) => {
-            println(format_args!("{program}: {e}"));
-            sys::exit(EXIT_USAGE)
-        }
-        Err(StartError::Device(e)) => {
-            println(format_args!("{program}: {e}"));
-            sys::exit(EXIT_FAILURE)
-        }
-    };
-    let started: Instant = b.time.now();
-    log::debug!("boot: {} us from the first instruction to the app ({})", started.as_micros(), b.describe);
-    let mut park = b.park;
-    let status = match exec.block_on(&mut park, app) {
-        Ok(Ok(())) => EXIT_SUCCESS,
-        Ok(Err(e)) => {
-            println(format_args!("error: {e}"));
-            EXIT_FAILURE
-        }
-        Err(stalled) => {
-            println(format_args!("error: {stalled}"));
-            EXIT_FAILURE
-        }
-    };
-    // Let the NICs send what the app handed them last, before QEMU stops.
-    let clock = exec.handle();
-    let _ = exec.block_on(&mut park, crate::net::drain_tx(&clock, Duration::from_millis(100)));
+    let argv = core::mem::take(&mut b.cmdline.args);
+    let status = morgana_target::run::<Virtio, _, _, _>(b, program, &argv, app, devices, build);
     sys::exit(status)
 }
 
-/// A `--log` level: the usual lower-case names by a direct match (`LevelFilter::from_str`'s
-/// case-insensitive search costs a few hundred emulated instructions at boot), else as `log`
-/// parses it.
-fn level(s: &str) -> Option<log::LevelFilter> {
-    use log::LevelFilter::*;
-    Some(match s {
-        "info" => Info,
-        "debug" => Debug,
-        "warn" => Warn,
-        "error" => Error,
-        "trace" => Trace,
-        "off" => Off,
-        _ => return log::LevelFilter::from_str(s).ok(),
-    })
+/// The bare-metal target: a kernel under a hypervisor, with virtio-net and virtio-blk, the
+/// serial console, pvclock or the TSC, and RDRAND. There are no files or directories: a store
+/// argument is refused in one line ([`crate::specs`]).
+pub struct Virtio {
+    exec: Executor<KernelTime>,
+    park: HaltPark,
+    time: KernelTime,
+    platform: VirtioPlatform,
+    /// Probed when the app first asks for a device, so that an image without any has no driver
+    /// code at all (nor their drop glue: the devices live until the machine stops).
+    devices: ManuallyDrop<Option<Devices>>,
+    mmio: Vec<crate::cmdline::MmioDevice>,
+    irqs: Irqs,
+    args: Args,
+    describe: Describe,
 }
 
-fn arg_failure(program: &str, specs: &[&[ArgSpec]], e: ArgError) -> ! {
-    if e == ArgError::Help {
-        crate::sys::serial::write(Args::usage(program, specs).as_bytes());
-        sys::exit(EXIT_SUCCESS)
+impl Virtio {
+    /// The virtio devices (probed at the first call) not taken yet, for an image that wants
+    /// more than one of a kind (the conformance image's two NICs).
+    pub fn devices(&mut self) -> &mut Devices {
+        self.devices.get_or_insert_with(|| {
+            let (devices, errors) = Devices::discover(&self.mmio, &self.irqs);
+            for e in errors {
+                log::warn!("{e}");
+            }
+            devices
+        })
     }
-    println(format_args!("{program}: {e}"));
-    sys::exit(EXIT_USAGE)
+}
+
+impl Target for Virtio {
+    const NAME: &'static str = "virtio";
+    type Boot = Booted;
+    type Platform = VirtioPlatform;
+    type TcpStack = VirtioStack;
+    type Net = VirtioNet;
+    type Block = VirtioBlock;
+    type KvRo = morgana_target::Absent;
+    type KvRw = morgana_target::Absent;
+
+    fn specs(devices: &[Device]) -> Specs {
+        crate::specs::specs(devices)
+    }
+
+    fn print_usage(text: &str) {
+        sys::serial::write(text.as_bytes());
+    }
+
+    fn print_error(line: core::fmt::Arguments<'_>) {
+        println(line);
+    }
+
+    fn start(b: Booted, args: Args, level: log::LevelFilter) -> Result<Self, StartError> {
+        init_log(b.time, level);
+        let exec = Executor::new(b.time);
+        let platform = RtPlatform::new(exec.handle(), b.entropy);
+        let (mmio, irqs, describe) = (b.cmdline.mmio, b.irqs, b.describe);
+        let devices = ManuallyDrop::new(None);
+        Ok(Self { exec, park: b.park, time: b.time, platform, devices, mmio, irqs, args, describe })
+    }
+
+    fn args(&self) -> &Args {
+        &self.args
+    }
+
+    fn platform(&self) -> VirtioPlatform {
+        self.platform.clone()
+    }
+
+    fn tcp_stack(&mut self) -> Result<VirtioStack, StartError> {
+        // As `crate::stack`: the arguments are checked before the NIC is taken.
+        let config = crate::tcpip_config(&self.args)?;
+        let net = crate::net(self.devices())?;
+        Ok(morgana_tcpip::spawn(&self.platform, net, config))
+    }
+
+    fn net(&mut self) -> Result<VirtioNet, StartError> {
+        crate::net(self.devices())
+    }
+
+    fn tcpip_config(&self) -> Result<morgana_tcpip::Config, StartError> {
+        crate::tcpip_config(&self.args)
+    }
+
+    fn block(&mut self) -> Result<VirtioBlock, StartError> {
+        self.devices().block().ok_or_else(|| {
+            StartError::Device(
+                "no virtio-blk disk: attach a disk image (cargo xtask run APP --target virtio -- --block disk.img)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Never given: `--NAME DIR` is refused before the start ([`crate::specs`]).
+    fn kv_ro(&mut self, _: &str) -> Result<Option<morgana_target::Absent>, StartError> {
+        Ok(None)
+    }
+
+    fn kv_rw(&mut self, name: &str) -> Result<morgana_target::Absent, StartError> {
+        Err(StartError::Device(alloc::format!("--{name}: bare metal has no directories to read or write")))
+    }
+
+    /// Never given: `--NAME FILE` is refused before the start ([`crate::specs`]).
+    fn file(&mut self, _: &str) -> Result<Option<Vec<u8>>, StartError> {
+        Ok(None)
+    }
+
+    fn block_on<F: Future>(mut self, app: F) -> Result<F::Output, Stalled> {
+        let started: Instant = self.time.now();
+        log::debug!(
+            "boot: {} us from the first instruction to the app ({})",
+            started.as_micros(),
+            self.describe
+        );
+        let out = self.exec.block_on(&mut self.park, app);
+        // Let the NICs send what the app handed them last, before QEMU stops.
+        let clock = self.exec.handle();
+        let _ = self.exec.block_on(&mut self.park, crate::net::drain_tx(&clock, Duration::from_millis(100)));
+        out
+    }
 }

@@ -1,18 +1,20 @@
 //! The default TCP/IP stack on bare metal: `morgana-tcpip` over the first virtio-net interface.
 
-use morgana::args::Args;
+use morgana_args::Args;
+use morgana_target::StartError;
 use morgana_tcpip::{Config, Ipv4Mode};
 
 use crate::devices::Devices;
 use crate::net::VirtioNet;
-use crate::run::{StartError, VirtioPlatform};
+use crate::run::VirtioPlatform;
 
 /// The stack [`stack`] returns: an app takes it as its `S: TcpStack` (also `UdpStack` and
 /// `Resolver`).
 pub type VirtioStack = morgana_tcpip::Stack;
 
-/// Take the first virtio-net interface from `devices` and run `morgana-tcpip` on it; the stack
-/// for an app's `main.rs` (Mirage's `generic_stackv4v6`).
+/// Take the first virtio-net interface from `devices` and run `morgana-tcpip` on it: what
+/// [`Target::tcp_stack`](morgana_target::Target::tcp_stack) gives an app here (Mirage's
+/// `generic_stackv4v6`).
 ///
 /// Configured by the shared arguments: `--ipv4 ADDR/PREFIX` with `--ipv4-gateway ADDR` for a
 /// static address, `--dhcp`, `--dns-server ADDR`, and `--ipv6`/`--ipv6-gateway`. With neither
@@ -22,14 +24,6 @@ pub type VirtioStack = morgana_tcpip::Stack;
 /// here and drives the interface for the rest of the run.
 ///
 /// No interface is a [`StartError::Device`] that says how to attach one.
-///
-/// ```ignore
-/// morgana_virtio::run_with_devices(echo::ARGS, |platform, mut devices, args| {
-///     let config = echo::Config::from_args(args)?;
-///     let stack = morgana_virtio::stack(&platform, &mut devices, args)?;
-///     Ok(echo::start(platform, stack, config))
-/// })
-/// ```
 pub fn stack(
     platform: &VirtioPlatform,
     devices: &mut Devices,
@@ -50,15 +44,10 @@ pub fn net(devices: &mut Devices) -> Result<VirtioNet, StartError> {
     })
 }
 
-/// The stack's configuration from the shared arguments, as [`stack`] reads it: DHCP unless
-/// `--ipv4` or `--dhcp` says otherwise. A hosted-only `--net` is ignored with a warning.
+/// The stack's configuration from its arguments ([`morgana_tcpip::ARGS`]), as [`stack`] reads
+/// it: DHCP unless `--ipv4` or `--dhcp` says otherwise.
 pub fn tcpip_config(args: &Args) -> Result<Config, StartError> {
     let mut config = Config::from_args(args)?;
-    if let Some(net) = args.raw("net").filter(|_| args.flag("net")) {
-        log::warn!(
-            "--net {net} is ignored on bare metal: the NIC is QEMU's (cargo xtask run --net user|tap:IF, before the --)"
-        );
-    }
     if config.ipv4 == Ipv4Mode::None {
         log::debug!("no --ipv4: asking DHCP for an address");
         config = config.dhcp();

@@ -4,11 +4,15 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use morgana::Duration;
-use morgana::args::{ArgError, ArgSpec, Args, Ipv4Cidr};
+use morgana_args::{ArgError, ArgSpec, Args, Ipv4Cidr};
 
-/// Arguments this stack reads besides [`morgana::args::COMMON`] (`--ipv4`, `--ipv4-gateway`,
-/// `--dhcp`, `--dns-server`); a target that runs the stack declares them too.
+/// The arguments this stack reads ([`Config::from_args`]): a target that runs it for an app
+/// declares them beside its own, so they are listed by `--help` exactly where they apply.
 pub const ARGS: &[ArgSpec] = &[
+    ArgSpec::value("ipv4", "ADDR/PREFIX", "static IPv4 address of the unikernel"),
+    ArgSpec::value("ipv4-gateway", "ADDR", "IPv4 default gateway"),
+    ArgSpec::flag("dhcp", "configure IPv4 with DHCP"),
+    ArgSpec::value("dns-server", "ADDR", "DNS server to query"),
     ArgSpec::value(
         "ipv6",
         "ADDR/PREFIX",
@@ -97,16 +101,16 @@ pub struct Config {
     pub tcp_rx_buffer: usize,
     /// Send buffer of each new TCP connection, in bytes (16 KiB, growing likewise).
     pub tcp_tx_buffer: usize,
-    /// How large a connection's buffers may grow (default 1 MiB, at most 1 GiB). A receive
-    /// buffer doubles each time a buffer's worth arrives and the app read at least half of it
-    /// meanwhile (a bulk transfer the app keeps up with); a send buffer doubles when the app
-    /// found it full and the congestion window could send half of it. So a bulk connection over
-    /// a long path is not held to 64 KiB per round trip (1 MiB is 10 MiB/s at 100 ms), while an
-    /// idle or slow one keeps its initial buffers. Not more by default: smoltcp does not pace, so
-    /// a window sent as one burst must fit the queues along the path. Every growth keeps
-    /// [`Config::memory_reserve`] free, like a new connection; a send buffer shrinks back once
-    /// empty and quiet for a second, a receive buffer never does (that would retract the
-    /// advertised window).
+    /// How large a connection's buffers may grow (default 4 MiB, Linux's largest send buffer;
+    /// at most 1 GiB). A receive buffer doubles each time half a buffer's worth arrives and the
+    /// app read at least half of that meanwhile (a bulk transfer the app keeps up with); a send
+    /// buffer doubles when the app found it full and the congestion window could send half of
+    /// it. So a bulk connection over a long path is not held to 64 KiB per round trip (4 MiB is
+    /// 40 MiB/s at 100 ms), while an idle or slow one keeps its initial buffers. smoltcp does
+    /// not pace: past slow start the ACKs clock a window out, as Linux's CUBIC does without a
+    /// pacing qdisc. Every growth keeps [`Config::memory_reserve`] free, like a new connection;
+    /// a send buffer shrinks back once empty and quiet for a second, a receive buffer never does
+    /// (that would retract the advertised window).
     pub tcp_buffer_max: usize,
     /// Bytes the heap must still have free beside a new connection's buffers: short of that,
     /// `connect` fails with `NoResources` and a listener resets the connections it cannot take,
@@ -158,7 +162,7 @@ impl Default for Config {
             dns_servers: Vec::new(),
             tcp_rx_buffer: 16 * 1024,
             tcp_tx_buffer: 16 * 1024,
-            tcp_buffer_max: 1 << 20,
+            tcp_buffer_max: 4 << 20,
             memory_reserve: 256 * 1024,
             tcp_connect_timeout: Duration::from_secs(75),
             tcp_timeout: Some(Duration::from_secs(900)),
@@ -177,8 +181,8 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Read `--ipv4`, `--ipv4-gateway`, `--dhcp`, `--dns-server` and, if declared, `--ipv6` and
-    /// `--ipv6-gateway` (see [`ARGS`]). The seed stays 0: set [`Config::seed`] from the
+    /// Read `--ipv4`, `--ipv4-gateway`, `--dhcp`, `--dns-server`, `--ipv6` and `--ipv6-gateway`
+    /// (see [`ARGS`]). The seed stays 0: set [`Config::seed`] from the
     /// platform's RNG.
     pub fn from_args(args: &Args) -> Result<Self, ArgError> {
         let mut config = Self::default();
@@ -267,7 +271,7 @@ fn raw<'a>(args: &'a Args, name: &str) -> &'a str {
 mod tests {
     use super::*;
     use alloc::string::ToString;
-    use morgana::args::COMMON;
+    use morgana_args::COMMON;
 
     fn parse(argv: &[&str]) -> Result<Config, ArgError> {
         Config::from_args(&Args::parse(&[COMMON, ARGS], argv).unwrap())

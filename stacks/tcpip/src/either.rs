@@ -5,34 +5,15 @@
 //! device, chosen at run time by `--net`. An app is generic over one `S: TcpStack`, so the
 //! target hands it an [`Either`] of the two: every trait is implemented by a `match`, with no
 //! `dyn` and no allocation on the data path, and connections, listeners, halves and UDP sockets
-//! are `Either`s too. [`from_args`] makes the choice and builds the chosen side.
-//!
-//! ```
-//! use morgana::args::{ArgError, Args, COMMON};
-//! use morgana_tcpip::either::{Either, NetChoice};
-//!
-//! let args = Args::parse(&[COMMON], ["--net", "tap:tap0"]).unwrap();
-//! assert_eq!(NetChoice::from_args(&args).unwrap(), NetChoice::Tap("tap0".into()));
-//!
-//! // A target's wiring: its host sockets on the left (none here), this stack over the device
-//! // `--net tap:IFNAME` names on the right.
-//! fn stack<P: morgana::Platform>(p: &P, args: &Args) -> Result<Either<(), morgana_tcpip::Stack>, ArgError> {
-//!     let switch = morgana_mem::Switch::default();
-//!     morgana_tcpip::either::from_args(p, args, || Ok(()), |_name| Ok(switch.port([2, 0, 0, 0, 0, 1])))
-//! }
-//! ```
+//! are `Either`s too. The choice itself (`--net socket|tap:IFNAME`) is the hosted target's
+//! (`morgana-unix`): a stack crate reads no device arguments.
 
-use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 
 use embedded_io_async::{ErrorType, Read, Write};
-use morgana::args::{ArgError, Args};
 use morgana::stack::{Resolver, StackError, TcpListener, TcpStack, UdpSocket, UdpStack};
-use morgana::{Flow, FlowWrite, Net, Platform};
-
-use crate::{Config, Stack};
+use morgana::{Flow, FlowWrite};
 
 /// One of two implementations of the same traits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,102 +143,5 @@ impl<L: UdpStack, R: UdpStack> UdpStack for Either<L, R> {
 impl<L: Resolver, R: Resolver> Resolver for Either<L, R> {
     async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, StackError> {
         either!(self, x => x.resolve(name).await)
-    }
-}
-
-/// The stack `--net` asks for: `sockets()` (the target's host sockets) for `--net socket`, or
-/// this stack over `device(IFNAME)` for `--net tap:IFNAME`, configured by `--ipv4`,
-/// `--ipv4-gateway`, `--dhcp`, `--dns-server` and [`ARGS`](crate::ARGS), seeded from the
-/// platform's RNG, its runner spawned on `platform`. Arguments are checked before the device is
-/// opened.
-pub fn from_args<P, L, N, E>(
-    platform: &P,
-    args: &Args,
-    sockets: impl FnOnce() -> Result<L, E>,
-    device: impl FnOnce(&str) -> Result<N, E>,
-) -> Result<Either<L, Stack>, E>
-where
-    P: Platform,
-    N: Net + 'static,
-    E: From<ArgError>,
-{
-    match NetChoice::from_args(args)? {
-        NetChoice::Socket => sockets().map(Either::Left),
-        NetChoice::Tap(name) => {
-            let config = Config::from_args(args)?;
-            let dhcp = config.ipv4 == crate::Ipv4Mode::Dhcp;
-            let net = device(&name)?;
-            let stack = crate::spawn(platform, net, config);
-            let m = stack.mac();
-            let v4 = match stack.ipv4() {
-                Some((a, p)) => format!("{a}/{p}"),
-                None if dhcp => "DHCP".into(),
-                None => "no IPv4 (pass --ipv4 ADDR/PREFIX or --dhcp)".into(),
-            };
-            let v6: Vec<String> = stack.ipv6().iter().map(|a| format!("{a}")).collect();
-            log::info!(
-                "{name}: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, {v4}, {}",
-                m[0],
-                m[1],
-                m[2],
-                m[3],
-                m[4],
-                m[5],
-                v6.join(", ")
-            );
-            Ok(Either::Right(stack))
-        }
-    }
-}
-
-/// What `--net` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NetChoice {
-    /// `--net socket`: the host's own TCP/IP through its sockets (no root).
-    Socket,
-    /// `--net tap:IFNAME`: this stack on the named TAP device.
-    Tap(String),
-}
-
-impl NetChoice {
-    const EXPECTED: &'static str = "socket or tap:IFNAME (an interface name of 1 to 15 characters)";
-
-    /// Parse `socket` or `tap:IFNAME`.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.split_once(':') {
-            None if s == "socket" => Some(Self::Socket),
-            Some(("tap", name))
-                if (1..=15).contains(&name.len())
-                    && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':') =>
-            {
-                Some(Self::Tap(name.into()))
-            }
-            _ => None,
-        }
-    }
-
-    /// Read `--net` (default `socket`).
-    pub fn from_args(args: &Args) -> Result<Self, ArgError> {
-        Ok(args.get_opt_with("net", Self::EXPECTED, Self::parse)?.unwrap_or(Self::Socket))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use alloc::string::ToString;
-
-    use super::*;
-    use morgana::args::COMMON;
-
-    #[test]
-    fn net_choice_parses_and_explains() {
-        let parse = |v: &str| NetChoice::from_args(&Args::parse(&[COMMON], ["--net", v]).unwrap());
-        assert_eq!(parse("socket"), Ok(NetChoice::Socket));
-        assert_eq!(parse("tap:tap0"), Ok(NetChoice::Tap("tap0".into())));
-        assert_eq!(NetChoice::from_args(&Args::parse(&[COMMON], [""; 0]).unwrap()), Ok(NetChoice::Socket));
-        for bad in ["tap:", "tap:this-name-is-too-long", "tap:a/b", "virtio", "tap"] {
-            let e = parse(bad).unwrap_err().to_string();
-            assert!(e.starts_with("--net: expected socket or tap:IFNAME"), "{bad}: {e}");
-        }
     }
 }

@@ -29,9 +29,10 @@
 //! }
 //! ```
 //!
-//! [`spawn`] does those two steps (and seeds the stack from the platform's RNG); a target's
-//! wiring picks host sockets or this stack from `--net` with [`either::from_args`], Mirage's
-//! `generic_stackv4v6`.
+//! [`spawn`] does those two steps (and seeds the stack from the platform's RNG). A target that
+//! can offer host sockets too (the hosted one, by `--net`) hands an app an [`either::Either`]
+//! of the two, Mirage's `generic_stackv4v6`. [`ARGS`] are the arguments the stack reads
+//! ([`Config::from_args`]).
 //!
 //! ## On a hostile network
 //!

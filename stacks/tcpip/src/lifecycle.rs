@@ -324,11 +324,13 @@ fn tune_buffers(s: &mut tcp::Socket<'_>, t: &mut Tracked, c: &Config, now: SmolI
     let max = c.tcp_buffer_max;
     let cap = s.recv_capacity();
     let total = s.recv_total();
-    if cap < max && total - t.rx_epoch.0 >= cap as u64 {
-        // A buffer's worth arrived since the last look: if the app read at least half of it
-        // (it keeps up), a larger window may carry more.
+    if cap < max && total - t.rx_epoch.0 >= (cap / 2) as u64 {
+        // Half a buffer's worth arrived since the last look: if the app read at least half of
+        // that (it keeps up), a larger window may carry more. Half, not all: the window must
+        // grow ahead of a sender in slow start, which doubles every round trip; waiting for a
+        // whole buffer held it to a doubling every two (at 100 ms, 8 MiB took twice as long).
         let read = total - s.recv_queue() as u64;
-        if read - t.rx_epoch.1 >= (cap / 2) as u64
+        if read - t.rx_epoch.1 >= (cap / 4) as u64
             && let Some(buf) = spare(c, (2 * cap).min(max))
         {
             s.grow_rx_buffer(buf);

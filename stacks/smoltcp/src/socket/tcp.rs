@@ -524,6 +524,9 @@ pub struct Socket<'a> {
     remote_last_ts: Option<Instant>,
     /// The sequence number of the last packet received, used for sACK
     local_rx_last_seq: Option<TcpSeqNumber>,
+    /// Left edges of the SACK blocks reported first and second in the last segment that
+    /// carried any, most recent first: RFC 2018 repeats them in the following ones.
+    sack_reported: [Option<TcpSeqNumber>; 2],
     /// The ACK number of the last packet received.
     local_rx_last_ack: Option<TcpSeqNumber>,
     /// The number of packets received directly after
@@ -544,6 +547,9 @@ pub struct Socket<'a> {
     syn_cookies: bool,
     /// A loss probe was sent since the last ACK of new data.
     probe_sent: bool,
+    /// The retransmission timer was pulled in because the peer SACKed data sent after the
+    /// first unacknowledged byte: when it fires, that byte's segment is taken as lost.
+    reorder_wait: bool,
     /// Drop SYNs while listening.
     syn_drop: bool,
     /// The receive buffer may grow to this size (`grow_rx_buffer`): the window scale is chosen
@@ -645,6 +651,7 @@ impl<'a> Socket<'a> {
             remote_last_ts: None,
             local_rx_last_ack: None,
             local_rx_last_seq: None,
+            sack_reported: [None; 2],
             local_rx_dup_acks: 0,
             pending_fast_retransmit: false,
             fast_retransmit_seq: TcpSeqNumber::default(),
@@ -653,6 +660,7 @@ impl<'a> Socket<'a> {
             recovery_rexmit_high: TcpSeqNumber::default(),
             syn_cookies: false,
             probe_sent: false,
+            reorder_wait: false,
             syn_drop: false,
             rx_buffer_limit: 0,
             rx_total: 0,
@@ -1035,7 +1043,9 @@ impl<'a> Socket<'a> {
         self.local_rx_dup_acks = 0;
         self.pending_fast_retransmit = false;
         self.probe_sent = false;
+        self.reorder_wait = false;
         self.assembler = Assembler::new();
+        self.sack_reported = [None; 2];
         self.tx_buffer.clear();
         self.rx_buffer.clear();
         self.rx_fin_received = false;
@@ -1581,11 +1591,30 @@ impl<'a> Socket<'a> {
         self.remote_last_seq - self.local_seq_no
     }
 
+    /// What the congestion window still lets through: the window less the bytes in the network,
+    /// counted as RFC 6675's "pipe" (simplified): sent and unacknowledged, less what the remote
+    /// selectively acknowledged, which has left the network. Without this, a recovery from
+    /// several losses in one window sent nothing new after its first partial ACK (the SACKed
+    /// data above the next hole still counted), one hole per round trip.
     fn cwnd_remaining(&self) -> usize {
         self.congestion_controller
             .inner()
             .window()
-            .saturating_sub(self.flight_size())
+            .saturating_sub(self.pipe())
+    }
+
+    fn pipe(&self) -> usize {
+        let (una, nxt) = (self.local_seq_no, self.remote_last_seq);
+        let sacked: usize = self
+            .sack_scoreboard
+            .iter()
+            .flatten()
+            .map(|&(start, end)| {
+                let (start, end) = (start.max(una), end.min(nxt));
+                if start < end { end - start } else { 0 }
+            })
+            .sum();
+        self.flight_size().saturating_sub(sacked)
     }
 
     /// Return the amount of octets queued in the receive buffer. This value can be larger than
@@ -1773,45 +1802,51 @@ impl<'a> Socket<'a> {
         // If the remote supports selective acknowledgement, add the option to the outgoing
         // segment.
         if self.remote_has_sack {
-            net_debug!("sending sACK option with current assembler ranges");
-
-            // RFC 2018: The first SACK block (i.e., the one immediately following the kind and
-            // length fields in the option) MUST specify the contiguous block of data containing
-            // the segment which triggered this ACK, unless that segment advanced the
-            // Acknowledgment Number field in the header.
-            reply_repr.sack_ranges[0] = None;
-
             let ack = reply_repr.ack_number.unwrap_or(TcpSeqNumber(0));
-
-            if let Some(last_seg_seq) = self.local_rx_last_seq {
-                reply_repr.sack_ranges[0] = self
-                    .assembler
-                    .iter_data()
-                    .map(|(left, right)| (ack + left, ack + right))
-                    .find(|&(left, right)| left <= last_seg_seq && right >= last_seg_seq)
-                    .map(|(left, right)| (left.0 as u32, right.0 as u32));
-            }
-
-            if reply_repr.sack_ranges[0].is_none() {
-                // The matching segment was removed from the assembler, meaning the acknowledgement
-                // number has advanced, or there was no previous sACK.
-                //
-                // While the RFC says we SHOULD keep a list of reported sACK ranges, and iterate
-                // through those, that is currently infeasible. Instead, we offer the range with
-                // the lowest sequence number (if one exists) to hint at what segments would
-                // most quickly advance the acknowledgement number.
-                reply_repr.sack_ranges[0] = self
-                    .assembler
-                    .iter_data()
-                    .map(|(left, right)| (ack + left, ack + right))
-                    .next()
-                    .map(|(left, right)| (left.0 as u32, right.0 as u32));
-            }
+            reply_repr.sack_ranges = self.sack_ranges(ack);
         }
 
         // Since the sACK option may have changed the length of the payload, update that.
         ip_reply_repr.set_payload_len(reply_repr.buffer_len());
         (ip_reply_repr, reply_repr)
+    }
+
+    /// The SACK blocks (RFC 2018) for a segment acknowledging `ack`, remembering what they
+    /// reported. The first block holds the most recently received segment; the next ones repeat
+    /// the blocks reported first before it (so that a block survives the loss of a few ACKs);
+    /// any room left goes to the lowest other blocks, the ones that would advance the ACK
+    /// soonest. Empty without out-of-order data.
+    fn sack_ranges(&mut self, ack: TcpSeqNumber) -> [Option<(u32, u32)>; 3] {
+        let mut out: [Option<(TcpSeqNumber, TcpSeqNumber)>; 3] = [None; 3];
+        let mut filled = 0;
+        let blocks = || {
+            self.assembler
+                .iter_data()
+                .map(move |(left, right)| (ack + left, ack + right))
+        };
+        let recent = [
+            self.local_rx_last_seq,
+            self.sack_reported[0],
+            self.sack_reported[1],
+        ];
+        let holding = recent
+            .into_iter()
+            .flatten()
+            .filter_map(|seq| blocks().find(|&(left, right)| left <= seq && seq < right));
+        for block in holding.chain(blocks()) {
+            if filled == out.len() {
+                break;
+            }
+            if !out[..filled].contains(&Some(block)) {
+                out[filled] = Some(block);
+                filled += 1;
+            }
+        }
+        if filled > 0 {
+            net_trace!("sending {} SACK blocks", filled);
+            self.sack_reported = [out[0].map(|b| b.0), out[1].map(|b| b.0)];
+        }
+        out.map(|b| b.map(|(left, right)| (left.0 as u32, right.0 as u32)))
     }
 
     fn challenge_ack_reply(
@@ -2492,15 +2527,35 @@ impl<'a> Socket<'a> {
                     if self.local_rx_dup_acks == 3 && self.recovery_point.is_none() {
                         self.timer.set_for_fast_retransmit();
                         net_debug!("started fast retransmit");
+                    } else if sacked_more && self.recovery_point.is_none() {
+                        // Data sent after the first hole arrived, but too little of it for
+                        // three duplicate ACKs (a small window, or the tail of a burst): give
+                        // the hole a reordering window (a quarter of the smoothed RTT, at least
+                        // 1 ms; RFC 8985's RACK reasons alike) instead of a probe timeout, and
+                        // then take it as lost.
+                        if let Timer::Retransmit { expires_at } = self.timer {
+                            let wait = Duration::from_millis((self.rtte.srtt / 4).max(1) as u64);
+                            if cx.now() + wait < expires_at {
+                                self.timer = Timer::Retransmit {
+                                    expires_at: cx.now() + wait,
+                                };
+                                self.reorder_wait = true;
+                            }
+                        }
                     }
 
-                    // Notify of duplicate ACK
-                    let in_flight = self.flight_size();
-                    self.congestion_controller.inner_mut().on_dup_ack(
-                        cx.now(),
-                        self.remote_mss,
-                        in_flight,
-                    );
+                    // Notify of duplicate ACK: the controller inflates its window by a segment
+                    // for each (RFC 5681), the one way without SACK to count what left the
+                    // network. With SACK the pipe (`cwnd_remaining`) counts it exactly, and
+                    // inflating as well would count it twice.
+                    if !self.remote_has_sack {
+                        let in_flight = self.flight_size();
+                        self.congestion_controller.inner_mut().on_dup_ack(
+                            cx.now(),
+                            self.remote_mss,
+                            in_flight,
+                        );
+                    }
                 }
 
                 // No duplicate ACK means we reset the duplicate ACK count
@@ -2551,9 +2606,11 @@ impl<'a> Socket<'a> {
                 if ack_all {
                     // RFC 6298: (5.2) ACK of all outstanding data turn off the retransmit timer.
                     self.timer.set_for_idle(cx.now(), self.keep_alive);
+                    self.reorder_wait = false;
                 } else if ack_len > 0 {
                     // (5.3) ACK of new data in ESTABLISHED state restart the retransmit timer.
                     self.probe_sent = false;
+                    self.reorder_wait = false;
                     let delay = self.retransmit_delay();
                     self.timer.set_for_retransmit(cx.now(), delay);
                 }
@@ -3012,6 +3069,11 @@ impl<'a> Socket<'a> {
             net_debug!("timeout exceeded");
             self.set_state(State::Closed);
         } else if self.timer.should_retransmit(cx.now()) {
+            // A reordering window that ran out is a fast retransmit, not a timeout.
+            let reordered_out = core::mem::take(&mut self.reorder_wait);
+            if reordered_out {
+                self.timer.set_for_fast_retransmit();
+            }
             if matches!(self.timer, Timer::Retransmit { .. }) && self.may_probe() {
                 // A probe timeout (RFC 8985's tail loss probe, simplified): resend the first
                 // unacknowledged segment, without the congestion response of an RTO. If it was
@@ -3134,6 +3196,16 @@ impl<'a> Socket<'a> {
             payload: &[],
         };
 
+        // SACK blocks ride on every segment while out-of-order data waits (RFC 2018), on data
+        // too: in a full-duplex exchange most ACKs carry data, and without the blocks a sender
+        // has no way to find the holes (an ACK with data is not a duplicate ACK).
+        if self.remote_has_sack
+            && !self.assembler.is_empty()
+            && let Some(ack) = repr.ack_number
+        {
+            repr.sack_ranges = self.sack_ranges(ack);
+        }
+
         let mut is_zero_window_probe = false;
 
         #[cfg_attr(
@@ -3222,8 +3294,9 @@ impl<'a> Socket<'a> {
                     offset
                 } else {
                     // After a timeout rewound it, skip what the remote has selectively
-                    // acknowledged.
+                    // acknowledged; the segment starts there (`repr` was made before).
                     self.skip_sacked();
+                    repr.seq_number = self.remote_last_seq;
 
                     // Right edge of window, ie the max sequence number we're allowed to send.
                     let win_right_edge = self.local_seq_no + self.remote_win_len;
@@ -3435,6 +3508,7 @@ impl<'a> Socket<'a> {
             // retransmission), if the timer is not running, start it running
             // so that it will expire after RTO seconds (or sooner, for a loss probe).
             let delay = self.retransmit_delay();
+            self.reorder_wait = false;
             self.timer.set_for_retransmit(cx.now(), delay);
         }
 
@@ -7880,6 +7954,163 @@ mod test {
     }
 
     #[test]
+    fn test_sack_recovery_sends_new_data_once_sacked_data_left_the_network() {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        // As after a handshake with a 3-byte MSS: an initial window of ten segments.
+        s.congestion_controller.inner_mut().set_mss(3);
+        let data: Vec<u8> = (0..60u8).map(|i| b'a' + i / 3).collect();
+        s.send_slice(&data).unwrap();
+        let seg = |i: usize| LOCAL_SEQ + 1 + 3 * i;
+        let chunk = |i: usize| &data[3 * i..3 * i + 3];
+        for i in 0..10 {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: seg(i),
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk(i),
+                ..RECV_TEMPL
+            }));
+        }
+        recv_nothing!(s, time 1000);
+        // Segments 0 and 2 are lost; three duplicate ACKs SACK all the others.
+        for ranges in [
+            [sack(seg(1), seg(2)), None, None],
+            [sack(seg(3), seg(6)), sack(seg(1), seg(2)), None],
+            [sack(seg(3), seg(10)), sack(seg(1), seg(2)), None],
+        ] {
+            send!(s, time 1050, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                sack_ranges: ranges,
+                ..SEND_TEMPL
+            });
+        }
+        // Fast retransmit; the window is cut to 7 segments (+3), but only two of the ten sent
+        // are still in the network (eight were SACKed): new data goes out at once, up to the
+        // window, instead of waiting for the holes' ACKs.
+        recv!(s, time 1060, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: chunk(0),
+            ..RECV_TEMPL
+        }));
+        for i in 10..18 {
+            recv!(s, time 1060, Ok(TcpRepr {
+                seq_number: seg(i),
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: chunk(i),
+                ..RECV_TEMPL
+            }));
+        }
+        recv_nothing!(s, time 1060);
+    }
+
+    #[test]
+    fn test_rto_skips_sacked_data_and_labels_what_follows_with_its_own_seq() {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDDeee").unwrap();
+        let seg = |i: usize| LOCAL_SEQ + 1 + 3 * i;
+        for (i, payload) in [b"aaa", b"BBB", b"ccc", b"DDD", b"eee"].iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: seg(i),
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: &payload[..],
+                ..RECV_TEMPL
+            }));
+        }
+        // Only "BBB" arrived; a single ACK says so, and then nothing comes back.
+        send!(s, time 1050, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            sack_ranges: [sack(seg(1), seg(2)), None, None],
+            ..SEND_TEMPL
+        });
+        // "aaa" is resent once its reordering window is over; nothing comes back.
+        recv!(s, time 1051, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        // The timeout (no RTT sample yet, so no loss probe): resending from the first hole,
+        // skipping "BBB". The segment after the skip carries the sequence number of its own
+        // bytes (it used to carry the one from before the skip: the receiver took "ccc" for
+        // "BBB", and the application got wrong data).
+        recv_nothing!(s, time 1999);
+        recv!(s, time 5000, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv!(s, time 5000, Ok(TcpRepr {
+            seq_number: seg(2),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"ccc"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_sack_of_later_data_retransmits_the_hole_after_a_reordering_window() {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBB").unwrap();
+        let seg = |i: usize| LOCAL_SEQ + 1 + 3 * i;
+        for (i, payload) in [b"aaa", b"BBB"].iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: seg(i),
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: &payload[..],
+                ..RECV_TEMPL
+            }));
+        }
+        // "aaa" is lost and only one segment follows it: one duplicate ACK, not three. It
+        // SACKs "BBB", sent after "aaa": after a reordering window (1 ms here, no RTT sample
+        // yet), "aaa" is resent as a fast retransmit, long before the timeout.
+        send!(s, time 1010, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            sack_ranges: [sack(seg(1), seg(2)), None, None],
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 1010);
+        recv!(s, time 1011, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1011);
+        // Its ACK covers everything: nothing more to send, no timeout later.
+        send!(s, time 1020, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(seg(2)),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 5000);
+    }
+
+    #[test]
     fn test_sack_on_data_segments_counts_as_duplicate_acks() {
         // A connection busy both ways: every ACK from the peer carries data.
         let mut s = socket_established();
@@ -7920,6 +8151,117 @@ mod test {
             ack_number: Some(REMOTE_SEQ + 1 + 3),
             window_len: 61,
             payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+    }
+
+    #[test]
+    fn test_sack_reports_the_latest_block_then_the_recent_ones() {
+        let mut s = socket_established();
+        s.remote_has_sack = true;
+        let at = |n: usize| REMOTE_SEQ + 1 + n;
+        // Four out-of-order segments, three holes before them: each ACK names the block of
+        // the segment that triggered it first, then the blocks named first before.
+        let cases: [(usize, [Option<(u32, u32)>; 3]); 5] = [
+            (2, [sack(at(2), at(4)), None, None]),
+            (6, [sack(at(6), at(8)), sack(at(2), at(4)), None]),
+            (
+                10,
+                [sack(at(10), at(12)), sack(at(6), at(8)), sack(at(2), at(4))],
+            ),
+            (
+                14,
+                [
+                    sack(at(14), at(16)),
+                    sack(at(10), at(12)),
+                    sack(at(6), at(8)),
+                ],
+            ),
+            // Filling 4..6 joins two blocks; the block it lands in comes first.
+            (
+                4,
+                [
+                    sack(at(2), at(8)),
+                    sack(at(14), at(16)),
+                    sack(at(10), at(12)),
+                ],
+            ),
+        ];
+        for (offset, sack_ranges) in cases {
+            send!(
+                s,
+                TcpRepr {
+                    seq_number: at(offset),
+                    ack_number: Some(LOCAL_SEQ + 1),
+                    payload: &b"xx"[..],
+                    ..SEND_TEMPL
+                },
+                Some(TcpRepr {
+                    seq_number: LOCAL_SEQ + 1,
+                    ack_number: Some(at(0)),
+                    window_len: 64,
+                    sack_ranges,
+                    ..RECV_TEMPL
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn test_sack_rides_on_data_segments() {
+        let mut s = socket_established();
+        s.remote_has_sack = true;
+        s.remote_mss = 20;
+        s.set_nagle_enabled(false);
+        let at = |n: usize| REMOTE_SEQ + 1 + n;
+        send!(
+            s,
+            TcpRepr {
+                seq_number: at(2),
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"xx"[..],
+                ..SEND_TEMPL
+            },
+            Some(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(at(0)),
+                window_len: 64,
+                sack_ranges: [sack(at(2), at(4)), None, None],
+                ..RECV_TEMPL
+            })
+        );
+        // Data going the other way carries the block too, in room taken from its payload: a
+        // 20-byte MSS less 12 bytes of option leaves 8.
+        s.send_slice(b"0123456789").unwrap();
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(at(0)),
+            window_len: 64,
+            sack_ranges: [sack(at(2), at(4)), None, None],
+            payload: &b"01234567"[..],
+            ..RECV_TEMPL
+        }));
+        // The hole filled: no block, the whole MSS for data.
+        send!(
+            s,
+            TcpRepr {
+                seq_number: at(0),
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"yy"[..],
+                ..SEND_TEMPL
+            },
+            Some(TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 8,
+                ack_number: Some(at(4)),
+                window_len: 60,
+                ..RECV_TEMPL
+            })
+        );
+        recv!(s, time 0, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 8,
+            ack_number: Some(at(4)),
+            window_len: 60,
+            payload: &b"89"[..],
             ..RECV_TEMPL
         }));
     }

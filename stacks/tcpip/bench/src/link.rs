@@ -17,7 +17,10 @@
 //! the loss is on client → server (Linux's TCP sends the data the loss hits, morgana receives
 //! it; its echo returns over a loss-free path); "morgana sends": the loss is on server →
 //! client (morgana's echo is what the loss hits). The delay is half the round trip each way.
-//! Each run pair (morgana, Linux) gets the same seed. A run that is not done by the cap stops
+//! The Linux server runs once per congestion controller in `--linux-cc` (default CUBIC, which
+//! morgana-tcpip runs too and Linux defaults to, and BBR, which some hosts, this one among them,
+//! choose, and which does not read random loss as congestion); the Linux client always sends
+//! with CUBIC. Each run group (morgana, then Linux per controller) gets the same seed. A run that is not done by the cap stops
 //! there, and the rate is what came back until then.
 
 use std::fmt::Write as _;
@@ -30,6 +33,7 @@ use crate::tap::{Run, finish_client, median, start_client};
 
 const MORGANA: &str = "10.80.0.2";
 const LINUX: &str = "10.80.0.3";
+const SUBNET: &str = "10.80.0.0/24";
 const LOSSES: [f64; 4] = [0.0, 0.01, 0.05, 0.10];
 const RTTS_MS: [f64; 3] = [0.2, 20.0, 100.0];
 /// The fairness bottleneck: 100 Mbit/s, 20 ms round trip, a queue of one bandwidth-delay product.
@@ -43,11 +47,29 @@ struct Options {
     cap: f64,
     fair_secs: f64,
     seed: u64,
+    losses: Vec<f64>,
+    rtts_ms: Vec<f64>,
+    ways: Vec<Way>,
+    fairness: bool,
+    server_log: Option<String>,
+    linux_cc: Vec<String>,
+    pcap: Option<String>,
+}
+
+/// A comma-separated list of non-negative numbers.
+fn numbers(name: &str, v: Option<&String>) -> Result<Vec<f64>, String> {
+    let v = v.ok_or_else(|| format!("{name}: a comma-separated list of numbers is required"))?;
+    v.split(',')
+        .map(|n| n.trim().parse::<f64>().ok().filter(|n| *n >= 0.0))
+        .collect::<Option<Vec<_>>>()
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| format!("{name}: expected comma-separated non-negative numbers, got {v}"))
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let usage =
-        "usage: link ECHO_BINARY [--quick] [--mib N] [--runs N] [--cap-secs S] [--fair-secs S] [--seed N]";
+    let usage = "usage: link ECHO_BINARY [--quick] [--mib N] [--runs N] [--cap-secs S] [--fair-secs S] [--seed N] \
+                 [--loss P,P..] [--rtt-ms R,R..] [--way receives|sends] [--no-fairness] [--server-log LEVEL] \
+                 [--linux-cc CC,CC..] [--pcap FILE]";
     let Some(echo) = args.first() else { return Err(usage.into()) };
     let quick = args.iter().any(|a| a == "--quick");
     let mut o = Options {
@@ -57,6 +79,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
         cap: if quick { 5.0 } else { 20.0 },
         fair_secs: if quick { 5.0 } else { 20.0 },
         seed: 1,
+        losses: LOSSES.to_vec(),
+        rtts_ms: RTTS_MS.to_vec(),
+        ways: vec![Way::MorganaReceives, Way::MorganaSends],
+        fairness: true,
+        server_log: None,
+        linux_cc: vec!["cubic".into(), "bbr".into()],
+        pcap: None,
     };
     let mut it = args[1..].iter();
     while let Some(a) = it.next() {
@@ -74,6 +103,32 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--cap-secs" => o.cap = num(a)?,
             "--fair-secs" => o.fair_secs = num(a)?,
             "--seed" => o.seed = num(a)? as u64,
+            // Fractions (0.01 = 1 %) and round trips in milliseconds: a part of the matrix.
+            "--loss" => o.losses = numbers(a, it.next())?,
+            "--rtt-ms" => o.rtts_ms = numbers(a, it.next())?,
+            "--way" => {
+                o.ways = match it.next().map(String::as_str) {
+                    Some("receives") => vec![Way::MorganaReceives],
+                    Some("sends") => vec![Way::MorganaSends],
+                    v => return Err(format!("--way: receives or sends, got {v:?}")),
+                }
+            }
+            "--no-fairness" => o.fairness = false,
+            "--pcap" => o.pcap = Some(it.next().ok_or("--pcap: a file name is required")?.clone()),
+            // The Linux server's congestion controllers, each a column; the first is also the
+            // fairness peer.
+            "--linux-cc" => {
+                o.linux_cc = it
+                    .next()
+                    .ok_or("--linux-cc: a comma-separated list is required (e.g. cubic,bbr)")?
+                    .split(',')
+                    .map(String::from)
+                    .collect()
+            }
+            // The unikernel's log level; its log goes to link-morgana.log in the current directory.
+            "--server-log" => {
+                o.server_log = Some(it.next().ok_or("--server-log: a level is required")?.clone())
+            }
             other => return Err(format!("unknown argument {other}; {usage}")),
         }
     }
@@ -85,12 +140,28 @@ fn parse(args: &[String]) -> Result<Options, String> {
 
 /// The namespaces, the emulator between them and the two echo servers; removed on drop.
 struct Testbed {
-    // Fields drop in order: the emulator, the servers, then the namespaces.
+    // Fields drop in order: the capture, the emulator, the servers, then the namespaces.
+    /// `--pcap`: tcpdump on the client's TAP (both servers' traffic), until the bench ends.
+    _capture: Option<Proc>,
     link: Link,
     _servers: (Proc, Proc),
     client: Netns,
     linux: Netns,
     uni: Netns,
+    /// `--server-log`: the unikernel's output is written here when the bench ends.
+    log_to: Option<&'static str>,
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        if let Some(path) = self.log_to {
+            let lines = self._servers.0.log().join("\n");
+            match std::fs::write(path, lines) {
+                Ok(()) => println!("the unikernel's log: {path}"),
+                Err(e) => eprintln!("{path}: {e}"),
+            }
+        }
+    }
 }
 
 impl Testbed {
@@ -98,6 +169,12 @@ impl Testbed {
     /// (its queue full): losses the emulator did not decide and cannot count.
     fn tap_drops(&self) -> u64 {
         self.tap_drops_by_device().iter().map(|(_, n)| n).sum()
+    }
+
+    /// New connections to the Linux server use congestion controller `cc`: a route attribute
+    /// (a namespace's own default may only be one the host allows unprivileged sockets).
+    fn linux_cc(&self, cc: &str) {
+        self.linux.run(&["ip", "route", "replace", SUBNET, "dev", "mgcb", "src", LINUX, "congctl", cc]);
     }
 
     fn tap_drops_by_device(&self) -> [(&'static str, u64); 3] {
@@ -108,14 +185,17 @@ impl Testbed {
     }
 }
 
-fn testbed(echo: &str, seed: u64) -> Testbed {
+fn testbed(echo: &str, seed: u64, log: Option<&str>, pcap: Option<&str>) -> Testbed {
     let client = Netns::new("lc");
     let linux = Netns::new("ll");
     let uni = Netns::new("lm");
     for ns in [&client, &linux, &uni] {
         ns.ipv4_only();
     }
+    // The client sends with CUBIC (what Linux, Windows and macOS default to) whatever this
+    // host's default is, so the rows where morgana receives compare receivers under one sender.
     client.tap("mgca", &["10.80.0.1/24"]);
+    client.run(&["ip", "route", "replace", SUBNET, "dev", "mgca", "src", "10.80.0.1", "congctl", "cubic"]);
     linux.tap("mgcb", &[&format!("{LINUX}/24")]);
     // No address: the kernel side of the unikernel's TAP only carries the emulator's socket.
     uni.tap("mgcm", &[]);
@@ -133,14 +213,23 @@ fn testbed(echo: &str, seed: u64) -> Testbed {
     // the kernel to finish, which the emulator's packet socket would forward unfinished (it
     // cuts and checksums only the super-frames). This row measures loss recovery; the TAP row
     // measures the offloads.
-    let mut morgana = uni.spawn(
-        echo,
-        &["--net", "tap:mgcm", "--tap-no-offload", "--ipv4", &format!("{MORGANA}/24"), "--port", "7"],
-    );
+    let ipv4 = format!("{MORGANA}/24");
+    let mut args = vec!["--net", "tap:mgcm", "--tap-no-offload", "--ipv4", &ipv4, "--port", "7"];
+    if let Some(level) = log {
+        args.extend(["--log", level]);
+    }
+    let mut morgana = uni.spawn(echo, &args);
     let mut host = linux.spawn(echo, &["--port", "7"]);
     morgana.wait_for("listening on", Duration::from_secs(10));
     host.wait_for("listening on", Duration::from_secs(10));
-    Testbed { link, _servers: (morgana, host), client, linux, uni }
+    let log_to = log.map(|_| "link-morgana.log");
+    // Headers only; written packet by packet (-U) so that nothing is lost when it is killed.
+    let _capture = pcap.map(|file| {
+        let mut p = client.spawn("tcpdump", &["-i", "mgca", "-s", "128", "-U", "-Z", "root", "-w", file]);
+        p.wait_for("listening on", Duration::from_secs(10));
+        p
+    });
+    Testbed { link, _servers: (morgana, host), client, linux, uni, log_to, _capture }
 }
 
 fn one(bed: &Testbed, addr: &str, mib: usize, cap: f64) -> Result<Run, String> {
@@ -221,8 +310,22 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if !Path::new(&o.echo).is_file() {
         return Err(format!("{}: no such binary (build it with cargo build --release -p echo)", o.echo));
     }
+    let available =
+        std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control").unwrap_or_default();
+    let mut o = o;
+    o.linux_cc.retain(|cc| {
+        let there = available.split_whitespace().any(|a| a == cc)
+            || std::process::Command::new("modprobe").arg(format!("tcp_{cc}")).status().is_ok_and(|s| s.success());
+        if !there {
+            println!("Linux congestion control {cc}: not in this kernel (modprobe tcp_{cc} failed), its column is left out");
+        }
+        there
+    });
+    if o.linux_cc.is_empty() {
+        return Err("--linux-cc: none of the congestion controllers asked for is in this kernel".into());
+    }
     let started = Instant::now();
-    let bed = testbed(&o.echo, o.seed);
+    let bed = testbed(&o.echo, o.seed, o.server_log.as_deref(), o.pcap.as_deref());
     // ARP, page faults, the first connection: not measured.
     bed.link.set(LinkConfig::new(o.seed));
     one(&bed, MORGANA, 1, 30.0)?;
@@ -234,34 +337,48 @@ pub fn run(args: &[String]) -> Result<(), String> {
         o.runs, o.mib, o.cap, o.seed
     );
     println!(
-        "(measured loss: what the emulator dropped in the lossy direction; TAP drops: frames the Linux sides of \
-         the TAPs dropped because the device's reader, the emulator or the unikernel, fell behind)"
+        "(measured loss: what the emulator's dice dropped in the lossy direction; other drops: frames lost \
+         otherwise, both ways: the emulator's queue or an egress device full, or the Linux side of a TAP \
+         dropping because its reader, the emulator or the unikernel, fell behind)"
     );
-    println!(
-        "| direction | RTT ms | loss | measured loss | TAP drops | morgana-tcpip MiB/s | Linux TCP MiB/s | ratio |\n\
-         |---|---|---|---|---|---|---|---|"
-    );
+    let ccs = o.linux_cc.clone();
+    let mut header =
+        String::from("| direction | RTT ms | loss | measured loss | other drops | morgana-tcpip MiB/s |");
+    let mut rule = String::from("|---|---|---|---|---|---|");
+    for cc in &ccs {
+        let _ = write!(header, " Linux {cc} MiB/s | ratio to {cc} |");
+        rule.push_str("---|---|");
+    }
+    println!("{header}\n{rule}");
     let mut seed = o.seed;
-    for way in [Way::MorganaReceives, Way::MorganaSends] {
-        for rtt in RTTS_MS {
-            for loss in LOSSES {
-                let (mut ours, mut linux) = (Vec::new(), Vec::new());
-                let mut failed = [0, 0];
-                let (mut lost, mut segments) = (0, 0);
+    for &way in &o.ways {
+        for &rtt in &o.rtts_ms {
+            for &loss in &o.losses {
+                // Side 0 is morgana; side 1 + i is Linux with congestion controller `ccs[i]`.
+                let mut runs: Vec<Vec<Run>> = vec![Vec::new(); 1 + ccs.len()];
+                let mut failed = vec![0; 1 + ccs.len()];
+                let (mut lost, mut segments, mut queued_out) = (0, 0, 0);
                 let drops_before = bed.tap_drops();
                 for _ in 0..o.runs {
                     seed += 1;
-                    for (side, (addr, runs)) in
-                        [(MORGANA, &mut ours), (LINUX, &mut linux)].into_iter().enumerate()
-                    {
+                    for side in 0..runs.len() {
+                        let addr = if side == 0 { MORGANA } else { LINUX };
+                        if side > 0 {
+                            bed.linux_cc(&ccs[side - 1]);
+                        }
                         bed.link.set(point(way, rtt, loss, seed));
                         let run = one(&bed, addr, o.mib, o.cap);
                         let s = bed.link.stats();
                         let s = if way == Way::MorganaReceives { s.a_to_b } else { s.b_to_a };
+                        let both = bed.link.stats();
+                        queued_out += [both.a_to_b, both.b_to_a]
+                            .iter()
+                            .map(|d| d.queue_dropped + d.egress_dropped)
+                            .sum::<u64>();
                         lost += s.lost;
                         segments += s.segments;
                         match run {
-                            Ok(run) => runs.push(run),
+                            Ok(run) => runs[side].push(run),
                             // Counted in the table; the bench goes on with the next run.
                             Err(e) => {
                                 eprintln!("  run failed: {e}");
@@ -270,23 +387,31 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         }
                     }
                 }
-                let other = bed.tap_drops().saturating_sub(drops_before);
-                let (m, _) = summary(&ours);
-                let (l, _) = summary(&linux);
+                let other = bed.tap_drops().saturating_sub(drops_before) + queued_out;
+                let (m, _) = summary(&runs[0]);
                 let direction = match way {
                     Way::MorganaReceives => "morgana receives (loss client->server)",
                     Way::MorganaSends => "morgana sends (loss server->client)",
                 };
-                println!(
-                    "| {direction} | {rtt} | {:.0}% | {:.2}% | {other} | {} | {} | {:.3} |",
+                let mut row = format!(
+                    "| {direction} | {rtt} | {:.0}% | {:.2}% | {other} | {} |",
                     loss * 100.0,
                     lost as f64 * 100.0 / segments.max(1) as f64,
-                    cell(&ours, failed[0], o.cap),
-                    cell(&linux, failed[1], o.cap),
-                    m / l
+                    cell(&runs[0], failed[0], o.cap),
                 );
+                for side in 1..runs.len() {
+                    let (l, _) = summary(&runs[side]);
+                    let _ = write!(row, " {} | {:.3} |", cell(&runs[side], failed[side], o.cap), m / l);
+                }
+                println!("{row}");
             }
         }
+    }
+    // Fairness against the first controller (the one morgana-tcpip runs too, by default).
+    bed.linux_cc(&ccs[0]);
+    if !o.fairness {
+        println!("emulated-link bench: {:.0} s", started.elapsed().as_secs_f64());
+        return Ok(());
     }
     println!(
         "\nfairness: {} Mbit/s bottleneck both ways (token bucket, queue of one BDP), RTT {BOTTLENECK_RTT_MS} ms, no \

@@ -1,12 +1,17 @@
-//! Runtime arguments: one syntax on every target.
+//! # morgana-args: runtime arguments, one syntax on every target
 //!
 //! `--ipv4 10.0.0.2/24 --port 443` reads the same from a Linux command line and from a kernel
-//! command line. A target declares [`COMMON`], an app declares its own keys, and [`Args::parse`]
-//! checks them all; a bad value becomes one line naming the argument and what it expects (the
-//! target exits with status 2).
+//! command line. Each layer declares the arguments it reads, next to the code that reads them:
+//! [`COMMON`] (`--log`, `--help`) here, the network stack's in `morgana-tcpip`, a target's
+//! device arguments (`--net`, `--block`, `--kv`) in that target, an app's in its `lib.rs`; the
+//! run skeleton (`morgana-target`) hands [`Args::parse`] the lists that apply to this app on
+//! this target, so `--help` shows exactly those. A bad value becomes one line naming the
+//! argument and what it expects (the target exits with status 2).
+//!
+//! Not part of the device signatures (`morgana`): a parser, not a contract.
 //!
 //! ```
-//! use morgana::args::{ArgSpec, Args, COMMON};
+//! use morgana_args::{ArgSpec, Args, COMMON};
 //!
 //! const APP: &[ArgSpec] = &[ArgSpec::value("port", "PORT", "TCP port to listen on").default("7")];
 //!
@@ -15,6 +20,12 @@
 //! let err = Args::parse(&[COMMON, APP], ["--port=http"]).unwrap().get::<u16>("port").unwrap_err();
 //! assert_eq!(err.to_string(), "--port: expected a number from 0 to 65535, got \"http\"");
 //! ```
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -61,16 +72,8 @@ impl ArgSpec {
     }
 }
 
-/// The arguments every target understands.
+/// The arguments every target reads, whatever the app: `--log` and `--help`.
 pub const COMMON: &[ArgSpec] = &[
-    ArgSpec::value("net", "socket|tap:IFNAME", "network: host sockets (no root) or a TAP device")
-        .default("socket"),
-    ArgSpec::value("ipv4", "ADDR/PREFIX", "static IPv4 address of the unikernel"),
-    ArgSpec::value("ipv4-gateway", "ADDR", "IPv4 default gateway"),
-    ArgSpec::flag("dhcp", "configure IPv4 with DHCP"),
-    ArgSpec::value("dns-server", "ADDR", "DNS server to query"),
-    ArgSpec::value("block", "FILE", "block device (a file or disk image)"),
-    ArgSpec::value("kv", "DIR", "directory served as the key-value store"),
     ArgSpec::value("log", "LEVEL", "log level: error, warn, info, debug or trace").short('l').default("info"),
     ArgSpec::flag("help", "print this help and exit").short('h'),
 ];
@@ -95,6 +98,8 @@ pub enum ArgError {
     },
     /// A required argument is absent.
     Required(&'static str),
+    /// Arguments that do not go together: the line names them and says what to do.
+    Conflict(&'static str),
     /// `--help` was given: not a failure, the target prints the usage and exits 0.
     Help,
 }
@@ -109,6 +114,7 @@ impl fmt::Display for ArgError {
                 write!(f, "--{name}: expected {expected}, got {value:?}")
             }
             Self::Required(n) => write!(f, "--{n}: required"),
+            Self::Conflict(m) => f.write_str(m),
             Self::Help => f.write_str("help requested"),
         }
     }
@@ -362,8 +368,12 @@ pub fn split_cmdline(cmdline: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    const APP: &[ArgSpec] =
-        &[ArgSpec::value("port", "PORT", "port").default("7"), ArgSpec::value("hello", "TEXT", "greeting")];
+    const APP: &[ArgSpec] = &[
+        ArgSpec::value("port", "PORT", "port").default("7"),
+        ArgSpec::value("hello", "TEXT", "greeting"),
+        ArgSpec::flag("dhcp", "a flag"),
+        ArgSpec::value("ipv4", "ADDR/PREFIX", "an address"),
+    ];
 
     fn parse(argv: &[&str]) -> Result<Args, ArgError> {
         Args::parse(&[COMMON, APP], argv)
@@ -373,12 +383,12 @@ mod tests {
     fn values_flags_and_defaults() {
         let a = parse(&["--port=80", "--dhcp", "-l", "debug", "--hello", "hi there"]).unwrap();
         assert_eq!(a.get::<u16>("port").unwrap(), 80);
-        assert!(a.flag("dhcp") && !a.flag("block"));
+        assert!(a.flag("dhcp") && !a.flag("ipv4"));
         assert_eq!(a.raw("log"), Some("debug"));
         assert_eq!(a.raw("hello"), Some("hi there"));
         let d = parse(&[]).unwrap();
         assert_eq!(d.get::<u16>("port").unwrap(), 7);
-        assert_eq!(d.raw("net"), Some("socket"));
+        assert_eq!(d.raw("log"), Some("info"));
         assert_eq!(d.get_opt::<String>("hello").unwrap(), None);
         assert_eq!(d.get::<String>("hello"), Err(ArgError::Required("hello")));
     }

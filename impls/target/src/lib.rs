@@ -1,0 +1,50 @@
+//! # morgana-target: one abstraction for every target
+//!
+//! An app names the devices it needs ([`Device`]); a target ([`Target`]) declares the
+//! arguments it reads to provide them, and hands them out when the app asks, each with a
+//! one-line [`StartError`] where it cannot (a directory on bare metal says so here, once, not in
+//! every app). [`run`] is the skeleton every target's entry shares: it parses the arguments
+//! ([`COMMON`], the target's for these devices, the app's), answers `--help` with exactly those,
+//! sets the log level, starts the target, builds the app and maps what happens to an exit
+//! status ([`EXIT_SUCCESS`] ...).
+//!
+//! ```text
+//!   app main.rs ── morgana_app::main!(args: [..], devices: [..], |t| body)     one body
+//!   morgana-app ── picks the target at build time (target_os, or a feature)   facade
+//!   target     ── impl Target: specs(devices), start, tcp_stack/net/block/kv  morgana-unix, morgana-virtio
+//!   this crate ── Device, Target, run, StartError                              shared
+//! ```
+//!
+//! An app's body is one closure over `t: &mut impl Target`:
+//!
+//! ```
+//! use morgana_target::{Device, StartError, Target};
+//!
+//! fn body<T: Target>(t: &mut T) -> Result<impl Future<Output = Result<(), &'static str>>, StartError> {
+//!     let port: u16 = t.args().get("port")?;
+//!     let stack = t.tcp_stack()?;
+//!     Ok(async move {
+//!         let _ = (stack, port);
+//!         Ok(())
+//!     })
+//! }
+//! # const DEVICES: &[Device] = &[Device::TcpStack];
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod device;
+mod or;
+mod run;
+mod target;
+
+pub use device::{Absent, Device, Store};
+pub use morgana_args::{ArgError, ArgSpec, Args, COMMON};
+pub use or::Or;
+pub use run::{
+    EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, StartError, log_level, run,
+};
+pub use target::{Refused, Specs, Target};

@@ -1,0 +1,152 @@
+//! The run skeleton: arguments, `--help`, `--log`, the start, the exit status.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{self, Display};
+use core::future::Future;
+use core::str::FromStr;
+
+use morgana_args::{ArgError, ArgSpec, Args, COMMON};
+
+use crate::{Device, Target};
+
+/// The app returned `Ok` (or `--help` was answered).
+pub const EXIT_SUCCESS: u8 = 0;
+/// The app returned an error, the executor stalled, a device could not be opened, or the
+/// platform could not start.
+pub const EXIT_FAILURE: u8 = 1;
+/// A bad argument, or arguments that do not go together.
+pub const EXIT_USAGE: u8 = 2;
+/// A CPU exception (bare metal).
+pub const EXIT_EXCEPTION: u8 = 3;
+/// A panic (Rust's own convention for a panicking process).
+pub const EXIT_PANIC: u8 = 101;
+
+/// Why an app could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A bad argument value: one line, exit status 2.
+    Args(ArgError),
+    /// Arguments that do not go together, or one missing; the line says what to add (exit
+    /// status 2).
+    Usage(String),
+    /// A device is missing or unusable; the line says why and how to fix it (exit status 1).
+    Device(String),
+}
+
+impl StartError {
+    /// The exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Args(_) | Self::Usage(_) => EXIT_USAGE,
+            Self::Device(_) => EXIT_FAILURE,
+        }
+    }
+}
+
+impl Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Args(e) => e.fmt(f),
+            Self::Usage(m) | Self::Device(m) => f.write_str(m),
+        }
+    }
+}
+
+impl core::error::Error for StartError {}
+
+impl From<ArgError> for StartError {
+    fn from(e: ArgError) -> Self {
+        Self::Args(e)
+    }
+}
+
+/// A `--log` level: the usual lower-case names by a direct match (`LevelFilter::from_str`'s
+/// case-insensitive search costs a few hundred emulated instructions at a bare-metal boot),
+/// else as `log` parses it.
+pub fn log_level(s: &str) -> Option<log::LevelFilter> {
+    use log::LevelFilter::*;
+    Some(match s {
+        "info" => Info,
+        "debug" => Debug,
+        "warn" => Warn,
+        "error" => Error,
+        "trace" => Trace,
+        "off" => Off,
+        _ => return log::LevelFilter::from_str(s).ok(),
+    })
+}
+
+/// Run an app on target `T`; the exit status for the target to report.
+///
+/// Parses `argv` against [`COMMON`], the target's arguments for `devices` and the app's lists
+/// (`app`: several lists compose, as an app's own and those of a layer it wires); `--help`
+/// prints exactly those and returns 0. A bad argument is one line and 2; an argument the target
+/// refuses (a directory on bare metal) is one line and 1. Then the target starts with the
+/// `--log` level, `build` gets the devices it asks for from it, and the app runs until it
+/// completes: 0 for `Ok`, 1 (after `error: ...`) for an error or a stall; a [`StartError`] from
+/// `build` is one line and its [`exit code`](StartError::exit_code).
+pub fn run<T, I, F, E>(
+    boot: T::Boot,
+    program: &str,
+    argv: I,
+    app: &[&[ArgSpec]],
+    devices: &[Device],
+    build: impl FnOnce(&mut T) -> Result<F, StartError>,
+) -> u8
+where
+    T: Target,
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let specs = T::specs(devices);
+    let mut listed: Vec<&[ArgSpec]> = Vec::with_capacity(app.len() + 3);
+    listed.extend([COMMON, &specs.read[..]]);
+    listed.extend_from_slice(app);
+    let refused: Vec<ArgSpec> = specs.refused.iter().map(|r| r.spec).collect();
+    let mut all = listed.clone();
+    all.push(&refused);
+    let fail = |e: &dyn Display, code: u8| {
+        T::print_error(format_args!("{program}: {e}"));
+        code
+    };
+    let args = match Args::parse(&all, argv) {
+        Ok(a) => a,
+        Err(ArgError::Help) => {
+            T::print_usage(&Args::usage(program, &listed));
+            return EXIT_SUCCESS;
+        }
+        Err(e) => return fail(&e, EXIT_USAGE),
+    };
+    if let Some(r) = specs.refused.iter().find(|r| args.flag(r.spec.name)) {
+        let (name, value) = (r.spec.name, args.raw(r.spec.name).unwrap_or_default());
+        let sep = if value.is_empty() { "" } else { " " };
+        T::print_error(format_args!("{program}: --{name}{sep}{value}: {}; {}", r.why, r.instead));
+        return EXIT_FAILURE;
+    }
+    let level = match args.get_opt_with("log", "error, warn, info, debug or trace", log_level) {
+        Ok(l) => l.unwrap_or(log::LevelFilter::Info),
+        Err(e) => return fail(&e, EXIT_USAGE),
+    };
+    let mut target = match T::start(boot, args, level) {
+        Ok(t) => t,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    let app = match build(&mut target) {
+        Ok(app) => app,
+        Err(e) => return fail(&e, e.exit_code()),
+    };
+    match target.block_on(app) {
+        Ok(Ok(())) => EXIT_SUCCESS,
+        Ok(Err(e)) => {
+            T::print_error(format_args!("error: {e}"));
+            EXIT_FAILURE
+        }
+        Err(stalled) => {
+            T::print_error(format_args!("error: {stalled}"));
+            EXIT_FAILURE
+        }
+    }
+}
