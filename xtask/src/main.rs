@@ -10,6 +10,7 @@
 //! cargo xtask bench www [--quick]                   figures, as ratios against a peer
 //! cargo xtask bench tcpip [--quick] [--only ROW]    TCP/IP throughput ratios, the emulated-link matrix;
 //! cargo xtask bench tcpip --soak                    or the long soak
+//! cargo xtask fuzz [TARGET] [--time SECONDS]        fuzz targets (nightly, cargo-fuzz)
 //! ```
 //!
 //! `--target virtio` options (QEMU) are in [`virtio`].
@@ -21,6 +22,7 @@ use clap::{Parser, Subcommand};
 
 mod bench_tcpip;
 mod bench_www;
+mod fuzz;
 mod meta;
 mod test;
 mod tools;
@@ -102,6 +104,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run the fuzz targets in fuzz/ with cargo-fuzz (nightly): `fuzz [TARGET] [--time SECONDS]`.
+    Fuzz {
+        /// A target and `--time SECONDS` (default: every target, 60 s each).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// How a target's programs are built and started.
@@ -152,6 +160,7 @@ fn main() -> ExitCode {
                 "tcpip" => bench_tcpip::run(&root, &args),
                 _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: boot, www, tcpip"))),
             },
+            Cmd::Fuzz { args } => fuzz::run(&root, &args),
         };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -57,6 +57,7 @@ pub fn run(root: &Path, qemu_only: bool, filter: Option<&str>) -> Outcome {
             .arg(root.join("stacks/smoltcp/Cargo.toml"))
             .env("CARGO_TARGET_DIR", root.join("target/smoltcp-fork")),
     )?;
+    crate::fuzz::test(root)?;
     let mut nostd = cargo();
     nostd.args(["build", "--quiet", "--target", NO_STD_TARGET]);
     for c in NO_STD_CRATES {

@@ -31,9 +31,14 @@ impl Fabric {
     fn forward(&mut self, from: usize, frame: &[u8]) {
         let (dst, src) = (&frame[..6], &frame[6..12]);
         let src: [u8; 6] = src.try_into().unwrap_or_default();
-        match self.table.iter_mut().find(|(m, _)| *m == src) {
-            Some(entry) => entry.1 = from,
-            None => self.table.push((src, from)),
+        // Only a unicast source is learned: a frame claiming to come from the broadcast (or a
+        // multicast) address must not steer every broadcast to its port (IEEE 802.1D), as the
+        // tcpip fuzz target's liveness check found.
+        if !is_group(&src) {
+            match self.table.iter_mut().find(|(m, _)| *m == src) {
+                Some(entry) => entry.1 = from,
+                None => self.table.push((src, from)),
+            }
         }
         let known = self.table.iter().find(|(m, _)| m[..] == *dst).map(|(_, p)| *p);
         for (i, port) in self.ports.iter_mut().enumerate() {
@@ -54,6 +59,11 @@ impl Fabric {
             }
         }
     }
+}
+
+/// Whether `mac` is a group (broadcast or multicast) address: the I/G bit of its first octet.
+fn is_group(mac: &[u8]) -> bool {
+    mac.first().is_some_and(|b| b & 1 == 1)
 }
 
 /// A learning Ethernet switch with any number of ports.
@@ -181,5 +191,48 @@ impl Net for MemNet {
 
     fn stats(&self) -> NetStats {
         self.fabric.borrow().ports[self.index].stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(port: &mut MemNet, frame: &[u8]) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let tx = port.transmit(&mut cx).expect("the switch always takes a frame");
+        tx.consume(frame.len(), |buf| buf.copy_from_slice(frame));
+    }
+
+    fn received(port: &mut MemNet) -> usize {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut n = 0;
+        while let Some((rx, _)) = port.receive(&mut cx) {
+            rx.consume(|_| ());
+            n += 1;
+        }
+        n
+    }
+
+    /// Found by the tcpip fuzz target: a frame from `ff:ff:ff:ff:ff:ff` taught the switch that
+    /// the broadcast address lived on the sender's port, and from then on no other port heard
+    /// a broadcast (an ARP request), so no new peer could reach a stack.
+    #[test]
+    fn a_group_source_address_is_not_learned() {
+        let switch = Switch::default();
+        let mut a = switch.port([2, 0, 0, 0, 0, 1]);
+        let mut b = switch.port([2, 0, 0, 0, 0, 2]);
+        let mut c = switch.port([2, 0, 0, 0, 0, 3]);
+        let mut spoof = [0xffu8; 14];
+        spoof[12..].copy_from_slice(&[0x08, 0x06]);
+        send(&mut a, &spoof);
+        let mut multicast = spoof;
+        multicast[6..12].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+        send(&mut a, &multicast);
+        assert_eq!((received(&mut b), received(&mut c)), (2, 2));
+        let mut arp = [0xffu8; 14];
+        arp[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 3]);
+        send(&mut c, &arp);
+        assert_eq!((received(&mut a), received(&mut b)), (1, 1), "a broadcast reaches every other port");
     }
 }

@@ -365,6 +365,23 @@ impl<T: TimeSource> Executor<T> {
     }
 }
 
+impl<T: TimeSource> Drop for Executor<T> {
+    /// Drop the tasks still running. A task may hold a [`Handle`] (a stack's runner holds its
+    /// clock), and a handle keeps the core alive: left in the core, such tasks would keep it,
+    /// and themselves, for ever (found by the tcpip fuzz target's leak check).
+    fn drop(&mut self) {
+        loop {
+            // Taken out first: dropping a task may spawn or wake, which borrows these.
+            let tasks = core::mem::take(&mut *self.core.tasks.borrow_mut());
+            let spawned = core::mem::take(&mut *self.core.spawned.borrow_mut());
+            if tasks.is_empty() && spawned.is_empty() {
+                break;
+            }
+            drop((tasks, spawned));
+        }
+    }
+}
+
 impl<T: TimeSource> Core<T> {
     /// Give each spawned task a slot (the lowest free one) and mark it woken.
     fn place_spawned(&self) {

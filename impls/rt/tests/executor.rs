@@ -150,3 +150,24 @@ fn ten_thousand_tasks_with_timers_wake_in_deadline_order_at_their_earliest_deadl
     assert!(woke.iter().all(|(now, at)| now == at), "each woke at its own deadline");
     assert!(woke.windows(2).all(|w| w[0].0 <= w[1].0), "in deadline order");
 }
+
+/// Found by the tcpip fuzz target (LeakSanitizer): a task still running when the executor goes
+/// holds a `Handle`, as a stack's runner holds its clock; the executor must drop it all the
+/// same, and with it what it owns.
+#[test]
+fn tasks_holding_a_handle_are_dropped_with_the_executor() {
+    let owned = Rc::new(());
+    let time = VirtualTime::new();
+    let exec = Executor::new(time.clone());
+    let h = exec.handle();
+    let (held, clock) = (owned.clone(), h.clone());
+    h.spawn(async move {
+        let _held = held;
+        clock.sleep(Duration::from_secs(3600)).await;
+    });
+    exec.block_on(&mut time.park(), h.sleep(Duration::from_secs(1))).expect("no stall");
+    assert_eq!(Rc::strong_count(&owned), 2, "the task is still running");
+    drop(h);
+    drop(exec);
+    assert_eq!(Rc::strong_count(&owned), 1, "the task outlived its executor");
+}

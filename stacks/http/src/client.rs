@@ -129,6 +129,10 @@ impl<F: Flow> Client<F> {
                     let mut r = httparse::Response::new(&mut headers);
                     match r.parse(&self.buf[..self.filled]) {
                         Ok(httparse::Status::Complete(n)) => {
+                            // httparse takes any three digits; RFC 9110 15 allows 100 to 599.
+                            if !r.code.is_some_and(|c| (100..600).contains(&c)) {
+                                return Err(HttpError::Malformed("bad status code"));
+                            }
                             let response = Response {
                                 minor_version: r.version.unwrap_or(1),
                                 status: r.code.unwrap_or_default(),

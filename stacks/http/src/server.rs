@@ -442,7 +442,12 @@ where
 {
     let line = data.iter().position(|&b| b == b'\n');
     if line.unwrap_or(data.len()) > limits.max_request_line {
-        return Ok(Parsed::Reject(414));
+        // A line already malformed within the limit is a 400, as it would have been had it
+        // arrived in pieces: the answer must not depend on how the bytes were cut (found by
+        // the http_server fuzz target).
+        let within = &data[..limits.max_request_line];
+        let malformed = httparse::Request::new(&mut []).parse(within).is_err();
+        return Ok(Parsed::Reject(if malformed { 400 } else { 414 }));
     }
     // The usual limit fits on the stack: no allocation per request.
     let mut on_stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];

@@ -69,3 +69,14 @@ fn lying_or_huge_sizes_are_errors() {
     let r = answer(b"SSH-2.0-OpenSSH_9.2\r\n\r\n".to_vec());
     assert!(matches!(r, Err(HttpError::Malformed(_))), "{r:?}");
 }
+
+/// Found by the http_client fuzz target: httparse reads any three digits as a status, and the
+/// client returned responses with status 0, 2 or 65 (`HTTP/1.1 065 Continue`).
+#[test]
+fn a_status_outside_100_to_599_is_malformed() {
+    for line in ["HTTP/1.1 000 Zero", "HTTP/1.1 065 Continue", "HTTP/1.1 600 Custom", "HTTP/1.1 999 X"] {
+        let r = answer(format!("{line}\r\nContent-Length: 0\r\n\r\n").into_bytes());
+        assert_eq!(r, Err(HttpError::Malformed("bad status code")), "{line}");
+    }
+    assert_eq!(answer(b"HTTP/1.1 599 Edge\r\nContent-Length: 0\r\n\r\n".to_vec()).map(|r| r.status), Ok(599));
+}

@@ -379,3 +379,43 @@ fn plain_http_redirects_to_https() {
         ]
     );
 }
+
+/// Found by the http_server fuzz target: an over-long request line that is malformed within
+/// the limit got 414 when it arrived whole and 400 when its start arrived first. It is 400
+/// either way, and an over-long well-formed one is 414 either way.
+#[test]
+fn an_over_long_request_line_gets_one_answer_however_it_arrives() {
+    let limits = Limits { max_request_line: 64, ..Limits::default() };
+    let mut bad = b"GET )TTP\xff /".to_vec();
+    bad.extend(std::iter::repeat_n(b'a', 100));
+    bad.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+    let mut good = b"GET /".to_vec();
+    good.extend(std::iter::repeat_n(b'a', 100));
+    good.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (raw, status) in [(bad, "400"), (good, "414")] {
+        for pieces in [vec![&raw[..]], vec![&raw[..8], &raw[8..]]] {
+            let (_, answer, _) = with_server(limits.clone(), |b, clock| async move {
+                let (mut r, mut w) = morgana::Flow::split(b);
+                let send = async {
+                    for p in pieces {
+                        let _ = w.write_all(p).await;
+                        // Let the server read this piece on its own.
+                        clock.sleep(Duration::from_millis(1)).await;
+                    }
+                    let _ = w.shutdown_write().await;
+                };
+                let receive = async {
+                    let mut out = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n @ 1..) = r.read(&mut buf).await {
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                    out
+                };
+                join(send, receive).await.1
+            });
+            let answer = String::from_utf8_lossy(&answer).into_owned();
+            assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{answer:?}");
+        }
+    }
+}
