@@ -1,0 +1,215 @@
+//! Opening a device: format a blank one, refuse a foreign one, recover the newest commit.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use morgana::block::{Block, BlockError};
+
+use crate::format::{Commit, FIRST_DATA, Header, HeaderError, MAX_PAGES, MIN_PAGES, PAGE, PAGE_U64, RING};
+use crate::pager::{Fail, Pager};
+
+/// Why a device could not be opened as a store. Nothing was written to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The sector size does not divide the 4096-byte page.
+    SectorSize(u32),
+    /// The device is smaller than the smallest store.
+    TooSmall {
+        /// Bytes on the device.
+        bytes: u64,
+    },
+    /// The device holds data that is not a store (the first non-zero byte's offset).
+    Foreign {
+        /// Offset of the first non-zero byte.
+        offset: u64,
+    },
+    /// A store of another format version.
+    Version(u32),
+    /// The store's header (page 0) fails its checksum.
+    HeaderDamaged,
+    /// The device is smaller than the store written on it.
+    Shrunk {
+        /// Pages the store has.
+        store: u64,
+        /// Pages the device has.
+        device: u64,
+    },
+    /// No commit record can be read and the ring is not blank: corruption, not a torn write.
+    CommitsDamaged,
+    /// The device is blank but read-only, so it cannot be formatted.
+    BlankReadOnly,
+    /// The device failed.
+    Io(BlockError),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::SectorSize(s) => write!(f, "{s}-byte sectors do not divide the store's 4096-byte pages"),
+            Self::TooSmall { bytes } => write!(
+                f,
+                "the device has {bytes} bytes; a store needs at least {} (use a larger image)",
+                MIN_PAGES * PAGE_U64
+            ),
+            Self::Foreign { offset } => write!(
+                f,
+                "the device holds other data (non-zero byte at offset {offset}): not a morgana-store \
+                 image, refusing to format it (zero the device to use it)"
+            ),
+            Self::Version(v) => {
+                write!(f, "the device holds morgana-store format version {v}; this build reads 1")
+            }
+            Self::HeaderDamaged => {
+                f.write_str("the store's header (page 0) fails its checksum: the device is damaged")
+            }
+            Self::Shrunk { store, device } => {
+                write!(
+                    f,
+                    "the store has {store} pages but the device only {device}: was the image truncated?"
+                )
+            }
+            Self::CommitsDamaged => {
+                f.write_str("no commit record of the store is readable: the device is damaged")
+            }
+            Self::BlankReadOnly => {
+                f.write_str("the device is blank and read-only, so no store can be made on it")
+            }
+            Self::Io(e) => write!(f, "cannot read the store: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for OpenError {}
+
+/// What recovery found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The device was blank and has been formatted.
+    pub formatted: bool,
+    /// The commit being written at the last power cut was torn and rolled back.
+    pub torn_tail: bool,
+    /// The commit the store opened at.
+    pub commit: u64,
+    /// Commit-record copies that failed their checksum while another copy was intact.
+    pub damaged_records: u32,
+    /// Pages of the committed tree that failed their checksum (what is below them is
+    /// unreadable and reported as corrupt).
+    pub damaged: Vec<u64>,
+}
+
+impl From<Fail> for OpenError {
+    fn from(f: Fail) -> Self {
+        match f {
+            Fail::Io(c) => OpenError::Io(BlockError::Io(c)),
+            _ => OpenError::CommitsDamaged,
+        }
+    }
+}
+
+async fn read<B: Block>(dev: &mut B, page: u64, buf: &mut [u8]) -> Result<(), OpenError> {
+    let per_page = PAGE_U64 / u64::from(dev.info().sector_size);
+    dev.read(page * per_page, buf).await.map_err(OpenError::Io)
+}
+
+/// The offset of the first non-zero byte on the device, if any.
+async fn first_nonzero<B: Block>(dev: &mut B, pages: u64) -> Result<Option<u64>, OpenError> {
+    const STEP: u64 = 16;
+    let mut buf = vec![0u8; STEP as usize * PAGE];
+    let mut page = 0;
+    while page < pages {
+        let n = STEP.min(pages - page);
+        let b = &mut buf[..n as usize * PAGE];
+        read(dev, page, b).await?;
+        if let Some(i) = b.iter().position(|x| *x != 0) {
+            return Ok(Some(page * PAGE_U64 + i as u64));
+        }
+        page += n;
+    }
+    Ok(None)
+}
+
+/// Open (or format) the store on `dev`.
+pub async fn open<B: Block>(
+    mut dev: B,
+    nonce: u64,
+    cache_pages: usize,
+) -> Result<(Pager<B>, OpenReport), OpenError> {
+    let info = dev.info();
+    let ss = info.sector_size;
+    if ss == 0 || !(PAGE as u32).is_multiple_of(ss) {
+        return Err(OpenError::SectorSize(ss));
+    }
+    let pages = (info.size_bytes() / PAGE_U64).min(MAX_PAGES);
+    if pages < MIN_PAGES {
+        return Err(OpenError::TooSmall { bytes: info.size_bytes() });
+    }
+    let mut report = OpenReport::default();
+    let mut page0 = vec![0u8; PAGE];
+    read(&mut dev, 0, &mut page0).await?;
+    let header = match Header::decode(&page0) {
+        Ok(h) if h.pages > pages => return Err(OpenError::Shrunk { store: h.pages, device: pages }),
+        Ok(h) => h,
+        Err(HeaderError::Foreign) => {
+            if let Some(offset) = first_nonzero(&mut dev, pages).await? {
+                return Err(OpenError::Foreign { offset });
+            }
+            if info.read_only {
+                return Err(OpenError::BlankReadOnly);
+            }
+            let h = Header { pages, nonce };
+            dev.write(0, &h.encode()).await.map_err(OpenError::Io)?;
+            dev.flush().await.map_err(OpenError::Io)?;
+            report.formatted = true;
+            h
+        }
+        Err(HeaderError::Damaged) => return Err(OpenError::HeaderDamaged),
+        Err(HeaderError::Version(v)) => return Err(OpenError::Version(v)),
+        Err(HeaderError::PageSize(_)) => return Err(OpenError::Version(0)),
+    };
+    let mut ring = vec![0u8; 2 * RING as usize * PAGE];
+    read(&mut dev, 1, &mut ring).await?;
+    // Each slot: its record (from either copy) and whether it holds anything at all.
+    let mut slots: Vec<(Option<Commit>, bool)> = Vec::new();
+    for pair in ring.chunks(2 * PAGE) {
+        let (a, b) = pair.split_at(PAGE);
+        let (ra, rb) = (Commit::decode(a, header.nonce), Commit::decode(b, header.nonce));
+        let r = match (ra, rb) {
+            (Some(x), Some(y)) => Some(if y.seq > x.seq { y } else { x }),
+            (Some(x), None) | (None, Some(x)) => Some(x),
+            (None, None) => None,
+        };
+        slots.push((r, pair.iter().any(|x| *x != 0)));
+    }
+    let newest = slots.iter().filter_map(|(r, _)| *r).max_by_key(|c| c.seq);
+    let slot_of = |seq: u64| ((Commit::slot(seq) - 1) / 2) as usize;
+    let commit = match newest {
+        Some(c) => {
+            let next = &slots[slot_of(c.seq + 1)];
+            report.torn_tail = next.0.is_none() && next.1;
+            for (i, pair) in ring.chunks(2 * PAGE).enumerate() {
+                let is_tail = i == slot_of(c.seq + 1);
+                if slots[i].0.is_some() && !is_tail {
+                    let (a, b) = pair.split_at(PAGE);
+                    let bad = [a, b].iter().filter(|p| Commit::decode(p, header.nonce).is_none()).count();
+                    report.damaged_records += bad as u32;
+                }
+            }
+            c
+        }
+        None => {
+            // Blank but for the first commit, perhaps torn: a store with nothing committed yet.
+            let first = slot_of(1);
+            if slots.iter().enumerate().any(|(i, (_, used))| *used && i != first) {
+                return Err(OpenError::CommitsDamaged);
+            }
+            report.torn_tail = slots[first].1;
+            Commit { seq: 0, root: None, cursor: FIRST_DATA }
+        }
+    };
+    report.commit = commit.seq;
+    let mut pager = Pager::new(dev, header, commit, cache_pages);
+    report.damaged = pager.walk().await?;
+    Ok((pager, report))
+}
