@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn paths_sort_as_keys_and_chunks_sort_with_their_value() {
-        let mut keys = vec![k("/a/b"), k("/a"), k("/ab"), k("/a\u{1}"), k("/b"), k("/a/b/c")];
+        let mut keys = [k("/a/b"), k("/a"), k("/ab"), k("/a\u{1}"), k("/b"), k("/a/b/c")];
         keys.sort();
         let mut enc: Vec<_> = keys.iter().map(|x| path(x).unwrap()).collect();
         let sorted = enc.clone();
