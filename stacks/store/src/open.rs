@@ -6,7 +6,9 @@ use core::fmt;
 
 use morgana::block::{Block, BlockError};
 
-use crate::format::{Commit, FIRST_DATA, Header, HeaderError, MAX_PAGES, MIN_PAGES, PAGE, PAGE_U64, RING};
+use crate::format::{
+    Commit, FIRST_DATA, Header, HeaderError, MAGIC, MAX_PAGES, MIN_PAGES, PAGE, PAGE_U64, RING,
+};
 use crate::pager::{Fail, Pager};
 
 /// Why a device could not be opened as a store. Nothing was written to it.
@@ -113,11 +115,21 @@ async fn read<B: Block>(dev: &mut B, page: u64, buf: &mut [u8]) -> Result<(), Op
     dev.read(page * per_page, buf).await.map_err(OpenError::Io)
 }
 
-/// The offset of the first non-zero byte on the device, if any.
-async fn first_nonzero<B: Block>(dev: &mut B, pages: u64) -> Result<Option<u64>, OpenError> {
+/// Whether page 0 is what a header write cut short leaves: a prefix of the header's bytes (in
+/// its first 64), zeros after.
+fn torn_format(page0: &[u8]) -> bool {
+    let magic = page0[..8].iter().zip(MAGIC).take_while(|(a, b)| *a == b).count();
+    if magic == 0 {
+        return page0.iter().all(|b| *b == 0);
+    }
+    page0[magic..8].iter().all(|b| *b == 0) && page0[64..].iter().all(|b| *b == 0)
+}
+
+/// The offset of the first non-zero byte on the device from page `from`, if any.
+async fn first_nonzero<B: Block>(dev: &mut B, pages: u64, from: u64) -> Result<Option<u64>, OpenError> {
     const STEP: u64 = 16;
     let mut buf = vec![0u8; STEP as usize * PAGE];
-    let mut page = 0;
+    let mut page = from;
     while page < pages {
         let n = STEP.min(pages - page);
         let b = &mut buf[..n as usize * PAGE];
@@ -151,9 +163,17 @@ pub async fn open<B: Block>(
     let header = match Header::decode(&page0) {
         Ok(h) if h.pages > pages => return Err(OpenError::Shrunk { store: h.pages, device: pages }),
         Ok(h) => h,
-        Err(HeaderError::Foreign) => {
-            if let Some(offset) = first_nonzero(&mut dev, pages).await? {
-                return Err(OpenError::Foreign { offset });
+        Err(HeaderError::Foreign | HeaderError::Damaged)
+            if torn_format(&page0) || page0.iter().all(|b| *b == 0) =>
+        {
+            // Blank, or blank but for a header whose write the power cut short: format. Only if
+            // nothing else on the device is non-zero.
+            if let Some(offset) = first_nonzero(&mut dev, pages, 1).await? {
+                return Err(if page0.iter().all(|b| *b == 0) {
+                    OpenError::Foreign { offset }
+                } else {
+                    OpenError::HeaderDamaged
+                });
             }
             if info.read_only {
                 return Err(OpenError::BlankReadOnly);
@@ -163,6 +183,10 @@ pub async fn open<B: Block>(
             dev.flush().await.map_err(OpenError::Io)?;
             report.formatted = true;
             h
+        }
+        Err(HeaderError::Foreign) => {
+            let offset = page0.iter().position(|b| *b != 0).unwrap_or(0) as u64;
+            return Err(OpenError::Foreign { offset });
         }
         Err(HeaderError::Damaged) => return Err(OpenError::HeaderDamaged),
         Err(HeaderError::Version(v)) => return Err(OpenError::Version(v)),
