@@ -74,7 +74,8 @@ pub fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes(a)
 }
 
-/// The header page (page 0), written once when the device is formatted.
+/// The header page (page 0, and a copy in the store's last page), written once when the device
+/// is formatted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
     /// Pages the store uses (the device may be larger).
@@ -107,8 +108,8 @@ impl Header {
         p[16..24].copy_from_slice(&self.pages.to_le_bytes());
         p[24..28].copy_from_slice(&(RING as u32).to_le_bytes());
         p[28..36].copy_from_slice(&self.nonce.to_le_bytes());
-        let c = crc(&p[..60]);
-        p[60..64].copy_from_slice(&c.to_le_bytes());
+        let c = crc(&p[..PAGE - 4]);
+        p[PAGE - 4..].copy_from_slice(&c.to_le_bytes());
         p
     }
 
@@ -117,7 +118,7 @@ impl Header {
         if p[..8] != MAGIC {
             return Err(HeaderError::Foreign);
         }
-        if crc(&p[..60]) != le32(&p[60..64]) {
+        if crc(&p[..PAGE - 4]) != le32(&p[PAGE - 4..]) {
             return Err(HeaderError::Damaged);
         }
         let version = le32(&p[8..12]);

@@ -51,9 +51,10 @@
 //!
 //! | pages | what |
 //! |---|---|
-//! | 0 | header: magic `MGNSTORE`, version `u32` (1), page size `u32` (4096), pages `u64`, ring slots `u32` (32), format nonce `u64`, zeros, CRC of bytes 0..60 at 60..64. Written once, at format. |
+//! | 0 | header: magic `MGNSTORE`, version `u32` (1), page size `u32` (4096), pages `u64`, ring slots `u32` (32), format nonce `u64`, zeros, CRC of the rest of the page in its last 4 bytes. Written once, at format. |
 //! | 1..65 | commit ring: 32 slots of two pages; commit *n* goes to slot *n* mod 32, the same record in both pages |
-//! | 65.. | tree nodes and value chunks, allocated copy-on-write |
+//! | 65..pages−1 | tree nodes and value chunks, allocated copy-on-write |
+//! | pages−1 | a copy of the header (written first at format; used when page 0 is damaged) |
 //!
 //! A **commit record** is magic `MGNSCOMT`, the format nonce, the commit number `u64`, the root
 //! pointer (page `u64`, CRC `u32`; page `u64::MAX` for an empty store), the allocator's cursor
@@ -88,6 +89,8 @@
 //! - Keys per dictionary: unlimited by the format (a B+tree, not a directory block), bounded by
 //!   space; a key is at most 480 bytes of path.
 //! - Smallest device: 97 pages (388 KiB).
+//! - Damage to page 0 is survived through the copy in the last page, as long as the device has
+//!   not grown since it was formatted.
 //!
 //! ## Memory
 //!
@@ -294,6 +297,13 @@ impl<B: Block, C: WallClock> Store<B, C> {
     /// without owning the keys and values).
     pub async fn apply(&self, ops: &[Op<'_>]) -> Result<(), KvError> {
         self.write(ops).await
+    }
+
+    /// The pages the store uses now (header, commit ring, tree, value chunks), in order: for
+    /// scrubbing tools and fault-injection tests.
+    pub async fn pages_in_use(&self) -> Vec<u64> {
+        let g = self.state.lock().await;
+        (0..g.pager.header.pages).filter(|p| g.pager.map.is_used(*p)).collect()
     }
 
     /// Give the device back.

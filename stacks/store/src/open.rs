@@ -94,7 +94,8 @@ pub struct OpenReport {
     pub torn_tail: bool,
     /// The commit the store opened at.
     pub commit: u64,
-    /// Commit-record copies that failed their checksum while another copy was intact.
+    /// Header and commit-record copies that failed their checksum while another copy was
+    /// intact.
     pub damaged_records: u32,
     /// Pages of the committed tree that failed their checksum (what is below them is
     /// unreadable and reported as corrupt).
@@ -115,14 +116,14 @@ async fn read<B: Block>(dev: &mut B, page: u64, buf: &mut [u8]) -> Result<(), Op
     dev.read(page * per_page, buf).await.map_err(OpenError::Io)
 }
 
-/// Whether page 0 is what a header write cut short leaves: a prefix of the header's bytes (in
-/// its first 64), zeros after.
+/// Whether a header page is what a header write cut short leaves: a prefix of the magic, the
+/// other fields, zeros, and perhaps the checksum.
 fn torn_format(page0: &[u8]) -> bool {
+    // Sector by sector a write lands whole, in part (a prefix) or not at all: the magic may stop
+    // short (then nothing follows it in that sector), the fields end at byte 36, the checksum
+    // is in the last sector.
     let magic = page0[..8].iter().zip(MAGIC).take_while(|(a, b)| *a == b).count();
-    if magic == 0 {
-        return page0.iter().all(|b| *b == 0);
-    }
-    page0[magic..8].iter().all(|b| *b == 0) && page0[64..].iter().all(|b| *b == 0)
+    (magic == 8 || page0[magic..36].iter().all(|b| *b == 0)) && page0[36..PAGE - 4].iter().all(|b| *b == 0)
 }
 
 /// The offset of the first non-zero byte on the device from page `from`, if any.
@@ -160,46 +161,91 @@ pub async fn open<B: Block>(
     let mut report = OpenReport::default();
     let mut page0 = vec![0u8; PAGE];
     read(&mut dev, 0, &mut page0).await?;
+    let mut backup = vec![0u8; PAGE];
     let header = match Header::decode(&page0) {
         Ok(h) if h.pages > pages => return Err(OpenError::Shrunk { store: h.pages, device: pages }),
-        Ok(h) => h,
-        Err(HeaderError::Foreign | HeaderError::Damaged)
-            if torn_format(&page0) || page0.iter().all(|b| *b == 0) =>
-        {
-            // Blank, or blank but for a header whose write the power cut short: format. Only if
-            // nothing else on the device is non-zero.
-            if let Some(offset) = first_nonzero(&mut dev, pages, 1).await? {
-                return Err(if page0.iter().all(|b| *b == 0) {
-                    OpenError::Foreign { offset }
-                } else {
-                    OpenError::HeaderDamaged
-                });
+        Ok(h) => {
+            read(&mut dev, h.pages - 1, &mut backup).await?;
+            if Header::decode(&backup) != Ok(h) {
+                report.damaged_records += 1;
             }
-            if info.read_only {
-                return Err(OpenError::BlankReadOnly);
-            }
-            let h = Header { pages, nonce };
-            dev.write(0, &h.encode()).await.map_err(OpenError::Io)?;
-            dev.flush().await.map_err(OpenError::Io)?;
-            report.formatted = true;
             h
         }
-        Err(HeaderError::Foreign) => {
-            let offset = page0.iter().position(|b| *b != 0).unwrap_or(0) as u64;
-            return Err(OpenError::Foreign { offset });
-        }
-        Err(HeaderError::Damaged) => return Err(OpenError::HeaderDamaged),
         Err(HeaderError::Version(v)) => return Err(OpenError::Version(v)),
         Err(HeaderError::PageSize(_)) => return Err(OpenError::Version(0)),
+        Err(e) => {
+            read(&mut dev, pages - 1, &mut backup).await?;
+            match Header::decode(&backup) {
+                // Page 0 is damaged but the copy in the last page is whole.
+                Ok(h) if h.pages == pages => {
+                    report.damaged_records += 1;
+                    h
+                }
+                _ => {
+                    let blank = |p: &[u8]| torn_format(p) || p.iter().all(|b| *b == 0);
+                    if !(blank(&page0) && blank(&backup)) {
+                        let offset = page0.iter().position(|b| *b != 0).unwrap_or(0) as u64;
+                        return Err(match e {
+                            HeaderError::Damaged => OpenError::HeaderDamaged,
+                            _ if page0.iter().all(|b| *b == 0) => {
+                                OpenError::Foreign { offset: (pages - 1) * PAGE_U64 }
+                            }
+                            _ => OpenError::Foreign { offset },
+                        });
+                    }
+                    // Blank, or blank but for header writes the power cut short: format, if
+                    // nothing else on the device is non-zero.
+                    if let Some(offset) = first_nonzero(&mut dev, pages - 1, 1).await? {
+                        return Err(if page0.iter().all(|b| *b == 0) {
+                            OpenError::Foreign { offset }
+                        } else {
+                            OpenError::HeaderDamaged
+                        });
+                    }
+                    if info.read_only {
+                        return Err(OpenError::BlankReadOnly);
+                    }
+                    let h = Header { pages, nonce };
+                    // The copy first: page 0 whole means both are.
+                    dev.write((pages - 1) * (PAGE_U64 / u64::from(ss)), &h.encode())
+                        .await
+                        .map_err(OpenError::Io)?;
+                    dev.flush().await.map_err(OpenError::Io)?;
+                    dev.write(0, &h.encode()).await.map_err(OpenError::Io)?;
+                    dev.flush().await.map_err(OpenError::Io)?;
+                    report.formatted = true;
+                    h
+                }
+            }
+        }
     };
     let mut ring = vec![0u8; 2 * RING as usize * PAGE];
     read(&mut dev, 1, &mut ring).await?;
+    let record = |ring: &[u8], page: usize| {
+        let c = Commit::decode(&ring[page * PAGE..(page + 1) * PAGE], header.nonce)?;
+        // A record read from another slot (a misdirected read) is not this slot's.
+        (Commit::slot(c.seq) == 1 + (page & !1) as u64).then_some(c)
+    };
+    // A copy that does not decode may be a read that went wrong: read the ring once more and
+    // take whichever read of each copy is whole.
+    let mut copies: Vec<Option<Commit>> = (0..2 * RING as usize).map(|i| record(&ring, i)).collect();
+    if copies
+        .iter()
+        .enumerate()
+        .any(|(i, c)| c.is_none() && ring[i * PAGE..(i + 1) * PAGE].iter().any(|b| *b != 0))
+    {
+        let mut again = vec![0u8; ring.len()];
+        read(&mut dev, 1, &mut again).await?;
+        for (i, c) in copies.iter_mut().enumerate() {
+            if c.is_none() {
+                *c = record(&again, i);
+            }
+        }
+    }
     // Each slot: its record (from either copy) and whether it holds anything at all.
     let mut slots: Vec<(Option<Commit>, bool)> = Vec::new();
-    for pair in ring.chunks(2 * PAGE) {
-        let (a, b) = pair.split_at(PAGE);
-        let (ra, rb) = (Commit::decode(a, header.nonce), Commit::decode(b, header.nonce));
-        let r = match (ra, rb) {
+    for (i, pair) in ring.chunks(2 * PAGE).enumerate() {
+        let r = match (copies[2 * i], copies[2 * i + 1]) {
             (Some(x), Some(y)) => Some(if y.seq > x.seq { y } else { x }),
             (Some(x), None) | (None, Some(x)) => Some(x),
             (None, None) => None,
@@ -212,12 +258,11 @@ pub async fn open<B: Block>(
         Some(c) => {
             let next = &slots[slot_of(c.seq + 1)];
             report.torn_tail = next.0.is_none() && next.1;
-            for (i, pair) in ring.chunks(2 * PAGE).enumerate() {
+            for i in 0..RING as usize {
                 let is_tail = i == slot_of(c.seq + 1);
                 if slots[i].0.is_some() && !is_tail {
-                    let (a, b) = pair.split_at(PAGE);
-                    let bad = [a, b].iter().filter(|p| Commit::decode(p, header.nonce).is_none()).count();
-                    report.damaged_records += bad as u32;
+                    report.damaged_records +=
+                        copies[2 * i..2 * i + 2].iter().filter(|c| c.is_none()).count() as u32;
                 }
             }
             c

@@ -54,10 +54,13 @@ impl FreeMap {
         for p in 0..FIRST_DATA {
             m.mark(p);
         }
+        // The header's copy.
+        m.mark(pages - 1);
         m
     }
 
-    fn is_used(&self, p: u64) -> bool {
+    /// Whether page `p` is in use.
+    pub fn is_used(&self, p: u64) -> bool {
         self.words[(p / 64) as usize] & (1 << (p % 64)) != 0
     }
 
