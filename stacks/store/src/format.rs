@@ -138,10 +138,15 @@ impl Header {
 pub struct Commit {
     /// Commit number, from 1; the record lives in ring slot `seq % RING`.
     pub seq: u64,
+    /// The commit this one was made on (what recovery falls back to if this one is torn).
+    pub parent: u64,
     /// The root node, if the store holds anything.
     pub root: Option<Ptr>,
     /// Where the allocator's sweep resumes.
     pub cursor: u64,
+    /// Written with one flush (nodes and record together): recovery must check that its pages
+    /// all landed.
+    pub one_flush: bool,
 }
 
 impl Commit {
@@ -159,6 +164,8 @@ impl Commit {
         let root = self.root.unwrap_or(Ptr { page: NONE, crc: 0 });
         root.encode(&mut p[24..36]);
         p[36..44].copy_from_slice(&self.cursor.to_le_bytes());
+        p[44..52].copy_from_slice(&self.parent.to_le_bytes());
+        p[52] = self.one_flush as u8;
         let c = crc(&p[..PAGE - 4]);
         p[PAGE - 4..].copy_from_slice(&c.to_le_bytes());
         p
@@ -174,6 +181,8 @@ impl Commit {
             seq: le64(&p[16..24]),
             root: (root.page != NONE).then_some(root),
             cursor: le64(&p[36..44]),
+            parent: le64(&p[44..52]),
+            one_flush: p[52] == 1,
         })
     }
 }
@@ -191,7 +200,13 @@ mod tests {
         assert_eq!(Header::decode(&img), Err(HeaderError::Damaged));
         assert_eq!(Header::decode(&[0u8; PAGE]), Err(HeaderError::Foreign));
 
-        let c = Commit { seq: 9, root: Some(Ptr { page: 40, crc: 0xdead }), cursor: 41 };
+        let c = Commit {
+            seq: 9,
+            parent: 8,
+            one_flush: true,
+            root: Some(Ptr { page: 40, crc: 0xdead }),
+            cursor: 41,
+        };
         let mut img = c.encode(7);
         assert_eq!(Commit::decode(&img, 7), Some(c));
         assert_eq!(Commit::decode(&img, 8), None, "a record of another format is not ours");

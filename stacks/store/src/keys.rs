@@ -113,19 +113,27 @@ impl Meta {
     }
 }
 
-/// The entry value of a chunk.
-pub fn chunk_entry(ptr: Ptr) -> Vec<u8> {
-    let mut v = Vec::with_capacity(1 + Ptr::LEN);
+/// The entry value of a chunk written by commit `seq`.
+pub fn chunk_entry(ptr: Ptr, seq: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(CHUNK_ENTRY);
     v.push(TAG_CHUNK);
     let mut b = [0u8; Ptr::LEN];
     ptr.encode(&mut b);
     v.extend_from_slice(&b);
+    v.extend_from_slice(&seq.to_le_bytes());
     v
 }
 
+const CHUNK_ENTRY: usize = 1 + Ptr::LEN + 8;
+
 /// The page a chunk entry points at, if `v` is one.
 pub fn chunk_ptr(v: &[u8]) -> Option<Ptr> {
-    (v.len() == 1 + Ptr::LEN && v[0] == TAG_CHUNK).then(|| Ptr::decode(&v[1..]))
+    (v.len() == CHUNK_ENTRY && v[0] == TAG_CHUNK).then(|| Ptr::decode(&v[1..]))
+}
+
+/// The commit that wrote the chunk of a chunk entry.
+pub fn chunk_seq(v: &[u8]) -> Option<u64> {
+    (v.len() == CHUNK_ENTRY && v[0] == TAG_CHUNK).then(|| le64(&v[1 + Ptr::LEN..]))
 }
 
 #[cfg(test)]

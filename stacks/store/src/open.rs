@@ -274,11 +274,28 @@ pub async fn open<B: Block>(
                 return Err(OpenError::CommitsDamaged);
             }
             report.torn_tail = slots[first].1;
-            Commit { seq: 0, root: None, cursor: FIRST_DATA }
+            Commit { seq: 0, parent: 0, root: None, cursor: FIRST_DATA, one_flush: false }
         }
     };
-    report.commit = commit.seq;
     let mut pager = Pager::new(dev, header, commit, cache_pages);
-    report.damaged = pager.walk().await?;
+    let mut walk = pager.walk((commit.one_flush && commit.seq > 0).then_some(commit.seq)).await?;
+    let mut commit = commit;
+    if walk.torn {
+        // The newest commit's pages did not all land before the power went: it was never
+        // acknowledged, and its parent (acknowledged, so whole) is the store.
+        report.torn_tail = true;
+        let parent = commit.parent;
+        commit = match slots.iter().filter_map(|(r, _)| *r).find(|c| c.seq == parent) {
+            Some(c) => c,
+            None if parent == 0 => {
+                Commit { seq: 0, parent: 0, root: None, cursor: FIRST_DATA, one_flush: false }
+            }
+            None => return Err(OpenError::CommitsDamaged),
+        };
+        pager = Pager::new(pager.into_dev(), header, commit, cache_pages);
+        walk = pager.walk(None).await?;
+    }
+    report.commit = commit.seq;
+    report.damaged = walk.damaged;
     Ok((pager, report))
 }

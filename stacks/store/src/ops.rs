@@ -8,9 +8,7 @@ use morgana::kv::{Key, Kind, KvError};
 use sha2::{Digest, Sha256};
 
 use crate::format::{PAGE, PAGE_U64};
-use crate::keys::{
-    INLINE, Meta, chunk_entry, chunk_index, chunk_key, chunk_ptr, dir_prefix, path, prefix_end,
-};
+use crate::keys::{INLINE, Meta, chunk_index, chunk_key, chunk_ptr, dir_prefix, path, prefix_end};
 use crate::pager::{Fail, Pager};
 
 /// Pages kept free for removals and renames, so a full store can always be emptied.
@@ -289,8 +287,8 @@ impl<B: Block> Pager<B> {
         if all_zero(data) {
             self.delete(&k).await?;
         } else {
-            let ptr = self.write_chunk(data, RESERVE).await?;
-            self.insert(&k, chunk_entry(ptr), RESERVE).await?;
+            let entry = self.write_chunk(data, RESERVE).await?;
+            self.insert(&k, entry, RESERVE).await?;
         }
         Ok(())
     }
@@ -348,8 +346,8 @@ impl<B: Block> Pager<B> {
             }
             page[..part.len()].copy_from_slice(part);
             page[part.len()..].fill(0);
-            let ptr = self.write_chunk(&page, RESERVE).await?;
-            self.insert(&chunk_key(p, i as u64), chunk_entry(ptr), RESERVE).await?;
+            let entry = self.write_chunk(&page, RESERVE).await?;
+            self.insert(&chunk_key(p, i as u64), entry, RESERVE).await?;
         }
         self.insert(p, Meta { size, mtime, inline: None }.encode(), RESERVE).await
     }

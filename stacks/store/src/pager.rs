@@ -247,11 +247,12 @@ impl<B: Block> Pager<B> {
         self.freed.push(page);
     }
 
-    /// Write a value chunk to a new page now (it is referred to only once its leaf commits).
-    pub async fn write_chunk(&mut self, data: &[u8], reserve: u64) -> Result<Ptr, Fail> {
+    /// Write a value chunk to a new page now (it is referred to only once its leaf commits);
+    /// the entry that points at it.
+    pub async fn write_chunk(&mut self, data: &[u8], reserve: u64) -> Result<Vec<u8>, Fail> {
         let page = self.allocate(reserve)?;
         self.write_pages(page, data).await?;
-        Ok(Ptr { page, crc: crc(data) })
+        Ok(crate::keys::chunk_entry(Ptr { page, crc: crc(data) }, self.seq + 1))
     }
 
     /// The page of a node the open transaction may change: `ptr` itself if the transaction
@@ -310,9 +311,9 @@ impl<B: Block> Pager<B> {
         self.freed.truncate(sp.freed);
     }
 
-    /// Make the open transaction durable: write its nodes, flush, write the commit record,
-    /// flush. Returns the bytes written.
-    pub async fn commit(&mut self) -> Result<u64, Fail> {
+    /// Make the open transaction durable: write its nodes, flush (unless `one_flush`), write
+    /// the commit record, flush. Returns the bytes written.
+    pub async fn commit(&mut self, one_flush: bool) -> Result<u64, Fail> {
         let seq = self.seq + 1;
         let mut order: Vec<(u8, u64)> = self.dirty.iter().map(|(p, n)| (n.level(), *p)).collect();
         order.sort_unstable();
@@ -356,8 +357,14 @@ impl<B: Block> Pager<B> {
             self.write_pages(run_start, &run).await?;
             written += run.len() as u64;
         }
-        self.dev.flush().await?;
-        let record = Commit { seq, root: self.root, cursor: self.map.cursor }.encode(self.header.nonce);
+        // With two flushes, a whole record means whole pages. With one, recovery checks that the
+        // newest commit's pages all landed (see `walk`) and falls back to its parent, whose
+        // pages this one did not touch.
+        if !one_flush {
+            self.dev.flush().await?;
+        }
+        let record = Commit { seq, parent: self.seq, root: self.root, cursor: self.map.cursor, one_flush }
+            .encode(self.header.nonce);
         let mut pair = vec![0u8; 2 * PAGE];
         pair[..PAGE].copy_from_slice(&record);
         pair[PAGE..].copy_from_slice(&record);
@@ -377,39 +384,77 @@ impl<B: Block> Pager<B> {
         Ok(written)
     }
 
-    /// Walk the durable tree at open: mark every page it uses, check every node's checksum.
-    /// Returns the pages that failed (their subtrees are unreadable).
-    pub async fn walk(&mut self) -> Result<Vec<u64>, Fail> {
-        let mut damaged = Vec::new();
-        let mut stack: Vec<Ptr> = self.root.into_iter().collect();
-        while let Some(ptr) = stack.pop() {
+    /// Walk the durable tree at open: mark every page it uses, check every node's checksum,
+    /// and, if `tip` is the commit being opened, the chunks that commit wrote.
+    ///
+    /// A page that fails below a pointer written by `tip` (or the root) means `tip` did not land
+    /// whole: `torn` is set and the caller falls back to its parent. Any other failure is
+    /// corruption of committed data: its page is listed and what is below it is unreadable.
+    pub async fn walk(&mut self, tip: Option<u64>) -> Result<Walk, Fail> {
+        let mut walk = Walk::default();
+        let mut stack: Vec<(Ptr, bool)> = self.root.map(|r| (r, true)).into_iter().collect();
+        let fresh = |seq: u64| tip == Some(seq);
+        while let Some((ptr, new)) = stack.pop() {
+            let bad = |walk: &mut Walk, page: u64| {
+                if new && tip.is_some() {
+                    walk.torn = true;
+                } else {
+                    walk.damaged.push(page);
+                }
+            };
             if ptr.page < FIRST_DATA || ptr.page >= self.header.pages || !self.map.mark(ptr.page) {
-                damaged.push(ptr.page);
+                bad(&mut walk, ptr.page);
                 continue;
             }
-            let node = match self.node(ptr).await {
-                Ok(n) => n,
+            let buf = match self.read_checked(ptr).await {
+                Ok(b) => b,
                 Err(Fail::Corrupt(p)) => {
-                    damaged.push(p);
+                    bad(&mut walk, p);
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            match &*node {
-                Node::Branch { kids, .. } => stack.extend(kids.iter().map(|(_, p)| *p)),
+            let Some(node) = Node::decode(&buf, ptr.page) else {
+                bad(&mut walk, ptr.page);
+                continue;
+            };
+            let written_by_tip = fresh(crate::format::le64(&buf[16..24]));
+            match &node {
+                Node::Branch { kids, .. } => stack.extend(kids.iter().map(|(_, p)| (*p, written_by_tip))),
                 Node::Leaf(entries) => {
                     for (_, v) in entries {
-                        if let Some(chunk) = crate::keys::chunk_ptr(v)
-                            && (chunk.page < FIRST_DATA
-                                || chunk.page >= self.header.pages
-                                || !self.map.mark(chunk.page))
-                        {
-                            damaged.push(chunk.page);
+                        let Some(chunk) = crate::keys::chunk_ptr(v) else { continue };
+                        let new_chunk = crate::keys::chunk_seq(v).is_some_and(fresh);
+                        let placed = chunk.page >= FIRST_DATA
+                            && chunk.page < self.header.pages
+                            && self.map.mark(chunk.page);
+                        let whole = placed && (!new_chunk || self.read_checked(chunk).await.is_ok());
+                        if !whole {
+                            if new_chunk {
+                                walk.torn = true;
+                            } else {
+                                walk.damaged.push(chunk.page);
+                            }
                         }
                     }
                 }
             }
+            self.cache.put(ptr.page, Rc::new(node));
         }
-        Ok(damaged)
+        Ok(walk)
     }
+
+    /// The device, to open again from another commit.
+    pub fn into_dev(self) -> B {
+        self.dev
+    }
+}
+
+/// What [`Pager::walk`] found.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Committed pages that failed their checksum.
+    pub damaged: Vec<u64>,
+    /// The commit being opened did not land whole.
+    pub torn: bool,
 }
