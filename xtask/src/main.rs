@@ -37,6 +37,7 @@ const NO_STD_CRATES: &[&str] = &[
     "morgana-testkit",
     "morgana-rt",
     "morgana-mem",
+    "morgana-store",
     "morgana-crunch",
     "morgana-tls",
     "morgana-http",

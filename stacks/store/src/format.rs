@@ -2,7 +2,7 @@
 //!
 //! Everything here is plain byte layout; the crate docs describe it for readers of an image.
 
-use crc::{CRC_32_ISCSI, Crc};
+use crc::{CRC_32_ISCSI, Crc, Table};
 
 /// Bytes per page: the unit of allocation, of a tree node and of a value chunk.
 pub const PAGE: usize = 4096;
@@ -28,7 +28,8 @@ pub const VERSION: u32 = 1;
 /// "No page" in a pointer.
 pub const NONE: u64 = u64::MAX;
 
-const CRC32C: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
+// Slicing by 16: a 16 KiB table, several times faster than a byte at a time.
+const CRC32C: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
 
 /// CRC-32C of `bytes`.
 pub fn crc(bytes: &[u8]) -> u32 {
