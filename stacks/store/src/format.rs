@@ -130,7 +130,11 @@ impl Header {
         if page as usize != PAGE || le32(&p[24..28]) as u64 != RING {
             return Err(HeaderError::PageSize(page));
         }
-        Ok(Self { pages: le64(&p[16..24]), nonce: le64(&p[28..36]) })
+        let pages = le64(&p[16..24]);
+        if !(MIN_PAGES..=MAX_PAGES).contains(&pages) {
+            return Err(HeaderError::Damaged);
+        }
+        Ok(Self { pages, nonce: le64(&p[28..36]) })
     }
 }
 

@@ -125,6 +125,7 @@
 
 extern crate alloc;
 
+pub mod exercise;
 mod format;
 mod keys;
 mod lock;

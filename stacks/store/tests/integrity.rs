@@ -148,3 +148,49 @@ fn misdirected_writes_are_caught_when_read() {
     eprintln!("{misdirected} misdirected writes; {failed} changes and {refused} reads refused as corrupt");
     assert!(failed + refused > 0, "a misdirected write is seen when what it should have written is read");
 }
+
+#[test]
+fn arbitrary_images_and_operations_never_panic() {
+    let (dev, _, used) = filled(200);
+    let image = dev.inner().as_bytes().to_vec();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut script = vec![0u8; 160];
+    let (mut opened, mut ops) = (0, 0);
+    for trial in 0..300 {
+        rng.fill_bytes(&mut script);
+        let mut img = image.clone();
+        match trial % 3 {
+            // A few bytes changed in pages the store uses.
+            0 => {
+                for _ in 0..1 + rng.next_u64() % 8 {
+                    let page = used[rng.next_u64() as usize % used.len()] as usize;
+                    img[page * 4096 + rng.next_u64() as usize % 4096] ^= 1 + rng.next_u64() as u8 % 255;
+                }
+            }
+            // Whole pages swapped, as misdirected writes leave them.
+            1 => {
+                let (a, b) = (
+                    rng.next_u64() as usize % (img.len() / 4096),
+                    rng.next_u64() as usize % (img.len() / 4096),
+                );
+                let copy = img[a * 4096..(a + 1) * 4096].to_vec();
+                img.copy_within(b * 4096..(b + 1) * 4096, a * 4096);
+                img[b * 4096..(b + 1) * 4096].copy_from_slice(&copy);
+            }
+            // A blank device, and noise.
+            _ => {
+                if trial % 2 == 0 {
+                    img.fill(0);
+                } else {
+                    rng.fill_bytes(&mut img[..8192]);
+                }
+            }
+        }
+        if let Some(n) = now(morgana_store::exercise::exercise(&img, &script)) {
+            opened += 1;
+            ops += n;
+        }
+    }
+    eprintln!("{opened} of 300 damaged or odd images opened, {ops} operations succeeded on them");
+    assert!(opened > 100 && ops > 0);
+}
