@@ -187,6 +187,9 @@ pub enum KvError {
     ReadOnly,
     /// The storage below failed; the code is the implementation's (an errno on unix).
     Io(i32),
+    /// What is stored for the key failed its checksum (bit rot, a misdirected write): the store
+    /// refuses to return it as data.
+    Corrupt(Key),
 }
 
 impl fmt::Display for KvError {
@@ -202,6 +205,7 @@ impl fmt::Display for KvError {
             }
             Self::ReadOnly => f.write_str("the store is read-only"),
             Self::Io(code) => write!(f, "storage I/O error (code {code})"),
+            Self::Corrupt(k) => write!(f, "{k}: stored data failed its checksum (the device is damaged)"),
         }
     }
 }

@@ -10,6 +10,8 @@
 //! cargo xtask bench www [--quick]                   figures, as ratios against a peer
 //! cargo xtask bench tcpip [--quick] [--only ROW]    TCP/IP throughput ratios, the emulated-link matrix;
 //! cargo xtask bench tcpip --soak                    or the long soak
+//! cargo xtask bench store [--quick]                 durable commits and batches against redb;
+//! cargo xtask bench store --soak [--cuts N]         or the long power-cut sweep
 //! cargo xtask fuzz [TARGET] [--time SECONDS]        fuzz targets (nightly, cargo-fuzz)
 //! ```
 //!
@@ -20,6 +22,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod bench_store;
 mod bench_tcpip;
 mod bench_www;
 mod fuzz;
@@ -39,6 +42,7 @@ const NO_STD_CRATES: &[&str] = &[
     "morgana-testkit",
     "morgana-rt",
     "morgana-mem",
+    "morgana-store",
     "morgana-crunch",
     "morgana-tls",
     "morgana-http",
@@ -96,9 +100,10 @@ enum Cmd {
     /// Print the stripped bare-metal image size of every app.
     Size,
     /// Measure, as ratios against a peer measured in the same run: `bench boot [--runs N]`,
-    /// `bench www [--quick]`, `bench tcpip [--quick] [--only mem|tap|link|flood] [--soak]`.
+    /// `bench www [--quick]`, `bench tcpip [--quick] [--only mem|tap|link|flood] [--soak]`,
+    /// `bench store [--quick] [--soak [--cuts N]]`.
     Bench {
-        /// What to measure: boot, www or tcpip.
+        /// What to measure: boot, www, tcpip or store.
         what: String,
         /// Its options (e.g. --runs 20, --quick, --soak).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -158,7 +163,8 @@ fn main() -> ExitCode {
                 "boot" => runs_arg(&args).and_then(|runs| virtio::bench(&root, "boot", runs)),
                 "www" => bench_www::run(&root, args.iter().any(|a| a == "--quick")),
                 "tcpip" => bench_tcpip::run(&root, &args),
-                _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: boot, www, tcpip"))),
+                "store" => bench_store::run(&root, &args),
+                _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: boot, www, tcpip, store"))),
             },
             Cmd::Fuzz { args } => fuzz::run(&root, &args),
         };

@@ -6,8 +6,9 @@
 //!
 //! - [`Switch`] and [`pair`]: Ethernet ports joined by a learning switch.
 //! - [`FaultyNet`]: seeded loss, duplication, reordering, corruption and delay around any `Net`.
-//! - [`MemBlock`] and [`FaultyBlock`]: a RAM disk, and failing, torn and lost writes around any
-//!   `Block`.
+//! - [`MemBlock`] and [`FaultyBlock`]: a RAM disk, and a disk that fails as real ones do around
+//!   any `Block` (pending writes lost or torn in any order at a power cut, flipped and
+//!   misdirected reads, misdirected writes, rot).
 //! - [`MemKv`]: a key-value store with Mirage_kv semantics.
 //! - [`ManualClock`]: a clock a test moves by hand; the executor's virtual time is
 //!   [`morgana_rt::VirtualTime`].
@@ -38,7 +39,7 @@ mod tcp;
 pub use block::MemBlock;
 pub use clock::ManualClock;
 pub use console::MemConsole;
-pub use fault_block::{FaultyBlock, PowerCut};
+pub use fault_block::{BlockFaults, FaultyBlock, PowerCut};
 pub use fault_net::{FaultConfig, FaultStats, FaultyNet};
 pub use kv::MemKv;
 pub use net::{MemNet, Switch, pair};

@@ -1,7 +1,8 @@
 //! `FileBlock`: a file or a host block device as a Morgana `Block`.
 //!
 //! Sectors are read and written with `pread`/`pwrite` at `sector * sector_size`; `flush` is
-//! `fdatasync`. The device is as large as the file, which must be a whole, non-zero number of
+//! `fdatasync`, a real barrier: what was written before it is on the disk when it returns. A file
+//! made by [`FileBlockOptions::create`] is synced with its directory before it is used. The device is as large as the file, which must be a whole, non-zero number of
 //! sectors. [`FileBlockOptions::create`] makes a sparse file of a given size when none exists.
 
 use std::fmt;
@@ -123,6 +124,11 @@ impl FileBlockOptions {
                     OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(io_err)?;
                 // set_len on a new file allocates nothing: the image is sparse.
                 f.set_len(size).map_err(io_err)?;
+                // The new name must survive a power cut too, or the first flush protects data
+                // in a file that may not exist afterwards.
+                f.sync_all().map_err(io_err)?;
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                File::open(parent).and_then(|d| d.sync_all()).map_err(io_err)?;
                 if self.read_only {
                     drop(f);
                     File::open(path).map_err(io_err)?

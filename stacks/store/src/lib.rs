@@ -1,0 +1,446 @@
+//! # morgana-store: a crash-safe, checksummed key-value store over any `Block`
+//!
+//! [`Store`] implements [`KvRw`] (Mirage_kv semantics) on any [`Block`]: a file, virtio-blk, a
+//! RAM disk. Every operation that changes the store is durable when it returns (there is a
+//! flush barrier inside), writers that arrive while a commit is under way are committed
+//! together by the next one (group commit), and [`Store::batch`] applies many changes all or
+//! nothing. `no_std` + `alloc`, no unsafe code.
+//!
+//! ```
+//! use morgana::{Key, KvRo, KvRw};
+//! use morgana_store::{Batch, Store};
+//!
+//! let time = morgana_rt::VirtualTime::new();
+//! let exec = morgana_rt::Executor::new(time.clone());
+//! let clock = exec.handle();
+//! exec.block_on(&mut time.park(), async {
+//!     // A zeroed device is formatted on first use.
+//!     let store = Store::open(morgana_mem::MemBlock::new(512, 2048), clock).await.unwrap();
+//!     let k = |s| Key::parse(s).unwrap();
+//!     store.set(&k("/config/name"), b"morgana").await.unwrap();
+//!     let mut batch = Batch::new();
+//!     batch.set(k("/accounts/a"), b"90".to_vec()).set(k("/accounts/b"), b"110".to_vec());
+//!     store.batch(&batch).await.unwrap(); // both or neither, after any power cut
+//!     assert_eq!(store.get(&k("/accounts/b")).await.unwrap(), b"110");
+//! }).unwrap();
+//! ```
+//!
+//! ## Guarantees
+//!
+//! - **Acknowledged means durable.** After `set` (or any write, or a batch) returns `Ok`, a power
+//!   cut does not lose it. An operation cut off before it returns is either wholly there or
+//!   wholly absent after recovery, never half applied.
+//! - **Every byte is checksummed.** Every page the store reads is checked against a CRC-32C held
+//!   by whatever points at it (the commit record for the root, a branch for its children, a leaf
+//!   for a value chunk), so bit rot, a misdirected write and a read of the wrong sector are seen:
+//!   they are reported as [`KvError::Corrupt`], never returned as data.
+//! - **Torn tail vs corruption.** A commit record that was being written when the power went is
+//!   the *torn tail*: recovery rolls back to the previous commit silently (that commit was never
+//!   acknowledged). A node of a committed tree that fails its checksum is corruption: it is
+//!   listed in [`OpenReport::damaged`], operations that need it fail with
+//!   [`KvError::Corrupt`], and everything else keeps being served.
+//! - **Recovery writes nothing.** Opening a store only reads (a power cut during recovery cannot
+//!   make things worse); the only write at open is formatting an all-zero device.
+//! - **Foreign data is never overwritten.** A device is formatted only if every byte of it is
+//!   zero; anything else that is not this format is refused with a one-line [`OpenError`].
+//!
+//! ## On-disk format (version 1)
+//!
+//! The device is cut into 4096-byte pages (the sector size must divide 4096). All integers are
+//! little-endian unless said otherwise; every checksum is CRC-32C (Castagnoli).
+//!
+//! | pages | what |
+//! |---|---|
+//! | 0 | header: magic `MGNSTORE`, version `u32` (1), page size `u32` (4096), pages `u64`, ring slots `u32` (32), format nonce `u64`, zeros, CRC of the rest of the page in its last 4 bytes. Written once, at format. |
+//! | 1..65 | commit ring: 32 slots of two pages; commit *n* goes to slot *n* mod 32, the same record in both pages |
+//! | 65..pages−1 | tree nodes and value chunks, allocated copy-on-write |
+//! | pages−1 | a copy of the header (written first at format; used when page 0 is damaged) |
+//!
+//! A **commit record** is magic `MGNSCOMT`, the format nonce, the commit number `u64`, the root
+//! pointer (page `u64`, CRC `u32`; page `u64::MAX` for an empty store), the allocator's cursor
+//! `u64`, the parent commit `u64`, a one-flush flag `u8`, zeros, and a CRC of the whole page in
+//! its last 4 bytes. The newest record whose CRC
+//! and nonce match (either copy) is the store.
+//!
+//! A **node** is a page: magic `MGSN`, level `u8` (0 = leaf), a zero byte, entry count `u16`,
+//! its own page number `u64`, the commit that wrote it `u64`, then packed entries, then zeros.
+//! A leaf entry is `key_len u16, val_len u16, key, val`; a branch entry is `key_len u16, key,
+//! child page u64, child CRC u32`, and the child holds the keys from its key up to the next
+//! entry's (the first child also everything below).
+//!
+//! **Keys.** The path `/a/b` is the tree key `a 0x00 b` (segments hold no NUL, so byte order is
+//! the order of [`Key`]s and a dictionary is one key range); at most 480 bytes. Each value has a
+//! meta entry under its path: tag `u8` (0 inline, 1 chunked), size `u64`, modification time
+//! `u64` (ns since the POSIX epoch), and for an inline value (up to 512 bytes) the bytes. A
+//! larger value lives in 4096-byte chunks: chunk *i* is the entry `path 0x00 0x00 i (u64
+//! big-endian)` holding tag 2, page `u64`, the chunk page's CRC `u32` and the commit that
+//! wrote it `u64`. A chunk of zeros is
+//! not stored, so `allocate` and sparse `set_partial` cost no data pages.
+//!
+//! **Commit.** A transaction copies every node it changes to a free page and writes new value
+//! chunks to free pages as it goes; commit writes the new nodes (children first, so each parent
+//! holds its children's CRCs), flushes, writes the commit record, and flushes again. The pages
+//! the old tree used are reused only after that second flush, so the previous commit stays
+//! whole until the new one is durable. A whole commit record therefore always points at whole
+//! pages, and any page that fails its checksum is corruption.
+//!
+//! With [`Options::one_flush`] the first flush is skipped and the record says so (byte 52 is
+//! 1; byte 44..52 holds the parent commit). Recovery then checks every page the newest commit
+//! wrote (each node carries its commit number, each chunk entry the commit that wrote it: tag
+//! 2, page, CRC, commit `u64`): if one did not land, that commit was never acknowledged and its
+//! parent, whose pages it could not have touched, is the store. The price: rot in the newest
+//! commit's own pages is indistinguishable from that, so it is rolled back instead of reported.
+//!
+//! ## Limits
+//!
+//! - Largest value: 2^64 − 1 bytes in the format; in practice the device's free space (values
+//!   are sparse: zeros cost nothing).
+//! - Largest device: 2^32 pages (16 TiB); the free map in RAM takes one bit per page (see below).
+//! - Keys per dictionary: unlimited by the format (a B+tree, not a directory block), bounded by
+//!   space; a key is at most 480 bytes of path.
+//! - Smallest device: 97 pages (388 KiB).
+//! - Damage to page 0 is survived through the copy in the last page, as long as the device has
+//!   not grown since it was formatted.
+//!
+//! ## Memory
+//!
+//! Fixed: one bit per device page for the free map (32 KiB per GiB of device), plus the nodes
+//! changed by the open transaction (a few per key written, until its commit) and one 4 KiB
+//! buffer per chunk in flight. Cache: up to [`Options::cache_bytes`] of decoded nodes (default
+//! 256 KiB), least recently used first out. Values are never held whole: `get_partial` reads only
+//! the chunks it needs and `set_partial` rewrites only the chunks it covers. The index is the
+//! tree on the device, so a store may have far more keys than RAM could index.
+//!
+//! ## Space and wear
+//!
+//! Space freed by an overwrite, a remove or a rename is reused after the next commit, while the
+//! store runs: a writer that rewrites the same keys forever never fills the device. Allocation
+//! sweeps the device from a cursor that survives restarts (it is in each commit record), taking
+//! the next free page after the last one taken, so writes move round the whole device instead of
+//! rewriting the same pages; commit records rotate through 32 slots. Nodes are split when full
+//! and dropped when empty but not merged, so a tree that shrank keeps its height.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod exercise;
+mod format;
+mod keys;
+mod lock;
+mod node;
+mod open;
+mod ops;
+mod pager;
+mod tree;
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use morgana::block::Block;
+use morgana::kv::{Key, Kind, KvError, KvRo, KvRw};
+use morgana::time::WallClock;
+
+pub use open::{OpenError, OpenReport};
+pub use ops::Op;
+
+use lock::Lock;
+use pager::{Fail, Pager};
+
+/// The error code (ENAMETOOLONG) of a key whose path is longer than the format allows.
+pub const ENAMETOOLONG: i32 = 36;
+
+/// How to open a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Bytes of decoded tree nodes kept in RAM (at least four nodes' worth).
+    pub cache_bytes: usize,
+    /// Commit with one flush instead of two (see "Commit" in the crate docs): twice the durable
+    /// commits per second, but damage to the newest commit's pages then looks like a commit the
+    /// power cut short and is rolled back rather than reported. Off by default.
+    pub one_flush: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { cache_bytes: 256 * 1024, one_flush: false }
+    }
+}
+
+/// What the store has done since it was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Commits made (each is two flushes).
+    pub commits: u64,
+    /// Bytes written to the device by commits and value chunks.
+    pub bytes_written: u64,
+    /// Pages free now.
+    pub free_pages: u64,
+    /// Pages the store uses in all.
+    pub pages: u64,
+}
+
+struct State<B> {
+    pager: Pager<B>,
+    /// The transaction writers are adding to.
+    open_txn: u64,
+    /// The last transaction made durable.
+    committed: u64,
+    /// Set when a commit failed: the device's error code; the store must be reopened.
+    failed: Option<i32>,
+    read_only: bool,
+    one_flush: bool,
+    stats: Stats,
+}
+
+/// A crash-safe key-value store on a [`Block`]; see the crate docs.
+pub struct Store<B, C> {
+    state: Lock<State<B>>,
+    clock: C,
+    report: OpenReport,
+}
+
+/// Changes applied together by [`Store::batch`]: all of them, or (on any error, or a power cut)
+/// none.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    ops: Vec<Owned>,
+}
+
+#[derive(Debug, Clone)]
+enum Owned {
+    Set(Key, Vec<u8>),
+    SetPartial(Key, u64, Vec<u8>),
+    Remove(Key),
+    Rename(Key, Key),
+    Allocate(Key, u64),
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bind `key` to `value`.
+    pub fn set(&mut self, key: Key, value: Vec<u8>) -> &mut Self {
+        self.ops.push(Owned::Set(key, value));
+        self
+    }
+
+    /// Write `data` at `offset` in the value at `key`.
+    pub fn set_partial(&mut self, key: Key, offset: u64, data: Vec<u8>) -> &mut Self {
+        self.ops.push(Owned::SetPartial(key, offset, data));
+        self
+    }
+
+    /// Remove what is bound to `key`.
+    pub fn remove(&mut self, key: Key) -> &mut Self {
+        self.ops.push(Owned::Remove(key));
+        self
+    }
+
+    /// Move what is bound to `source` to `dest`.
+    pub fn rename(&mut self, source: Key, dest: Key) -> &mut Self {
+        self.ops.push(Owned::Rename(source, dest));
+        self
+    }
+
+    /// Bind `key` to `size` zero bytes.
+    pub fn allocate(&mut self, key: Key, size: u64) -> &mut Self {
+        self.ops.push(Owned::Allocate(key, size));
+        self
+    }
+
+    /// Number of changes.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    fn views(&self) -> Vec<Op<'_>> {
+        self.ops
+            .iter()
+            .map(|o| match o {
+                Owned::Set(k, v) => Op::Set(k, v),
+                Owned::SetPartial(k, o, d) => Op::SetPartial(k, *o, d),
+                Owned::Remove(k) => Op::Remove(k),
+                Owned::Rename(s, d) => Op::Rename(s, d),
+                Owned::Allocate(k, n) => Op::Allocate(k, *n),
+            })
+            .collect()
+    }
+}
+
+impl<B: Block, C: WallClock> Store<B, C> {
+    /// Open the store on `dev` (formatting it if it is all zeros), stamping times from `clock`.
+    pub async fn open(dev: B, clock: C) -> Result<Self, OpenError> {
+        Self::open_with(dev, clock, Options::default()).await
+    }
+
+    /// [`open`](Self::open) with options.
+    pub async fn open_with(dev: B, clock: C, options: Options) -> Result<Self, OpenError> {
+        let read_only = dev.info().read_only;
+        let nonce = clock.now_unix().as_nanos() as u64;
+        let (pager, report) = open::open(dev, nonce, options.cache_bytes / format::PAGE).await?;
+        let stats = Stats { free_pages: pager.map.free(), pages: pager.header.pages, ..Stats::default() };
+        let state = State {
+            pager,
+            open_txn: 1,
+            committed: 0,
+            failed: None,
+            read_only,
+            one_flush: options.one_flush,
+            stats,
+        };
+        Ok(Self { state: Lock::new(state), clock, report })
+    }
+
+    /// What recovery found when the store was opened.
+    pub fn report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// Counters since the store was opened.
+    pub async fn stats(&self) -> Stats {
+        let g = self.state.lock().await;
+        Stats { free_pages: g.pager.map.free(), ..g.stats }
+    }
+
+    /// Apply every change in `batch` atomically and durably: on any error none is applied.
+    pub async fn batch(&self, batch: &Batch) -> Result<(), KvError> {
+        self.write(&batch.views()).await
+    }
+
+    /// Apply `ops` in order as one atomic, durable change (what [`batch`](Self::batch) does
+    /// without owning the keys and values).
+    pub async fn apply(&self, ops: &[Op<'_>]) -> Result<(), KvError> {
+        self.write(ops).await
+    }
+
+    /// The pages the store uses now (header, commit ring, tree, value chunks), in order: for
+    /// scrubbing tools and fault-injection tests.
+    pub async fn pages_in_use(&self) -> Vec<u64> {
+        let g = self.state.lock().await;
+        (0..g.pager.header.pages).filter(|p| g.pager.map.is_used(*p)).collect()
+    }
+
+    /// Give the device back.
+    pub fn into_inner(self) -> B {
+        self.state.into_inner().pager.dev
+    }
+
+    async fn write(&self, ops: &[Op<'_>]) -> Result<(), KvError> {
+        let txn = {
+            let mut g = self.state.lock().await;
+            if g.read_only {
+                return Err(KvError::ReadOnly);
+            }
+            if let Some(code) = g.failed {
+                return Err(KvError::Io(code));
+            }
+            let mtime = self.clock.now_unix().as_nanos() as u64;
+            let sp = g.pager.savepoint();
+            for op in ops {
+                if let Err(e) = g.pager.apply(*op, mtime).await {
+                    g.pager.rollback(sp);
+                    return Err(e);
+                }
+            }
+            g.open_txn
+        };
+        // Writers that queued behind us have added to the same transaction by now: whoever
+        // reaches the device first commits for all of them.
+        let mut g = self.state.lock().await;
+        if g.committed >= txn {
+            return Ok(());
+        }
+        if let Some(code) = g.failed {
+            return Err(KvError::Io(code));
+        }
+        let one_flush = g.one_flush;
+        match g.pager.commit(one_flush).await {
+            Ok(bytes) => {
+                g.committed = g.open_txn;
+                g.open_txn += 1;
+                g.stats.commits += 1;
+                g.stats.bytes_written += bytes;
+                Ok(())
+            }
+            Err(f) => {
+                let code = match f {
+                    Fail::Io(c) => c,
+                    _ => 5,
+                };
+                g.failed = Some(code);
+                Err(KvError::Io(code))
+            }
+        }
+    }
+
+    async fn read<T>(&self, f: impl AsyncFnOnce(&mut Pager<B>) -> Result<T, KvError>) -> Result<T, KvError> {
+        let mut g = self.state.lock().await;
+        f(&mut g.pager).await
+    }
+}
+
+fn duration(ns: u64) -> Duration {
+    Duration::from_nanos(ns)
+}
+
+impl<B: Block, C: WallClock> KvRo for Store<B, C> {
+    async fn exists(&self, key: &Key) -> Result<Option<Kind>, KvError> {
+        self.read(async |p| p.kind(key).await).await
+    }
+
+    async fn get(&self, key: &Key) -> Result<Vec<u8>, KvError> {
+        self.read(async |p| p.read(key, 0, usize::MAX).await).await
+    }
+
+    async fn get_partial(&self, key: &Key, offset: u64, len: usize) -> Result<Vec<u8>, KvError> {
+        self.read(async |p| p.read(key, offset, len).await).await
+    }
+
+    async fn list(&self, key: &Key) -> Result<Vec<(Key, Kind)>, KvError> {
+        self.read(async |p| p.list(key).await).await
+    }
+
+    async fn size(&self, key: &Key) -> Result<u64, KvError> {
+        self.read(async |p| Ok(p.stat(key).await?.size)).await
+    }
+
+    async fn last_modified(&self, key: &Key) -> Result<Duration, KvError> {
+        self.read(async |p| Ok(duration(p.mtime(key).await?))).await
+    }
+
+    async fn digest(&self, key: &Key) -> Result<[u8; 32], KvError> {
+        self.read(async |p| p.digest(key).await).await
+    }
+}
+
+impl<B: Block, C: WallClock> KvRw for Store<B, C> {
+    async fn set(&self, key: &Key, value: &[u8]) -> Result<(), KvError> {
+        self.write(&[Op::Set(key, value)]).await
+    }
+
+    async fn set_partial(&self, key: &Key, offset: u64, data: &[u8]) -> Result<(), KvError> {
+        self.write(&[Op::SetPartial(key, offset, data)]).await
+    }
+
+    async fn remove(&self, key: &Key) -> Result<(), KvError> {
+        self.write(&[Op::Remove(key)]).await
+    }
+
+    async fn rename(&self, source: &Key, dest: &Key) -> Result<(), KvError> {
+        self.write(&[Op::Rename(source, dest)]).await
+    }
+
+    async fn allocate(&self, key: &Key, size: u64) -> Result<(), KvError> {
+        self.write(&[Op::Allocate(key, size)]).await
+    }
+}

@@ -1,0 +1,460 @@
+//! Pages: the free map, the node cache, the open transaction's dirty nodes, and commit.
+//!
+//! Nothing durable is ever overwritten in place: a node that changes is copied to a free page
+//! (copy-on-write) and the page it left is freed only once the commit that stops referring to it
+//! is durable, so the last durable tree is intact whatever a power cut does to the pages written
+//! since.
+
+use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use morgana::block::{Block, BlockError};
+
+use crate::format::{Commit, FIRST_DATA, Header, PAGE, PAGE_U64, Ptr, crc};
+use crate::node::Node;
+
+/// Why an internal operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fail {
+    /// The device failed (its error code).
+    Io(i32),
+    /// A page failed its checksum (the page).
+    Corrupt(u64),
+    /// No free page.
+    NoSpace,
+    /// A key longer than the format allows.
+    TooLong,
+}
+
+impl From<BlockError> for Fail {
+    fn from(e: BlockError) -> Self {
+        match e {
+            BlockError::Io(c) => Fail::Io(c),
+            // A well-formed request the device refused: report it as EIO.
+            _ => Fail::Io(5),
+        }
+    }
+}
+
+/// One bit per page: set when the page holds something the tree (durable or open) refers to.
+pub struct FreeMap {
+    words: Vec<u64>,
+    pages: u64,
+    free: u64,
+    /// Where the next allocation starts looking: allocation sweeps the device round and round.
+    pub cursor: u64,
+}
+
+impl FreeMap {
+    fn new(pages: u64) -> Self {
+        let mut m =
+            Self { words: vec![0; pages.div_ceil(64) as usize], pages, free: pages, cursor: FIRST_DATA };
+        for p in 0..FIRST_DATA {
+            m.mark(p);
+        }
+        // The header's copy.
+        m.mark(pages - 1);
+        m
+    }
+
+    /// Whether page `p` is in use.
+    pub fn is_used(&self, p: u64) -> bool {
+        self.words[(p / 64) as usize] & (1 << (p % 64)) != 0
+    }
+
+    /// Mark `p` used; false if it already was (two pointers to one page).
+    pub fn mark(&mut self, p: u64) -> bool {
+        if self.is_used(p) {
+            return false;
+        }
+        self.words[(p / 64) as usize] |= 1 << (p % 64);
+        self.free -= 1;
+        true
+    }
+
+    fn release(&mut self, p: u64) {
+        if self.is_used(p) {
+            self.words[(p / 64) as usize] &= !(1 << (p % 64));
+            self.free += 1;
+        }
+    }
+
+    /// Free pages.
+    pub fn free(&self) -> u64 {
+        self.free
+    }
+
+    /// The next free page at or after the cursor, leaving `reserve` pages free.
+    fn take(&mut self, reserve: u64) -> Option<u64> {
+        if self.free <= reserve {
+            return None;
+        }
+        let mut p = self.cursor.clamp(FIRST_DATA, self.pages - 1);
+        loop {
+            let word = self.words[(p / 64) as usize];
+            if word == u64::MAX {
+                p = (p / 64 + 1) * 64;
+            } else if !self.is_used(p) {
+                self.mark(p);
+                self.cursor = if p + 1 >= self.pages { FIRST_DATA } else { p + 1 };
+                return Some(p);
+            } else {
+                p += 1;
+            }
+            if p >= self.pages {
+                p = FIRST_DATA;
+            }
+        }
+    }
+}
+
+/// Clean nodes by page, evicting the least recently used past a budget.
+struct Cache {
+    nodes: BTreeMap<u64, (Rc<Node>, u64)>,
+    by_use: BTreeMap<u64, u64>,
+    tick: u64,
+    max: usize,
+}
+
+impl Cache {
+    fn get(&mut self, page: u64) -> Option<Rc<Node>> {
+        let (node, used) = self.nodes.get_mut(&page)?;
+        self.by_use.remove(used);
+        self.tick += 1;
+        *used = self.tick;
+        self.by_use.insert(self.tick, page);
+        Some(node.clone())
+    }
+
+    fn put(&mut self, page: u64, node: Rc<Node>) {
+        self.forget(page);
+        self.tick += 1;
+        self.nodes.insert(page, (node, self.tick));
+        self.by_use.insert(self.tick, page);
+        while self.nodes.len() > self.max {
+            let Some((_, old)) = self.by_use.pop_first() else { break };
+            self.nodes.remove(&old);
+        }
+    }
+
+    fn forget(&mut self, page: u64) {
+        if let Some((_, used)) = self.nodes.remove(&page) {
+            self.by_use.remove(&used);
+        }
+    }
+}
+
+/// What an operation can be rolled back to.
+pub struct Savepoint {
+    root: Option<Ptr>,
+    dirty: BTreeMap<u64, Rc<Node>>,
+    allocated: usize,
+    freed: usize,
+}
+
+/// The device seen as pages, with the tree's root.
+pub struct Pager<B> {
+    /// The device.
+    pub dev: B,
+    per_page: u64,
+    /// The header the device was formatted with.
+    pub header: Header,
+    /// The root of the open transaction's tree.
+    pub root: Option<Ptr>,
+    /// The last durable commit.
+    pub seq: u64,
+    /// Which pages are in use.
+    pub map: FreeMap,
+    dirty: BTreeMap<u64, Rc<Node>>,
+    cache: Cache,
+    allocated: Vec<u64>,
+    freed: Vec<u64>,
+}
+
+impl<B: Block> Pager<B> {
+    /// A pager over a formatted device with no tree walked yet.
+    pub fn new(dev: B, header: Header, commit: Commit, cache_pages: usize) -> Self {
+        let per_page = PAGE_U64 / u64::from(dev.info().sector_size);
+        let mut map = FreeMap::new(header.pages);
+        map.cursor = commit.cursor;
+        Self {
+            dev,
+            per_page,
+            header,
+            root: commit.root,
+            seq: commit.seq,
+            map,
+            dirty: BTreeMap::new(),
+            cache: Cache {
+                nodes: BTreeMap::new(),
+                by_use: BTreeMap::new(),
+                tick: 0,
+                max: cache_pages.max(4),
+            },
+            allocated: Vec::new(),
+            freed: Vec::new(),
+        }
+    }
+
+    /// Read `buf.len() / PAGE` pages from `page`.
+    pub async fn read_pages(&mut self, page: u64, buf: &mut [u8]) -> Result<(), Fail> {
+        Ok(self.dev.read(page * self.per_page, buf).await?)
+    }
+
+    /// Write whole pages from `page`.
+    pub async fn write_pages(&mut self, page: u64, buf: &[u8]) -> Result<(), Fail> {
+        Ok(self.dev.write(page * self.per_page, buf).await?)
+    }
+
+    /// A page whose contents must have the checksum in `ptr`.
+    pub async fn read_checked(&mut self, ptr: Ptr) -> Result<Vec<u8>, Fail> {
+        if ptr.page < FIRST_DATA || ptr.page >= self.header.pages {
+            return Err(Fail::Corrupt(ptr.page));
+        }
+        let mut buf = vec![0u8; PAGE];
+        self.read_pages(ptr.page, &mut buf).await?;
+        if crc(&buf) != ptr.crc {
+            return Err(Fail::Corrupt(ptr.page));
+        }
+        Ok(buf)
+    }
+
+    /// The node at `ptr`, from the open transaction, the cache or the device.
+    pub async fn node(&mut self, ptr: Ptr) -> Result<Rc<Node>, Fail> {
+        if let Some(n) = self.dirty.get(&ptr.page) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = self.cache.get(ptr.page) {
+            return Ok(n);
+        }
+        let buf = self.read_checked(ptr).await?;
+        let node = Rc::new(Node::decode(&buf, ptr.page).ok_or(Fail::Corrupt(ptr.page))?);
+        self.cache.put(ptr.page, node.clone());
+        Ok(node)
+    }
+
+    /// A free page for this transaction, leaving `reserve` pages for removals.
+    pub fn allocate(&mut self, reserve: u64) -> Result<u64, Fail> {
+        let p = self.map.take(reserve).ok_or(Fail::NoSpace)?;
+        self.allocated.push(p);
+        Ok(p)
+    }
+
+    /// `page` is no longer referred to by the open transaction; it is reused after the commit.
+    pub fn free(&mut self, page: u64) {
+        self.freed.push(page);
+    }
+
+    /// Write a value chunk to a new page now (it is referred to only once its leaf commits);
+    /// the entry that points at it.
+    pub async fn write_chunk(&mut self, data: &[u8], reserve: u64) -> Result<Vec<u8>, Fail> {
+        let page = self.allocate(reserve)?;
+        self.write_pages(page, data).await?;
+        Ok(crate::keys::chunk_entry(Ptr { page, crc: crc(data) }, self.seq + 1))
+    }
+
+    /// The page of a node the open transaction may change: `ptr` itself if the transaction
+    /// already copied it, else a copy on a new page.
+    pub async fn make_dirty(&mut self, ptr: Ptr, reserve: u64) -> Result<u64, Fail> {
+        if self.dirty.contains_key(&ptr.page) {
+            return Ok(ptr.page);
+        }
+        let node = self.node(ptr).await?;
+        let page = self.allocate(reserve)?;
+        self.dirty.insert(page, node);
+        self.free(ptr.page);
+        Ok(page)
+    }
+
+    /// A new node on a new page.
+    pub fn add_node(&mut self, node: Node, reserve: u64) -> Result<u64, Fail> {
+        let page = self.allocate(reserve)?;
+        self.dirty.insert(page, Rc::new(node));
+        Ok(page)
+    }
+
+    /// A dirty node to change in place.
+    pub fn dirty_mut(&mut self, page: u64) -> &mut Node {
+        Rc::make_mut(self.dirty.get_mut(&page).expect("the node was made dirty"))
+    }
+
+    /// Whether `page` holds a node of the open transaction.
+    pub fn is_dirty_page(&self, page: u64) -> bool {
+        self.dirty.contains_key(&page)
+    }
+
+    /// Drop a dirty node that the tree no longer refers to.
+    pub fn drop_dirty(&mut self, page: u64) {
+        self.dirty.remove(&page);
+        self.free(page);
+    }
+
+    /// Where a failed operation can roll back to.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            root: self.root,
+            dirty: self.dirty.clone(),
+            allocated: self.allocated.len(),
+            freed: self.freed.len(),
+        }
+    }
+
+    /// Undo everything since `sp`.
+    pub fn rollback(&mut self, sp: Savepoint) {
+        self.root = sp.root;
+        self.dirty = sp.dirty;
+        for p in self.allocated.drain(sp.allocated..) {
+            self.map.release(p);
+        }
+        self.freed.truncate(sp.freed);
+    }
+
+    /// Make the open transaction durable: write its nodes, flush (unless `one_flush`), write
+    /// the commit record, flush. Returns the bytes written.
+    pub async fn commit(&mut self, one_flush: bool) -> Result<u64, Fail> {
+        let seq = self.seq + 1;
+        let mut order: Vec<(u8, u64)> = self.dirty.iter().map(|(p, n)| (n.level(), *p)).collect();
+        order.sort_unstable();
+        // Children before parents, so each parent records its children's checksums.
+        let mut images: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        let mut sums: BTreeMap<u64, u32> = BTreeMap::new();
+        for (_, page) in order {
+            let node = Rc::make_mut(self.dirty.get_mut(&page).expect("listed"));
+            if let Node::Branch { kids, .. } = node {
+                for (_, kid) in kids.iter_mut() {
+                    if let Some(c) = sums.get(&kid.page) {
+                        kid.crc = *c;
+                    }
+                }
+            }
+            let img = node.encode(page, seq);
+            sums.insert(page, crc(&img));
+            images.insert(page, img);
+        }
+        if let Some(root) = self.root.as_mut()
+            && let Some(c) = sums.get(&root.page)
+        {
+            root.crc = *c;
+        }
+        // Neighbouring pages go down in one write.
+        let mut written = 0u64;
+        let mut run: Vec<u8> = Vec::new();
+        let mut run_start = 0u64;
+        for (page, img) in &images {
+            if !run.is_empty() && run_start + (run.len() / PAGE) as u64 != *page {
+                self.write_pages(run_start, &run).await?;
+                written += run.len() as u64;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = *page;
+            }
+            run.extend_from_slice(img);
+        }
+        if !run.is_empty() {
+            self.write_pages(run_start, &run).await?;
+            written += run.len() as u64;
+        }
+        // With two flushes, a whole record means whole pages. With one, recovery checks that the
+        // newest commit's pages all landed (see `walk`) and falls back to its parent, whose
+        // pages this one did not touch.
+        if !one_flush {
+            self.dev.flush().await?;
+        }
+        let record = Commit { seq, parent: self.seq, root: self.root, cursor: self.map.cursor, one_flush }
+            .encode(self.header.nonce);
+        let mut pair = vec![0u8; 2 * PAGE];
+        pair[..PAGE].copy_from_slice(&record);
+        pair[PAGE..].copy_from_slice(&record);
+        self.write_pages(Commit::slot(seq), &pair).await?;
+        self.dev.flush().await?;
+        written += 2 * PAGE_U64;
+        // Durable: the pages the old tree used are free now, and the new nodes are clean.
+        self.seq = seq;
+        for p in core::mem::take(&mut self.freed) {
+            self.cache.forget(p);
+            self.map.release(p);
+        }
+        self.allocated.clear();
+        for (page, node) in core::mem::take(&mut self.dirty) {
+            self.cache.put(page, node);
+        }
+        Ok(written)
+    }
+
+    /// Walk the durable tree at open: mark every page it uses, check every node's checksum,
+    /// and, if `tip` is the commit being opened, the chunks that commit wrote.
+    ///
+    /// A page that fails below a pointer written by `tip` (or the root) means `tip` did not land
+    /// whole: `torn` is set and the caller falls back to its parent. Any other failure is
+    /// corruption of committed data: its page is listed and what is below it is unreadable.
+    pub async fn walk(&mut self, tip: Option<u64>) -> Result<Walk, Fail> {
+        let mut walk = Walk::default();
+        let mut stack: Vec<(Ptr, bool)> = self.root.map(|r| (r, true)).into_iter().collect();
+        let fresh = |seq: u64| tip == Some(seq);
+        while let Some((ptr, new)) = stack.pop() {
+            let bad = |walk: &mut Walk, page: u64| {
+                if new && tip.is_some() {
+                    walk.torn = true;
+                } else {
+                    walk.damaged.push(page);
+                }
+            };
+            if ptr.page < FIRST_DATA || ptr.page >= self.header.pages || !self.map.mark(ptr.page) {
+                bad(&mut walk, ptr.page);
+                continue;
+            }
+            let buf = match self.read_checked(ptr).await {
+                Ok(b) => b,
+                Err(Fail::Corrupt(p)) => {
+                    bad(&mut walk, p);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(node) = Node::decode(&buf, ptr.page) else {
+                bad(&mut walk, ptr.page);
+                continue;
+            };
+            let written_by_tip = fresh(crate::format::le64(&buf[16..24]));
+            match &node {
+                Node::Branch { kids, .. } => stack.extend(kids.iter().map(|(_, p)| (*p, written_by_tip))),
+                Node::Leaf(entries) => {
+                    for (_, v) in entries {
+                        let Some(chunk) = crate::keys::chunk_ptr(v) else { continue };
+                        let new_chunk = crate::keys::chunk_seq(v).is_some_and(fresh);
+                        let placed = chunk.page >= FIRST_DATA
+                            && chunk.page < self.header.pages
+                            && self.map.mark(chunk.page);
+                        let whole = placed && (!new_chunk || self.read_checked(chunk).await.is_ok());
+                        if !whole {
+                            if new_chunk {
+                                walk.torn = true;
+                            } else {
+                                walk.damaged.push(chunk.page);
+                            }
+                        }
+                    }
+                }
+            }
+            self.cache.put(ptr.page, Rc::new(node));
+        }
+        Ok(walk)
+    }
+
+    /// The device, to open again from another commit.
+    pub fn into_dev(self) -> B {
+        self.dev
+    }
+}
+
+/// What [`Pager::walk`] found.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Committed pages that failed their checksum.
+    pub damaged: Vec<u64>,
+    /// The commit being opened did not land whole.
+    pub torn: bool,
+}

@@ -1,0 +1,198 @@
+//! The copy-on-write B+tree: lookups, ordered seeks, inserts and deletes.
+//!
+//! Nodes split by bytes when they outgrow a page and are dropped when they empty; they are not
+//! merged, so a tree that shrinks keeps its height until its nodes empty (lookups stay
+//! logarithmic in the most keys it ever held).
+
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use morgana::block::Block;
+
+use crate::format::Ptr;
+use crate::node::{CAPACITY, Node};
+use crate::pager::{Fail, Pager};
+
+fn child_index(kids: &[(Vec<u8>, Ptr)], key: &[u8]) -> usize {
+    kids.partition_point(|(k, _)| k.as_slice() <= key).saturating_sub(1)
+}
+
+/// A placeholder checksum for a dirty child: commit fills in the real one.
+fn dirty_ptr(page: u64) -> Ptr {
+    Ptr { page, crc: 0 }
+}
+
+impl<B: Block> Pager<B> {
+    /// The value stored under exactly `key`.
+    pub async fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Fail> {
+        let Some(mut ptr) = self.root else { return Ok(None) };
+        loop {
+            let node = self.node(ptr).await?;
+            match &*node {
+                Node::Branch { kids, .. } => ptr = kids[child_index(kids, key)].1,
+                Node::Leaf(e) => {
+                    return Ok(e
+                        .binary_search_by(|(k, _)| k.as_slice().cmp(key))
+                        .ok()
+                        .map(|i| e[i].1.clone()));
+                }
+            }
+        }
+    }
+
+    /// The first entry whose key is at least `key`.
+    pub async fn seek(&mut self, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, Fail> {
+        let Some(root) = self.root else { return Ok(None) };
+        // The branches above the current node, with the child taken in each.
+        let mut path: Vec<(Rc<Node>, usize)> = Vec::new();
+        let mut node = self.node(root).await?;
+        let mut first = true;
+        loop {
+            match &*node {
+                Node::Branch { kids, .. } => {
+                    let i = if first { child_index(kids, key) } else { 0 };
+                    let next = self.node(kids[i].1).await?;
+                    path.push((node.clone(), i));
+                    node = next;
+                }
+                Node::Leaf(e) => {
+                    let i = if first { e.partition_point(|(k, _)| k.as_slice() < key) } else { 0 };
+                    if let Some(hit) = e.get(i) {
+                        return Ok(Some(hit.clone()));
+                    }
+                    // Past this leaf: the leftmost leaf of the next subtree up the path.
+                    first = false;
+                    loop {
+                        let Some((up, i)) = path.pop() else { return Ok(None) };
+                        let Node::Branch { kids, .. } = &*up else { unreachable!("paths hold branches") };
+                        if i + 1 < kids.len() {
+                            let next = self.node(kids[i + 1].1).await?;
+                            path.push((up.clone(), i + 1));
+                            node = next;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Up to `max` entries with keys in `from..to`.
+    pub async fn range(
+        &mut self,
+        from: &[u8],
+        to: &[u8],
+        max: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Fail> {
+        let mut out = Vec::new();
+        let mut at = from.to_vec();
+        while out.len() < max {
+            match self.seek(&at).await? {
+                Some((k, v)) if k.as_slice() < to => {
+                    at.clear();
+                    at.extend_from_slice(&k);
+                    at.push(0);
+                    out.push((k, v));
+                }
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Copy the path to `key` into the open transaction: the branch pages with the child taken
+    /// in each, and the leaf page.
+    async fn dirty_path(&mut self, key: &[u8], reserve: u64) -> Result<(Vec<(u64, usize)>, u64), Fail> {
+        let root = match self.root {
+            Some(r) => self.make_dirty(r, reserve).await?,
+            None => self.add_node(Node::Leaf(Vec::new()), reserve)?,
+        };
+        self.root = Some(dirty_ptr(root));
+        let mut path = Vec::new();
+        let mut page = root;
+        loop {
+            let (i, kid) = match self.dirty_mut(page) {
+                Node::Leaf(_) => return Ok((path, page)),
+                Node::Branch { kids, .. } => {
+                    let i = child_index(kids, key);
+                    (i, kids[i].1)
+                }
+            };
+            let kp = self.make_dirty(kid, reserve).await?;
+            if let Node::Branch { kids, .. } = self.dirty_mut(page) {
+                kids[i].1 = dirty_ptr(kp);
+            }
+            path.push((page, i));
+            page = kp;
+        }
+    }
+
+    /// Bind `key` to `val`, replacing what it held.
+    pub async fn insert(&mut self, key: &[u8], val: Vec<u8>, reserve: u64) -> Result<(), Fail> {
+        let (mut path, leaf) = self.dirty_path(key, reserve).await?;
+        if let Node::Leaf(e) = self.dirty_mut(leaf) {
+            match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                Ok(i) => e[i].1 = val,
+                Err(i) => e.insert(i, (key.to_vec(), val)),
+            }
+        }
+        // Split upwards while a node outgrows its page.
+        let mut page = leaf;
+        while self.dirty_mut(page).used() > CAPACITY {
+            let (sep, right) = self.dirty_mut(page).split();
+            let level = right.level() + 1;
+            let rp = self.add_node(right, 0)?;
+            match path.pop() {
+                Some((parent, i)) => {
+                    if let Node::Branch { kids, .. } = self.dirty_mut(parent) {
+                        kids.insert(i + 1, (sep, dirty_ptr(rp)));
+                    }
+                    page = parent;
+                }
+                None => {
+                    let kids = vec![(Vec::new(), dirty_ptr(page)), (sep, dirty_ptr(rp))];
+                    let root = self.add_node(Node::Branch { level, kids }, 0)?;
+                    self.root = Some(dirty_ptr(root));
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Unbind `key`; its old value, if it had one.
+    pub async fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Fail> {
+        if self.get(key).await?.is_none() {
+            return Ok(None);
+        }
+        let (mut path, leaf) = self.dirty_path(key, 0).await?;
+        let mut old = None;
+        if let Node::Leaf(e) = self.dirty_mut(leaf)
+            && let Ok(i) = e.binary_search_by(|(k, _)| k.as_slice().cmp(key))
+        {
+            old = Some(e.remove(i).1);
+        }
+        // Drop nodes that emptied, upwards.
+        let mut page = leaf;
+        while self.dirty_mut(page).len() == 0 {
+            let Some((parent, i)) = path.pop() else { break };
+            self.drop_dirty(page);
+            if let Node::Branch { kids, .. } = self.dirty_mut(parent) {
+                kids.remove(i);
+            }
+            page = parent;
+        }
+        // A root with one child gives way to it; an empty root leaves an empty tree.
+        while let Some(root) = self.root.filter(|r| self.is_dirty_page(r.page)) {
+            let next = match self.dirty_mut(root.page) {
+                Node::Branch { kids, .. } if kids.len() == 1 => Some(kids[0].1),
+                Node::Leaf(e) if e.is_empty() => None,
+                _ => break,
+            };
+            self.drop_dirty(root.page);
+            self.root = next;
+        }
+        Ok(old)
+    }
+}
