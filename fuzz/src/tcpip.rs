@@ -157,12 +157,6 @@ fn check_sent(frame: &[u8]) {
         }
         EthernetProtocol::Ipv4 => {
             let ip = Ipv4Packet::new_checked(eth.payload()).expect("A sent a malformed IPv4 packet");
-            let rst = ip.next_header() == IpProtocol::Tcp
-                && TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.rst());
-            if ip.src_addr().is_broadcast() && rst && known_bugs_tolerated() {
-                // failing/tcpip/rst-from-ipv4-broadcast: known, owned by another change.
-                return;
-            }
             assert_eq!(ip.src_addr(), IP_A, "A sent an IPv4 packet from another address: {frame:02x?}");
             let header = &eth.payload()[..usize::from(ip.header_len())];
             assert_eq!(internet_checksum(&[header]), 0, "A sent an IPv4 header with a bad checksum");
@@ -171,10 +165,6 @@ fn check_sent(frame: &[u8]) {
         }
         EthernetProtocol::Ipv6 => {
             let ip = Ipv6Packet::new_checked(eth.payload()).expect("A sent a malformed IPv6 packet");
-            if ip.src_addr() != link_local(MAC_A) && known_bugs_tolerated() && is_rst(&ip) {
-                // failing/tcpip/rst-from-foreign-ipv6-address: known, owned by another change.
-                return;
-            }
             assert_eq!(
                 ip.src_addr(),
                 link_local(MAC_A),
@@ -185,18 +175,6 @@ fn check_sent(frame: &[u8]) {
         }
         other => panic!("A sent a frame of EtherType {other}"),
     }
-}
-
-/// Whether the known bugs reproduced under `failing/tcpip/` are let pass: only in the short
-/// runs of `cargo xtask test` (`MORGANA_FUZZ_KNOWN_BUGS=tolerate`), which look for new ones;
-/// `cargo xtask fuzz` and the replays see everything.
-fn known_bugs_tolerated() -> bool {
-    std::env::var_os("MORGANA_FUZZ_KNOWN_BUGS").is_some_and(|v| v == "tolerate")
-}
-
-/// Whether `ip` carries a TCP segment with RST set.
-fn is_rst(ip: &Ipv6Packet<&[u8]>) -> bool {
-    ip.next_header() == IpProtocol::Tcp && TcpPacket::new_checked(ip.payload()).is_ok_and(|t| t.rst())
 }
 
 fn check_l4(proto: IpProtocol, payload: &[u8], src: &IpAddress, dst: &IpAddress) {

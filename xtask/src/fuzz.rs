@@ -54,7 +54,7 @@ pub fn run(root: &Path, args: &[String]) -> Outcome {
     seeds(root)?;
     let mut summary = Vec::new();
     for t in targets {
-        summary.push(fuzz_one(root, t, secs, false)?);
+        summary.push(fuzz_one(root, t, secs)?);
     }
     println!("==> fuzz summary");
     summary.iter().for_each(|line| println!("  {line}"));
@@ -88,7 +88,7 @@ pub fn test(root: &Path) -> Outcome {
     seeds(root)?;
     let mut summary = Vec::new();
     for t in TARGETS {
-        summary.push(fuzz_one(root, t, SMOKE_SECS, true)?);
+        summary.push(fuzz_one(root, t, SMOKE_SECS)?);
     }
     println!("==> fuzz smoke: {} targets, {SMOKE_SECS} s each, no crash", TARGETS.len());
     summary.iter().for_each(|line| println!("  {line}"));
@@ -158,9 +158,7 @@ fn seeds(root: &Path) -> Outcome {
 }
 
 /// Run `target` for `secs` seconds; one line of figures (executions, coverage) for the summary.
-/// A `smoke` run lets pass the known bugs whose reproducers are in `fuzz/failing/` (the replay
-/// test checks those still fail): it looks for new ones.
-fn fuzz_one(root: &Path, target: &str, secs: u64, smoke: bool) -> Result<String, Failure> {
+fn fuzz_one(root: &Path, target: &str, secs: u64) -> Result<String, Failure> {
     println!("==> fuzz {target} for {secs} s");
     let log_dir = root.join("fuzz/artifacts").join(target);
     std::fs::create_dir_all(&log_dir).map_err(|e| Failure::new(format!("{}: {e}", log_dir.display())))?;
@@ -188,9 +186,6 @@ fn fuzz_one(root: &Path, target: &str, secs: u64, smoke: bool) -> Result<String,
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     outer_cargo_env_removed(&mut cmd);
-    if smoke {
-        cmd.env("MORGANA_FUZZ_KNOWN_BUGS", "tolerate");
-    }
     let mut child = cmd.spawn().map_err(|e| Failure::new(format!("cannot start cargo fuzz: {e}")))?;
     let stderr = child.stderr.take().expect("stderr was piped");
     let (mut runs, mut cov) = (String::from("?"), String::from("?"));
