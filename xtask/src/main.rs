@@ -142,32 +142,33 @@ fn runs(target: &str) -> Runs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
-    let result =
-        match cli.command {
-            Cmd::List => list(&root),
-            Cmd::Run { app, target, release, qemu, args } => check_app_and_target(&root, &app, &target)
-                .and_then(|()| match runs(&target) {
-                    Runs::Qemu => virtio::run(&root, &app, &qemu, &args),
-                    Runs::Process { feature } => virtio::check_unix_args(&qemu)
-                        .and_then(|()| run_process(&app, feature, release, &args)),
-                }),
-            Cmd::Build { app, target, release } => {
-                check_app_and_target(&root, &app, &target).and_then(|()| match runs(&target) {
-                    Runs::Qemu => virtio::build(&root, &app),
-                    Runs::Process { feature } => build_process(&root, &app, feature, release),
-                })
-            }
-            Cmd::Test { qemu_only, filter } => test::run(&root, qemu_only, filter.as_deref()),
-            Cmd::Size => virtio::size(&root),
-            Cmd::Bench { what, args } => match what.as_str() {
-                "boot" => runs_arg(&args).and_then(|runs| virtio::bench(&root, "boot", runs)),
-                "www" => bench_www::run(&root, args.iter().any(|a| a == "--quick")),
-                "tcpip" => bench_tcpip::run(&root, &args),
-                "store" => bench_store::run(&root, &args),
-                _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: boot, www, tcpip, store"))),
-            },
-            Cmd::Fuzz { args } => fuzz::run(&root, &args),
-        };
+    let result = match cli.command {
+        Cmd::List => list(&root),
+        Cmd::Run { app, target, release, qemu, args } => {
+            check_app_and_target(&root, &app, &target).and_then(|()| match runs(&target) {
+                Runs::Qemu => virtio::run(&root, &app, &qemu, &args),
+                Runs::Process { feature } => {
+                    virtio::check_unix_args(&qemu).and_then(|()| run_process(&app, feature, release, &args))
+                }
+            })
+        }
+        Cmd::Build { app, target, release } => {
+            check_app_and_target(&root, &app, &target).and_then(|()| match runs(&target) {
+                Runs::Qemu => virtio::build(&root, &app),
+                Runs::Process { feature } => build_process(&root, &app, feature, release),
+            })
+        }
+        Cmd::Test { qemu_only, filter } => test::run(&root, qemu_only, filter.as_deref()),
+        Cmd::Size => virtio::size(&root),
+        Cmd::Bench { what, args } => match what.as_str() {
+            "boot" => runs_arg(&args).and_then(|runs| virtio::bench(&root, "boot", runs)),
+            "www" => bench_www::run(&root, args.iter().any(|a| a == "--quick")),
+            "tcpip" => bench_tcpip::run(&root, &args),
+            "store" => bench_store::run(&root, &args),
+            _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: boot, www, tcpip, store"))),
+        },
+        Cmd::Fuzz { args } => fuzz::run(&root, &args),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { message, code }) => {
