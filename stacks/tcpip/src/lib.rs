@@ -37,8 +37,9 @@
 //! ## On a hostile network
 //!
 //! TCP runs on our fork of smoltcp (`stacks/smoltcp`, its changes in `MORGANA.md`): CUBIC by
-//! default ([`Congestion`]), an RFC 6928 initial window, SACK-driven and NewReno loss recovery,
-//! loss probes, a 200 ms minimum RTO ([`Config::tcp_min_rto`]), buffers that grow with the path
+//! default ([`Congestion`]), an RFC 6928 initial window, SACK-driven (RFC 6675's pipe) and
+//! NewReno loss recovery, a reordering window before a hole is taken as lost, loss probes, three
+//! SACK blocks on every segment while data is out of order, a 200 ms minimum RTO ([`Config::tcp_min_rto`]), buffers that grow with the path
 //! ([`Config::tcp_buffer_max`]), RFC 5961 challenge ACKs, and SYN cookies. Each listener keeps
 //! a port open whatever arrives: see [`Listener`] for SYN floods and memory limits.
 //!
@@ -48,7 +49,7 @@
 //! |---|---|
 //! | half-open connections | the listener's pool ([`Config::max_backlog`], 16), each for at most 15 s; beyond it SYNs are answered by cookie (no state), and when no socket is free they are dropped, not reset |
 //! | connections | as many as the heap gives buffers to while [`Config::memory_reserve`] stays free; 16 KiB each way to start, at most [`Config::tcp_buffer_max`] each way |
-//! | out-of-order data | inside the receive buffer, in at most 4 ranges (smoltcp's assembler) |
+//! | out-of-order data | inside the receive buffer, in at most 32 ranges (smoltcp's assembler, `assembler-max-segment-count-32`) |
 //! | IP fragments | none kept: reassembly is not built in, fragments are dropped |
 //! | neighbours | 8 cache entries; those confirmed by traffic are never evicted by unsolicited ARP; one request per address per second, 8 addresses tracked |
 //! | SACK information | 8 blocks per connection |
