@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::{Failure, Outcome, cargo, exec};
+use crate::{Failure, Outcome, cargo, exec, run_soak};
 
 /// Run the store benchmark or soak, `args` being what followed `bench store`.
 pub fn run(root: &Path, args: &[String]) -> Outcome {
@@ -38,20 +38,7 @@ pub fn run(root: &Path, args: &[String]) -> Outcome {
     if soak {
         let cuts = cuts.unwrap_or_else(|| "200000".into());
         println!("==> soak: {cuts} power cuts, each recovered and checked against the model");
-        return exec(
-            cargo()
-                .args([
-                    "test",
-                    "--release",
-                    "-p",
-                    "morgana-store",
-                    "--test",
-                    "power_cut",
-                    "--",
-                    "--nocapture",
-                ])
-                .env("MORGANA_STORE_CUTS", &cuts),
-        );
+        return run_soak("morgana-store", "power_cut", &[], ("MORGANA_STORE_CUTS", &cuts));
     }
     let dir = dir.unwrap_or_else(|| root.join("target/bench-store").display().to_string());
     let sizes: &[&str] = if quick { &["200", "5", "10000"] } else { &["2000", "20", "10000"] };

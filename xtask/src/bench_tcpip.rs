@@ -15,7 +15,7 @@
 
 use std::path::Path;
 
-use crate::{Failure, Outcome, cargo, exec};
+use crate::{Failure, Outcome, cargo, exec, run_soak};
 
 /// Run the TCP/IP benchmark or soak, `args` being what followed `bench tcpip`.
 pub fn run(root: &Path, args: &[String]) -> Outcome {
@@ -58,21 +58,11 @@ pub fn run(root: &Path, args: &[String]) -> Outcome {
     if soak {
         let seeds = seeds.unwrap_or_else(|| "2000".into());
         println!("==> soak: {seeds} seeds of 10 MiB under 10% loss, reordering and duplication");
-        return exec(
-            cargo()
-                .args([
-                    "test",
-                    "--release",
-                    "-p",
-                    "morgana-tcpip",
-                    "--test",
-                    "tcp",
-                    "--",
-                    "--ignored",
-                    "--exact",
-                ])
-                .args(["soak", "--nocapture"])
-                .env("MORGANA_SOAK_SEEDS", &seeds),
+        return run_soak(
+            "morgana-tcpip",
+            "tcp",
+            &["--ignored", "--exact", "soak"],
+            ("MORGANA_SOAK_SEEDS", &seeds),
         );
     }
     let wants = |row: &str| only.as_deref().is_none_or(|o| o == row);

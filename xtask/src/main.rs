@@ -268,6 +268,18 @@ pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// A long soak in a package's integration test, in release: `cargo test --release -p PACKAGE
+/// --test TEST -- [FILTER...] --nocapture`, with `env` saying how long.
+pub fn run_soak(package: &str, test: &str, filter: &[&str], env: (&str, &str)) -> Outcome {
+    exec(
+        cargo()
+            .args(["test", "--release", "-p", package, "--test", test, "--"])
+            .args(filter)
+            .arg("--nocapture")
+            .env(env.0, env.1),
+    )
+}
+
 /// Run `cmd`, echoing it; a failure passes its exit status through.
 pub fn exec(cmd: &mut Command) -> Outcome {
     match cmd.status() {
