@@ -543,6 +543,10 @@ pub struct Socket<'a> {
     recovery_point: Option<TcpSeqNumber>,
     /// In loss recovery: everything below this has been retransmitted once already.
     recovery_rexmit_high: TcpSeqNumber,
+    /// In loss recovery: the first unacknowledged byte, whose segment was retransmitted, and
+    /// the highest sequence number sent by then. A SACK of data above that means data sent
+    /// after the retransmission arrived and the retransmission did not: it was lost too.
+    lost_rexmit_mark: Option<(TcpSeqNumber, TcpSeqNumber)>,
     /// Answer SYNs with SYN cookies while listening.
     syn_cookies: bool,
     /// A loss probe was sent since the last ACK of new data.
@@ -658,6 +662,7 @@ impl<'a> Socket<'a> {
             sack_scoreboard: [None; SACK_SCOREBOARD_LEN],
             recovery_point: None,
             recovery_rexmit_high: TcpSeqNumber::default(),
+            lost_rexmit_mark: None,
             syn_cookies: false,
             probe_sent: false,
             reorder_wait: false,
@@ -1040,6 +1045,7 @@ impl<'a> Socket<'a> {
         };
         self.sack_scoreboard = [None; SACK_SCOREBOARD_LEN];
         self.recovery_point = None;
+        self.lost_rexmit_mark = None;
         self.local_rx_dup_acks = 0;
         self.pending_fast_retransmit = false;
         self.probe_sent = false;
@@ -2834,9 +2840,19 @@ impl<'a> Socket<'a> {
         };
         if self.local_seq_no >= recover {
             self.recovery_point = None;
+            self.lost_rexmit_mark = None;
             return;
         }
         if self.pending_fast_retransmit {
+            return;
+        }
+        if self.retransmission_lost() {
+            // Resend the first hole once more, then go on from where recovery was.
+            net_debug!("retransmission of {} lost: resending it", self.local_seq_no);
+            self.lost_rexmit_mark = None;
+            self.pending_fast_retransmit = true;
+            self.fast_retransmit_seq = self.local_seq_no;
+            self.rtte.on_retransmit();
             return;
         }
         let mut seq = self.local_seq_no.max(self.recovery_rexmit_high);
@@ -2861,6 +2877,27 @@ impl<'a> Socket<'a> {
             // Karn: an ACK that may be for the retransmission is no RTT sample.
             self.rtte.on_retransmit();
         }
+    }
+
+    /// In loss recovery, after an ACK: whether the retransmission of the first hole was lost,
+    /// as the SACK of data sent after it shows (RFC 6675 leaves a lost retransmission to the
+    /// timeout; Linux detects it so, and RFC 8985's RACK by send times). When the cumulative
+    /// ACK passes the marked hole, the next one is marked if it was retransmitted already,
+    /// with the highest sequence number sent now (later than its retransmission: a SACK above
+    /// it proves the loss all the more).
+    fn retransmission_lost(&mut self) -> bool {
+        let Some((hole, high)) = self.lost_rexmit_mark else {
+            return false;
+        };
+        if self.local_seq_no > hole {
+            self.lost_rexmit_mark = (self.local_seq_no < self.recovery_rexmit_high)
+                .then_some((self.local_seq_no, self.remote_last_seq));
+            return false;
+        }
+        self.sack_scoreboard
+            .iter()
+            .flatten()
+            .any(|&(_, end)| high < end)
     }
 
     /// Whether the next retransmission timeout may be a loss probe: once per flight, with data
@@ -3099,6 +3136,7 @@ impl<'a> Socket<'a> {
                 // to be sent again (except what the remote has selectively acknowledged).
                 self.remote_last_seq = self.local_seq_no;
                 self.recovery_point = None;
+                self.lost_rexmit_mark = None;
                 // A second timeout in a row: the remote may have dropped what it SACKed
                 // (RFC 2018 allows it to), so stop trusting the scoreboard.
                 if self.rtte.rto_count > 0 {
@@ -3127,6 +3165,7 @@ impl<'a> Socket<'a> {
                 // Loss recovery lasts until everything sent so far is acknowledged.
                 self.recovery_point = Some(self.remote_last_seq);
                 self.recovery_rexmit_high = self.local_seq_no;
+                self.lost_rexmit_mark = None;
             }
 
             // Clear the `should_retransmit` state. If we can't retransmit right
@@ -3301,6 +3340,13 @@ impl<'a> Socket<'a> {
                     self.recovery_rexmit_high = self
                         .recovery_rexmit_high
                         .max(repr.seq_number + repr.payload.len());
+                    if self.recovery_point.is_some()
+                        && self.lost_rexmit_mark.is_none()
+                        && repr.seq_number == self.local_seq_no
+                        && !repr.payload.is_empty()
+                    {
+                        self.lost_rexmit_mark = Some((repr.seq_number, self.remote_last_seq));
+                    }
 
                     offset
                 } else {
@@ -8116,6 +8162,73 @@ mod test {
         send!(s, time 1020, TcpRepr {
             seq_number: REMOTE_SEQ + 1,
             ack_number: Some(seg(2)),
+            ..SEND_TEMPL
+        });
+        recv_nothing!(s, time 5000);
+    }
+
+    #[test]
+    fn test_sack_of_data_sent_after_a_retransmission_resends_it() {
+        let mut s = socket_established();
+        s.remote_mss = 3;
+        s.remote_has_sack = true;
+        send!(s, time 0, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            ..SEND_TEMPL
+        });
+        s.send_slice(b"aaaBBBcccDDDeee").unwrap();
+        let seg = |i: usize| LOCAL_SEQ + 1 + 3 * i;
+        for (i, payload) in [b"aaa", b"BBB", b"ccc", b"DDD", b"eee"].iter().enumerate() {
+            recv!(s, time 1000, Ok(TcpRepr {
+                seq_number: seg(i),
+                ack_number: Some(REMOTE_SEQ + 1),
+                payload: &payload[..],
+                ..RECV_TEMPL
+            }));
+        }
+        // "aaa" is lost: three duplicate ACKs, and its fast retransmit.
+        for end in [2, 3, 5] {
+            send!(s, time 1050, TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                sack_ranges: [sack(seg(1), seg(end)), None, None],
+                ..SEND_TEMPL
+            });
+        }
+        recv!(s, time 1060, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        // New data goes out after it...
+        s.send_slice(b"fff").unwrap();
+        recv!(s, time 1061, Ok(TcpRepr {
+            seq_number: seg(5),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"fff"[..],
+            ..RECV_TEMPL
+        }));
+        // ...and arrives, but the retransmission does not: it was lost as well, and is resent
+        // at once rather than after a timeout.
+        send!(s, time 1070, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1),
+            sack_ranges: [sack(seg(1), seg(6)), None, None],
+            ..SEND_TEMPL
+        });
+        recv!(s, time 1070, Ok(TcpRepr {
+            seq_number: seg(0),
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload: &b"aaa"[..],
+            ..RECV_TEMPL
+        }));
+        recv_nothing!(s, time 1070);
+        // Its ACK ends the recovery; nothing more is resent.
+        send!(s, time 1080, TcpRepr {
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(seg(6)),
             ..SEND_TEMPL
         });
         recv_nothing!(s, time 5000);
