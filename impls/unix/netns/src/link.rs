@@ -44,7 +44,7 @@ use crate::{Netns, sys};
 
 const ETH: usize = 14;
 /// Longest frame read from a port: a 64 KiB IP packet and its Ethernet header, with room.
-const FRAME_BUF: usize = 65536 + 256;
+const FRAME_BUF: usize = 65536 + 256 + sys::VNET_HDR_LEN;
 /// Most frames read from one port before the due ones are sent.
 const BATCH: usize = 64;
 /// Longest a direction's thread sleeps before looking at its stop flag and configuration.
@@ -57,6 +57,8 @@ const MAX_IN_FLIGHT: usize = 256 << 20;
 pub struct Port {
     file: File,
     what: String,
+    /// Frames carry a `virtio_net_hdr` first (a packet socket's, see [`Port::packet`]).
+    vnet: bool,
 }
 
 impl Port {
@@ -75,24 +77,61 @@ impl Port {
                 Ok(file)
             })
             .unwrap_or_else(|e| panic!("cannot attach to TAP {ifname} in {}: {e}", ns.name()));
-        Port { file, what: format!("TAP {ifname} in {}", ns.name()) }
+        Port { file, what: format!("TAP {ifname} in {}", ns.name()), vnet: false }
     }
 
     /// An `AF_PACKET` socket on the interface `ifname` in `ns`: frames the interface receives
     /// are read, frames written are sent out of it. On the kernel side of a TAP that a
-    /// unikernel holds, that puts the emulator between the unikernel and the rest. (On a veth
-    /// or other offloading device, turn its offloads off, or super-frames with partial
-    /// checksums arrive.)
+    /// unikernel holds, that puts the emulator between the unikernel and the rest. The
+    /// unikernel may use the TAP's offloads: the socket reads each frame with its
+    /// `virtio_net_hdr`, so a checksum left to be finished is finished here, and super-frames
+    /// are cut into wire segments as any oversized TCP frame is.
     pub fn packet(ns: &Netns, ifname: &str) -> Port {
         let fd = ns
             .enter(|| sys::packet_socket(ifname))
             .unwrap_or_else(|e| panic!("cannot open a packet socket on {ifname} in {}: {e}", ns.name()));
-        Port { file: File::from(fd), what: format!("packet socket on {ifname} in {}", ns.name()) }
+        Port { file: File::from(fd), what: format!("packet socket on {ifname} in {}", ns.name()), vnet: true }
     }
 
     fn try_clone(&self) -> Port {
         let file = self.file.try_clone().unwrap_or_else(|e| panic!("cannot duplicate {}: {e}", self.what));
-        Port { file, what: self.what.clone() }
+        Port { file, what: self.what.clone(), vnet: self.vnet }
+    }
+
+    /// The frame in `buf[..n]` as read from this port: past its `virtio_net_hdr`, if it has
+    /// one, with a checksum the header leaves unfinished finished. `None` if it is too short
+    /// to be a frame, or its header points outside it.
+    fn frame<'b>(&self, buf: &'b mut [u8], n: usize) -> Option<&'b [u8]> {
+        if !self.vnet {
+            return (n >= ETH).then_some(&buf[..n]);
+        }
+        let (hdr, frame) = buf[..n].split_at_mut_checked(sys::VNET_HDR_LEN)?;
+        if frame.len() < ETH {
+            return None;
+        }
+        const NEEDS_CSUM: u8 = 1;
+        if hdr[0] & NEEDS_CSUM != 0 {
+            // The field holds the pseudo-header's sum; the sum from `start` covers the rest.
+            let start = usize::from(u16::from_le_bytes([hdr[6], hdr[7]]));
+            let at = start + usize::from(u16::from_le_bytes([hdr[8], hdr[9]]));
+            if at + 2 > frame.len() {
+                return None;
+            }
+            let c = fold(sum16(&frame[start..], 0));
+            put16(frame, at, c);
+        }
+        Some(frame)
+    }
+
+    /// Write one frame; whether the device took it.
+    fn send(&self, frame: &[u8]) -> bool {
+        if self.vnet {
+            let hdr = [0u8; sys::VNET_HDR_LEN];
+            let iov = [io::IoSlice::new(&hdr), io::IoSlice::new(frame)];
+            (&self.file).write_vectored(&iov).is_ok_and(|n| n == hdr.len() + frame.len())
+        } else {
+            (&self.file).write(frame).is_ok()
+        }
     }
 }
 
@@ -430,13 +469,14 @@ fn pump(shared: &Shared, dir: usize, ingress: &[Port], egress: &[Port], start: I
         for (i, port) in ingress.iter().enumerate().filter(|(i, _)| ready[*i]) {
             for _ in 0..BATCH {
                 match (&port.file).read(&mut buf) {
-                    Ok(n) if n >= ETH => {
-                        if dir == B_TO_A {
-                            learn(shared, &buf[6..12], i);
+                    Ok(n) => {
+                        if let Some(frame) = port.frame(&mut buf, n) {
+                            if dir == B_TO_A {
+                                learn(shared, &frame[6..12], i);
+                            }
+                            shaper.admit(start.elapsed(), frame);
                         }
-                        shaper.admit(start.elapsed(), &buf[..n]);
                     }
-                    Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     // A TAP whose interface is down reads as an error: wait, do not spin.
@@ -450,12 +490,12 @@ fn pump(shared: &Shared, dir: usize, ingress: &[Port], egress: &[Port], start: I
         let now = start.elapsed();
         while let Some(frame) = shaper.pop_due(now) {
             let sent = if dir == B_TO_A {
-                (&egress[0].file).write(&frame).is_ok()
+                egress[0].send(&frame)
             } else {
                 match lookup(shared, &frame[..6]) {
-                    Some(port) => (&egress[port].file).write(&frame).is_ok(),
+                    Some(port) => egress[port].send(&frame),
                     // Broadcast, multicast or not yet learned: to every B port, as a switch floods.
-                    None => egress.iter().filter(|p| (&p.file).write(&frame).is_ok()).count() > 0,
+                    None => egress.iter().filter(|p| p.send(&frame)).count() > 0,
                 }
             };
             if sent {

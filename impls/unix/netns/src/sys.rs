@@ -66,6 +66,12 @@ fn set_int_opt(
 /// namespace, for every protocol: a read is one frame the interface received, a write sends
 /// one frame out of it. Frames the interface itself sends are not read back
 /// (`PACKET_IGNORE_OUTGOING`).
+/// `linux/if_packet.h`'s socket option (the `libc` crate has only `PACKET_VNET_HDR_SZ`).
+const PACKET_VNET_HDR: libc::c_int = 15;
+
+/// Length of the `virtio_net_hdr` before every frame on a socket with `PACKET_VNET_HDR`.
+pub const VNET_HDR_LEN: usize = 10;
+
 pub fn packet_socket(ifname: &str) -> io::Result<OwnedFd> {
     let name = ifname_bytes(ifname)?;
     // SAFETY: `name` is NUL-terminated (ifname_bytes leaves at least one zero at the end).
@@ -89,6 +95,10 @@ pub fn packet_socket(ifname: &str) -> io::Result<OwnedFd> {
     // SAFETY: `fd` is open; `sll` is a valid sockaddr_ll of the length given, read by the kernel.
     check(unsafe { libc::bind(fd.as_raw_fd(), (&raw const sll).cast(), len) })?;
     set_int_opt(fd.as_fd(), libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1)?;
+    // Every frame read or written carries a `virtio_net_hdr` first (`VNET_HDR_LEN` bytes): on
+    // the kernel side of an offloading TAP, what a unikernel sends may be a super-frame or
+    // leave its checksum to be finished, and the header says so.
+    set_int_opt(fd.as_fd(), libc::SOL_PACKET, PACKET_VNET_HDR, 1)?;
     // Room for bursts while the emulator thread is off the CPU (FORCE: beyond rmem_max, as root).
     for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
         set_int_opt(fd.as_fd(), libc::SOL_SOCKET, opt, 8 << 20)?;
