@@ -156,8 +156,12 @@ fn http_fetch_openssl(env: &Env) -> Result<(), String> {
     let want = sha256_hex(&file)?;
     let (_server, port) = s_server(&env.root, dir.path())?;
     let url = format!("https://localhost:{port}/payload.bin");
-    let args = ["--url", url.as_str(), "--dev-ca", "--resolve", "localhost:10.0.2.2"];
-    let (status, lines) = guest(env, "http-fetch", &[], &args).finish(Duration::from_secs(120));
+    // Under this host's software KVM (kvm_pvm) the guest's TLS runs about one instruction per
+    // microsecond: the handshake alone takes 13 s on a busy machine, the whole fetch up to a
+    // minute (50 ms under TCG). The app's own 30 s default would cut it short.
+    let args =
+        ["--url", url.as_str(), "--dev-ca", "--resolve", "localhost:10.0.2.2", "--timeout-ms", "240000"];
+    let (status, lines) = guest(env, "http-fetch", &[], &args).finish(Duration::from_secs(300));
     if !status.success() {
         return Err(format!("the guest exited with {status}\n{}", lines.join("\n")));
     }
