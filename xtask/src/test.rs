@@ -193,7 +193,8 @@ fn summarize(log: &str) -> Option<String> {
         .iter()
         .map(|(reason, (n, binaries))| format!("{n} in {} ({reason})", binaries.join(", ")))
         .collect();
-    Some(format!("xtask test: {total} tests skipped, not run: {}", parts.join("; ")))
+    let tests = if total == 1 { "test" } else { "tests" };
+    Some(format!("xtask test: {total} {tests} skipped, not run: {}", parts.join("; ")))
 }
 
 #[cfg(test)]

@@ -163,7 +163,9 @@ impl Suite {
             if names.is_empty() {
                 continue;
             }
-            eprintln!("{binary}: {} tests skipped (reported as ignored): {reason}", names.len());
+            let n = names.len();
+            let tests = if n == 1 { "test" } else { "tests" };
+            eprintln!("{binary}: {n} {tests} skipped (reported as ignored): {reason}");
             if let Some(f) = &mut log {
                 for n in names {
                     let _ = writeln!(f, "{binary}\t{reason}\t{n}");
