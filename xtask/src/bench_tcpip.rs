@@ -15,6 +15,8 @@
 
 use std::path::Path;
 
+use morgana_netns::is_root;
+
 use crate::{Failure, Outcome, cargo, exec, run_soak};
 
 /// Run the TCP/IP benchmark or soak, `args` being what followed `bench tcpip`.
@@ -127,9 +129,4 @@ pub fn run(root: &Path, args: &[String]) -> Outcome {
         exec(&mut cmd)?;
     }
     Ok(())
-}
-
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)) == Some("0")
 }

@@ -28,11 +28,13 @@
 //! in a temporary directory, on free loopback ports, and stops it afterwards.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use morgana_netns::{free_port, median};
 
 use crate::{Failure, Outcome, cargo, exec};
 
@@ -160,14 +162,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// A free loopback port (the kernel's pick; released for the server to take).
-fn free_port() -> Result<u16, Failure> {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| Failure::new(format!("no free loopback port: {e}")))
 }
 
 /// A server process we started, stopped (by its pid) when dropped.
@@ -302,7 +296,7 @@ fn start_nginx(
     htdocs: &Path,
     certs: &Path,
 ) -> Result<(Server, u16, u16), Failure> {
-    let (http, https) = (free_port()?, free_port()?);
+    let (http, https) = (free_port(), free_port());
     let conf = format!(
         "worker_processes 1;\n\
          daemon off;\n\
@@ -460,12 +454,6 @@ fn best(v: &[f64]) -> f64 {
 
 fn least(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn wrk_vs_nginx(root: &Path, tools: &Tools, quick: bool) -> Outcome {

@@ -15,13 +15,15 @@
 //! cargo xtask fuzz [TARGET] [--time SECONDS]        fuzz targets (nightly, cargo-fuzz)
 //! ```
 //!
-//! `--target virtio` options (QEMU) are in [`virtio`].
+//! `--target virtio` options (QEMU) are in [`virtio`]. `cargo xtask test` runs the checks; the
+//! tests themselves live in the crates they test (the QEMU suite in `impls/virtio-tests`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
+mod bench_boot;
 mod bench_store;
 mod bench_tcpip;
 mod bench_www;
@@ -66,8 +68,8 @@ enum Cmd {
         /// The app (see `cargo xtask list`).
         app: String,
         /// Where to run it.
-        #[arg(long, default_value = "unix")]
-        target: String,
+        #[arg(long, value_enum, default_value = "unix")]
+        target: Target,
         /// Build with optimisations.
         #[arg(long)]
         release: bool,
@@ -83,8 +85,8 @@ enum Cmd {
         /// The app (see `cargo xtask list`).
         app: String,
         /// What to build it for.
-        #[arg(long, default_value = "unix")]
-        target: String,
+        #[arg(long, value_enum, default_value = "unix")]
+        target: Target,
         /// Build with optimisations.
         #[arg(long)]
         release: bool,
@@ -127,16 +129,37 @@ enum Runs {
     Qemu,
 }
 
-/// The targets an app can be built for. A target is a crate implementing
-/// `morgana_target::Target`, selected by `morgana-app`, and a line here.
-const TARGETS: &[(&str, &str, Runs)] = &[
-    ("unix", "hosted Linux process (default)", Runs::Process { feature: None }),
-    ("virtio", "bare-metal x86_64 image booted in QEMU (microvm or q35)", Runs::Qemu),
+/// A target an app can be built for: the value of `--target`, typed (a [`ValueEnum`] whose
+/// variants are [`TARGETS`]). A target is a crate implementing `morgana_target::Target`,
+/// selected by `morgana-app`, and a line in [`TARGETS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Target {
+    /// Its name on the command line and in an app's `[package.metadata.morgana] targets`.
+    name: &'static str,
+    /// One line for `cargo xtask list` and `--help`.
+    about: &'static str,
+    /// How its programs are built and started.
+    runs: Runs,
+}
+
+/// The targets, one line each.
+const TARGETS: &[Target] = &[
+    Target { name: "unix", about: "hosted Linux process (default)", runs: Runs::Process { feature: None } },
+    Target {
+        name: "virtio",
+        about: "bare-metal x86_64 image booted in QEMU (microvm or q35)",
+        runs: Runs::Qemu,
+    },
 ];
 
-/// How `target` runs (checked by [`check_app_and_target`] first).
-fn runs(target: &str) -> Runs {
-    TARGETS.iter().find(|(t, ..)| *t == target).map_or(Runs::Process { feature: None }, |(.., r)| *r)
+impl ValueEnum for Target {
+    fn value_variants<'a>() -> &'a [Self] {
+        TARGETS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name).help(self.about))
+    }
 }
 
 fn main() -> ExitCode {
@@ -145,7 +168,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::List => list(&root),
         Cmd::Run { app, target, release, qemu, args } => {
-            check_app_and_target(&root, &app, &target).and_then(|()| match runs(&target) {
+            check_app_and_target(&root, &app, target).and_then(|()| match target.runs {
                 Runs::Qemu => virtio::run(&root, &app, &qemu, &args),
                 Runs::Process { feature } => {
                     virtio::check_unix_args(&qemu).and_then(|()| run_process(&app, feature, release, &args))
@@ -153,7 +176,7 @@ fn main() -> ExitCode {
             })
         }
         Cmd::Build { app, target, release } => {
-            check_app_and_target(&root, &app, &target).and_then(|()| match runs(&target) {
+            check_app_and_target(&root, &app, target).and_then(|()| match target.runs {
                 Runs::Qemu => virtio::build(&root, &app),
                 Runs::Process { feature } => build_process(&root, &app, feature, release),
             })
@@ -161,7 +184,7 @@ fn main() -> ExitCode {
         Cmd::Test { qemu_only, filter } => test::run(&root, qemu_only, filter.as_deref()),
         Cmd::Size => virtio::size(&root),
         Cmd::Bench { what, args } => match what.as_str() {
-            "boot" => runs_arg(&args).and_then(|runs| virtio::bench(&root, "boot", runs)),
+            "boot" => runs_arg(&args).and_then(|runs| bench_boot::run(&root, runs)),
             "www" => bench_www::run(&root, args.iter().any(|a| a == "--quick")),
             "tcpip" => bench_tcpip::run(&root, &args),
             "store" => bench_store::run(&root, &args),
@@ -238,21 +261,15 @@ fn list(root: &Path) -> Outcome {
         println!("  {:<12} {}{needs}", app.name, app.description);
     }
     println!("targets:");
-    for (t, about, _) in TARGETS {
-        println!("  {t:<12} {about}");
+    for t in TARGETS {
+        println!("  {:<12} {}", t.name, t.about);
     }
     Ok(())
 }
 
-fn check_app_and_target(root: &Path, app: &str, target: &str) -> Outcome {
+fn check_app_and_target(root: &Path, app: &str, target: Target) -> Outcome {
     let app = meta::app(root, app)?;
-    if !TARGETS.iter().any(|(t, ..)| *t == target) {
-        let valid: Vec<&str> = TARGETS.iter().map(|(t, ..)| *t).collect();
-        return Err(Failure::usage(format!(
-            "unknown target '{target}'; valid targets: {}",
-            valid.join(", ")
-        )));
-    }
+    let target = target.name;
     if !app.supports(target) {
         return Err(Failure::usage(format!(
             "{} does not run on --target {target} (its Cargo.toml's [package.metadata.morgana] targets: {})",
@@ -312,4 +329,52 @@ fn build_process(root: &Path, app: &str, feature: Option<&str>, release: bool) -
     let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
     println!("{} ({} KiB)", bin.display(), size / 1024);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cargo xtask").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_readme_command_lines_parse() {
+        let Cmd::Run { app, target, qemu, args, .. } =
+            parse(&["run", "echo", "--target", "virtio", "--forward", "8080:7", "--", "--port", "7"])
+                .unwrap()
+                .command
+        else {
+            panic!("not a run")
+        };
+        assert_eq!((app.as_str(), target.name, target.runs), ("echo", "virtio", Runs::Qemu));
+        assert_eq!(
+            (qemu.forward, args),
+            (vec!["8080:7".to_string()], vec!["--port".to_string(), "7".into()])
+        );
+        let Cmd::Build { target, .. } = parse(&["build", "www"]).unwrap().command else {
+            panic!("not a build")
+        };
+        assert_eq!(target.runs, Runs::Process { feature: None }, "unix by default");
+        assert!(matches!(parse(&["size"]).unwrap().command, Cmd::Size));
+        let Cmd::Bench { what, args } =
+            parse(&["bench", "tcpip", "--quick", "--only", "mem"]).unwrap().command
+        else {
+            panic!("not a bench")
+        };
+        assert_eq!((what.as_str(), args.len()), ("tcpip", 3));
+        let Cmd::Test { qemu_only, filter } = parse(&["test", "--qemu-only", "echo"]).unwrap().command else {
+            panic!("not a test")
+        };
+        assert!(qemu_only && filter.as_deref() == Some("echo"));
+    }
+
+    #[test]
+    fn an_unknown_target_is_refused_with_the_valid_ones() {
+        let e = parse(&["run", "echo", "--target", "vmware"]).err().unwrap();
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
+        let text = e.to_string();
+        assert!(text.contains("'vmware'") && text.contains("unix") && text.contains("virtio"), "{text}");
+    }
 }

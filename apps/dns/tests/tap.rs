@@ -2,13 +2,25 @@
 //! namespace the test creates and removes: a DHCP lease, then a name dnsmasq serves; and the
 //! host resolver with `--net socket`.
 //!
-//! The TAP test needs root; without it, it fails with a clear message, unless
-//! `MORGANA_SKIP_ROOT_TESTS=1`.
+//! The TAP test needs root (and `dnsmasq`): without it, or with `MORGANA_SKIP_ROOT_TESTS=1`,
+//! it is reported as ignored, with one line saying why (`harness = false`, on
+//! `morgana_netns::Suite`).
 
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use morgana_netns::{Netns, Proc, TempDir, root_or_skip};
+use morgana_netns::{Need, Netns, Proc, Suite, TempDir};
+
+fn main() -> ExitCode {
+    let mut suite = Suite::new();
+    suite.test(
+        "with_a_dhcp_lease_from_dnsmasq_it_resolves_a_name_dnsmasq_serves",
+        &[Need::Root, Need::program("dnsmasq", "dnsmasq-base")],
+        with_a_dhcp_lease_from_dnsmasq_it_resolves_a_name_dnsmasq_serves,
+    );
+    suite.test("on_host_sockets_it_asks_the_host_resolver", &[], on_host_sockets_it_asks_the_host_resolver);
+    suite.run()
+}
 
 const TAP: &str = "mgtap0";
 
@@ -48,11 +60,7 @@ fn dns(ns: &Netns, args: &[&str]) -> (Option<i32>, Vec<String>) {
     (status.code(), log)
 }
 
-#[test]
 fn with_a_dhcp_lease_from_dnsmasq_it_resolves_a_name_dnsmasq_serves() {
-    if !root_or_skip() {
-        return;
-    }
     let ns = Netns::new("dn");
     ns.tap(TAP, &["10.77.0.1/24"]);
     let dir = TempDir::new("dnsmasq");
@@ -84,7 +92,6 @@ fn with_a_dhcp_lease_from_dnsmasq_it_resolves_a_name_dnsmasq_serves() {
     assert_eq!(log.last().unwrap(), "error: cannot resolve nowhere.test: name not found", "{log:#?}");
 }
 
-#[test]
 fn on_host_sockets_it_asks_the_host_resolver() {
     // `localhost` is in every host's /etc/hosts: no DNS traffic leaves the machine.
     let out = Command::new(env!("CARGO_BIN_EXE_dns")).args(["--name", "localhost"]).output().unwrap();

@@ -9,11 +9,8 @@ use std::pin::pin;
 use futures::future::{Either, join_all, select};
 use morgana::embedded_io_async::{Read, Write};
 use morgana::{Flow, FlowWrite, TcpStack};
+use morgana_netns::free_port;
 use morgana_unix::{Runtime, SocketStack};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
 
 async fn client(stack: SocketStack, addr: SocketAddr, seed: u8) -> Vec<u8> {
     let data: Vec<u8> = (0..100_000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();

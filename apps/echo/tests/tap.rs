@@ -2,13 +2,62 @@
 //! network namespace each test creates and removes: the app's source is the one that serves
 //! host sockets in `process.rs`.
 //!
-//! These tests need root; without it they fail with a clear message, unless
-//! `MORGANA_SKIP_ROOT_TESTS=1`.
+//! These tests need root (and `nc`; the flood also `hping3`): without it, or with
+//! `MORGANA_SKIP_ROOT_TESTS=1`, they are reported as ignored, with one line saying why
+//! (`harness = false`, on `morgana_netns::Suite`).
 
-use std::process::Stdio;
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use morgana_netns::{Netns, Proc, TempDir, root_or_skip};
+use morgana_netns::{Need, Netns, Proc, Suite, TempDir};
+
+fn main() -> ExitCode {
+    let mut suite = Suite::new();
+    suite.test(
+        "ten_mib_sent_by_linux_come_back_byte_exact",
+        ROOT_NC,
+        ten_mib_sent_by_linux_come_back_byte_exact,
+    );
+    suite.test(
+        "ten_mib_with_offloads_come_back_byte_exact_in_super_frames_both_ways",
+        ROOT_NC,
+        ten_mib_with_offloads_come_back_byte_exact_in_super_frames_both_ways,
+    );
+    suite.test(
+        "super_frames_from_linux_tso_are_received_whole",
+        ROOT_NC,
+        super_frames_from_linux_tso_are_received_whole,
+    );
+    suite.test(
+        "over_ipv6_super_frames_go_both_ways_byte_exact",
+        ROOT_NC,
+        over_ipv6_super_frames_go_both_ways_byte_exact,
+    );
+    suite.test(
+        "without_offloads_ten_mib_come_back_byte_exact_in_mtu_sized_frames",
+        ROOT_NC,
+        without_offloads_ten_mib_come_back_byte_exact_in_mtu_sized_frames,
+    );
+    suite.test(
+        "under_5_percent_loss_ten_mib_still_come_back_byte_exact",
+        ROOT_NC,
+        under_5_percent_loss_ten_mib_still_come_back_byte_exact,
+    );
+    suite.test(
+        "twenty_concurrent_linux_clients_are_each_served",
+        ROOT_NC,
+        twenty_concurrent_linux_clients_are_each_served,
+    );
+    suite.test(
+        "a_spoofed_syn_flood_never_stops_new_connections",
+        &[Need::Root, Need::program("nc", "netcat-openbsd"), Need::program("hping3", "hping3")],
+        a_spoofed_syn_flood_never_stops_new_connections,
+    );
+    suite.run()
+}
+
+/// What every test here needs: root and Linux's netcat.
+const ROOT_NC: &[Need] = &[Need::Root, Need::program("nc", "netcat-openbsd")];
 
 const TAP: &str = "mgtap0";
 const UNIKERNEL: &str = "10.77.0.2";
@@ -78,11 +127,7 @@ fn through_nc_to(ns: &Netns, addr: &str, data: &[u8]) -> (Vec<u8>, Duration) {
     (out.stdout, started.elapsed())
 }
 
-#[test]
 fn ten_mib_sent_by_linux_come_back_byte_exact() {
-    if !root_or_skip() {
-        return;
-    }
     let (ns, mut echo) = echo_on_tap("ec");
     let data = payload(TEN_MIB, 1);
     let (back, took) = through_nc(&ns, &data);
@@ -104,11 +149,7 @@ fn ten_mib_sent_by_linux_come_back_byte_exact() {
     assert!(percent < 2.0, "idle echo on TAP used {percent:.1} % CPU");
 }
 
-#[test]
 fn ten_mib_with_offloads_come_back_byte_exact_in_super_frames_both_ways() {
-    if !root_or_skip() {
-        return;
-    }
     let (ns, mut echo) = echo_on_tap_with("eo", &["--log", "debug"]);
     let granted = echo.wait_for("TUN_F_TSO4/6", Duration::from_secs(5));
     assert!(
@@ -131,11 +172,7 @@ fn ten_mib_with_offloads_come_back_byte_exact_in_super_frames_both_ways() {
     assert!(bytes >= TEN_MIB as u64, "{frames} frames, {bytes} bytes");
 }
 
-#[test]
 fn super_frames_from_linux_tso_are_received_whole() {
-    if !root_or_skip() {
-        return;
-    }
     // Linux's TCP sends one super-frame per write (up to 64 KiB) to a TAP whose reader took
     // TUN_F_TSO4: the unikernel must take frames far longer than its MTU.
     let (ns, mut echo) = echo_on_tap("eg");
@@ -150,11 +187,7 @@ fn super_frames_from_linux_tso_are_received_whole() {
     assert!(bytes / frames > 2 * MTU_FRAME, "super-frames: {frames} frames for {bytes} bytes");
 }
 
-#[test]
 fn over_ipv6_super_frames_go_both_ways_byte_exact() {
-    if !root_or_skip() {
-        return;
-    }
     let (ns, mut echo) = echo_on_tap_with("e6", &["--ipv6", "fd77::2/64"]);
     let data = payload(4 << 20, 6);
     let (before_in, before_out) = tap_counters(&ns);
@@ -167,11 +200,7 @@ fn over_ipv6_super_frames_go_both_ways_byte_exact() {
     }
 }
 
-#[test]
 fn without_offloads_ten_mib_come_back_byte_exact_in_mtu_sized_frames() {
-    if !root_or_skip() {
-        return;
-    }
     let (ns, mut echo) = echo_on_tap_with("en", &["--tap-no-offload"]);
     let data = payload(TEN_MIB, 5);
     let (before_in, before_out) = tap_counters(&ns);
@@ -191,11 +220,7 @@ fn cpu_ticks(p: &Proc) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-#[test]
 fn under_5_percent_loss_ten_mib_still_come_back_byte_exact() {
-    if !root_or_skip() {
-        return;
-    }
     let (ns, mut echo) = echo_on_tap("el");
     // Everything Linux sends to the unikernel: its data and its acknowledgements of the echo.
     let loss = ns.lose(TAP, 5);
@@ -209,11 +234,7 @@ fn under_5_percent_loss_ten_mib_still_come_back_byte_exact() {
     echo.wait_for("closed: 10485760 bytes echoed", Duration::from_secs(10));
 }
 
-#[test]
 fn twenty_concurrent_linux_clients_are_each_served() {
-    if !root_or_skip() {
-        return;
-    }
     let (ns, mut echo) = echo_on_tap("ek");
     let ns = &ns;
     let results: Vec<bool> = std::thread::scope(|s| {
@@ -235,11 +256,7 @@ fn twenty_concurrent_linux_clients_are_each_served() {
 /// A flood of SYNs from spoofed, random sources (hping3, over 10,000 a second) fills the
 /// listener's handshake slots; new connections from Linux keep being served during the flood
 /// (by SYN cookie) and after it.
-#[test]
 fn a_spoofed_syn_flood_never_stops_new_connections() {
-    if !root_or_skip() {
-        return;
-    }
     let (ns, mut echo) = echo_on_tap("ef");
     // hping3 waits 40 µs between packets; it reaches some 12,000 SYNs a second here. Stopped
     // by SIGINT after 12 s, it prints how many it sent.

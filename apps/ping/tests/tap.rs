@@ -1,13 +1,29 @@
 //! `ping --net tap:` answering Linux's `ping` and `ping -6` over a TAP device, inside a network
 //! namespace the test creates and removes; and its one line when there is no TAP.
 //!
-//! The TAP test needs root; without it, it fails with a clear message, unless
-//! `MORGANA_SKIP_ROOT_TESTS=1`.
+//! The TAP test needs root (and Linux's `ping`): without it, or with
+//! `MORGANA_SKIP_ROOT_TESTS=1`, it is reported as ignored, with one line saying why
+//! (`harness = false`, on `morgana_netns::Suite`).
 
-use std::process::Command;
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use morgana_netns::{Netns, root_or_skip};
+use morgana_netns::{Need, Netns, Suite};
+
+fn main() -> ExitCode {
+    let mut suite = Suite::new();
+    suite.test(
+        "linux_ping_and_ping6_get_replies_and_the_unikernel_logs_each_answer",
+        &[Need::Root, Need::program("ping", "iputils-ping")],
+        linux_ping_and_ping6_get_replies_and_the_unikernel_logs_each_answer,
+    );
+    suite.test(
+        "on_host_sockets_it_says_in_one_line_that_it_needs_a_tap",
+        &[],
+        on_host_sockets_it_says_in_one_line_that_it_needs_a_tap,
+    );
+    suite.run()
+}
 
 const TAP: &str = "mgtap0";
 
@@ -20,11 +36,7 @@ fn linux_pings(ns: &Netns, addr: &str) -> String {
     out
 }
 
-#[test]
 fn linux_ping_and_ping6_get_replies_and_the_unikernel_logs_each_answer() {
-    if !root_or_skip() {
-        return;
-    }
     let ns = Netns::new("pg");
     ns.tap(TAP, &["10.77.0.1/24", "fd00:77::1/64"]);
     let mut app = ns.spawn(
@@ -68,7 +80,6 @@ fn linux_ping_and_ping6_get_replies_and_the_unikernel_logs_each_answer() {
     assert!(log.last().unwrap().ends_with("answered 9 echo requests: done"), "{log:#?}");
 }
 
-#[test]
 fn on_host_sockets_it_says_in_one_line_that_it_needs_a_tap() {
     let out = Command::new(env!("CARGO_BIN_EXE_ping")).args(["--ipv4", "10.77.0.2/24"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -14,6 +14,7 @@ use morgana::{
     Clock, Duration, Flow, FlowWrite, Platform, Resolver, Spawn, StackError, TcpListener, TcpStack,
 };
 use morgana::{UdpSocket, UdpStack};
+use morgana_netns::free_port;
 use morgana_unix::SocketStack;
 
 const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
@@ -31,10 +32,6 @@ fn payload(len: usize, seed: u32) -> Vec<u8> {
 }
 
 /// A port nobody listens on (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind((LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn tcp_flows_in_both_directions_at_once() {
     run(|p| async move {

@@ -1,15 +1,17 @@
 //! `TapNet` against the Linux side of real TAP devices, inside network namespaces these tests
-//! create (root). Each test re-runs one `#[ignore]`d helper of this binary inside its namespace
-//! with `ip netns exec`, so the TAP device is born there; the namespace is removed afterwards,
-//! also when the helper fails.
+//! create (root). Each test re-runs one helper of this binary inside its namespace with `ip
+//! netns exec`, so the TAP device is born there; the namespace is removed afterwards, also when
+//! the helper fails. A helper is a test of this binary only when it runs as one
+//! (`MORGANA_TAP_HELPER` set).
 //!
-//! Without root these tests fail with a clear message, unless `MORGANA_SKIP_ROOT_TESTS=1`.
+//! Without root, or with `MORGANA_SKIP_ROOT_TESTS=1`, the tests that need it are reported as
+//! ignored, with one line saying why (`harness = false`, on `morgana_netns::Suite`).
 
 mod common;
 
 use std::future::poll_fn;
 use std::pin::pin;
-use std::process::{Command, Output};
+use std::process::{Command, ExitCode, Output};
 use std::task::Poll;
 
 use common::run;
@@ -17,17 +19,52 @@ use futures::future::{Either, select};
 use morgana::net::{Net, RxToken, TxToken};
 use morgana::{Clock, Duration, Platform};
 use morgana_args::{Args, COMMON};
-use morgana_netns::{Netns, root_or_skip};
+use morgana_netns::{Need, Netns, Suite};
 use morgana_unix::{TapError, TapNet};
 
 /// Set in the environment of a helper run by one of the tests below.
 const HELPER: &str = "MORGANA_TAP_HELPER";
 
+const IP: Need = Need::program("ip", "iproute2");
+
+fn main() -> ExitCode {
+    let mut suite = Suite::new();
+    if std::env::var_os(HELPER).is_some() {
+        // Started by a test below, inside its namespace (or without CAP_NET_ADMIN).
+        suite.test("helper_unprivileged", &[], helper_unprivileged);
+        suite.test("helper_answer_ping", &[], helper_answer_ping);
+        suite.test("helper_bridged_pair", &[], helper_bridged_pair);
+        return suite.run();
+    }
+    suite.test(
+        "a_tap_device_sees_frames_from_linux_and_answers_ping",
+        &[Need::Root, IP, Need::program("ping", "iputils-ping")],
+        a_tap_device_sees_frames_from_linux_and_answers_ping,
+    );
+    suite.test(
+        "two_bridged_tap_devices_pass_the_net_suite",
+        &[Need::Root, IP],
+        two_bridged_tap_devices_pass_the_net_suite,
+    );
+    // Without root it checks the error a user sees; as root it drops CAP_NET_ADMIN first.
+    let unprivileged = if morgana_netns::is_root() {
+        vec![Need::Root, Need::program("setpriv", "util-linux")]
+    } else {
+        vec![]
+    };
+    suite.test(
+        "without_cap_net_admin_the_error_says_what_to_do",
+        &unprivileged,
+        without_cap_net_admin_the_error_says_what_to_do,
+    );
+    suite.run()
+}
+
 /// Run the helper test `helper` of this binary inside `ns`.
 fn run_helper(ns: &Netns, helper: &str) {
     let out = ns
         .command(std::env::current_exe().unwrap())
-        .args(["--exact", helper, "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["--exact", helper, "--nocapture", "--test-threads=1"])
         .env(HELPER, "1")
         .output()
         .unwrap();
@@ -41,44 +78,25 @@ fn sh(cmd: &[&str]) -> Output {
     out
 }
 
-/// Whether this process is a helper started by a test (and so inside its namespace).
-fn in_helper() -> bool {
-    let yes = std::env::var(HELPER).is_ok();
-    if !yes {
-        eprintln!("helper: only meaningful when started by its test, inside a namespace");
-    }
-    yes
-}
-
-#[test]
 fn a_tap_device_sees_frames_from_linux_and_answers_ping() {
-    if root_or_skip() {
-        run_helper(&Netns::new("tp"), "helper_answer_ping");
-    }
+    run_helper(&Netns::new("tp"), "helper_answer_ping");
 }
 
-#[test]
 fn two_bridged_tap_devices_pass_the_net_suite() {
-    if root_or_skip() {
-        run_helper(&Netns::new("tb"), "helper_bridged_pair");
-    }
+    run_helper(&Netns::new("tb"), "helper_bridged_pair");
 }
 
-#[test]
 fn without_cap_net_admin_the_error_says_what_to_do() {
     const LINE: &str = "TAP needs root or CAP_NET_ADMIN; run as root or use --net socket";
     if !morgana_netns::is_root() {
         assert_eq!(TapNet::open("mgnoperm0").unwrap_err().to_string(), LINE);
         return;
     }
-    if std::env::var(morgana_netns::SKIP_VAR).as_deref() == Ok("1") {
-        return;
-    }
     // As root, drop CAP_NET_ADMIN from a copy of this test binary and ask it to open a TAP.
     let out = Command::new("setpriv")
         .args(["--bounding-set", "-net_admin", "--"])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_unprivileged", "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "helper_unprivileged", "--nocapture", "--test-threads=1"])
         .env(HELPER, "1")
         .output()
         .expect("setpriv (util-linux)");
@@ -89,25 +107,22 @@ fn without_cap_net_admin_the_error_says_what_to_do() {
     assert!(text.contains(device_line), "{text}");
 }
 
-#[test]
-#[ignore = "helper of without_cap_net_admin_the_error_says_what_to_do"]
+/// Helper of `without_cap_net_admin_the_error_says_what_to_do`, without CAP_NET_ADMIN.
 fn helper_unprivileged() {
-    if in_helper() {
-        let e = TapNet::open("mgnoperm0").unwrap_err();
-        assert!(matches!(e, TapError::Permission), "{e:?}");
-        // What an app's start prints: an app on the default stack, and one that needs the
-        // device itself (like ping, for which host sockets are no alternative).
-        let rt = morgana_unix::Runtime::new().unwrap();
-        let args =
-            Args::parse(&[COMMON, morgana_unix::NET_ARGS, morgana_tcpip::ARGS], ["--net", "tap:mgnoperm0"])
-                .unwrap();
-        let start = morgana_unix::stack(&rt.platform(), &args).err().unwrap();
-        assert_eq!(start.exit_code(), 1);
-        println!("error line: {start}");
-        let start = morgana_unix::net(&args).unwrap_err();
-        assert_eq!(start.exit_code(), 1);
-        println!("device error line: {start}");
-    }
+    let e = TapNet::open("mgnoperm0").unwrap_err();
+    assert!(matches!(e, TapError::Permission), "{e:?}");
+    // What an app's start prints: an app on the default stack, and one that needs the
+    // device itself (like ping, for which host sockets are no alternative).
+    let rt = morgana_unix::Runtime::new().unwrap();
+    let args =
+        Args::parse(&[COMMON, morgana_unix::NET_ARGS, morgana_tcpip::ARGS], ["--net", "tap:mgnoperm0"])
+            .unwrap();
+    let start = morgana_unix::stack(&rt.platform(), &args).err().unwrap();
+    assert_eq!(start.exit_code(), 1);
+    println!("error line: {start}");
+    let start = morgana_unix::net(&args).unwrap_err();
+    assert_eq!(start.exit_code(), 1);
+    println!("device error line: {start}");
 }
 
 const LINUX_IP: [u8; 4] = [10, 77, 0, 1];
@@ -151,12 +166,8 @@ fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-#[test]
-#[ignore = "helper of a_tap_device_sees_frames_from_linux_and_answers_ping"]
+/// Helper of `a_tap_device_sees_frames_from_linux_and_answers_ping`, in its namespace.
 fn helper_answer_ping() {
-    if !in_helper() {
-        return;
-    }
     let mut tap = TapNet::open("mgtap0").unwrap().with_mac(OUR_MAC);
     assert_eq!(tap.name(), "mgtap0");
     sh(&["ip", "addr", "add", "10.77.0.1/24", "dev", "mgtap0"]);
@@ -216,12 +227,8 @@ fn helper_answer_ping() {
     assert!(status.success(), "ping from the Linux side got our echo reply");
 }
 
-#[test]
-#[ignore = "helper of two_bridged_tap_devices_pass_the_net_suite"]
+/// Helper of `two_bridged_tap_devices_pass_the_net_suite`, in its namespace.
 fn helper_bridged_pair() {
-    if !in_helper() {
-        return;
-    }
     // Quiet links: no IPv6 autoconfiguration chatter (the suite skips other traffic anyway).
     std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1").unwrap();
     let mut a = TapNet::open("mgtapa").unwrap();

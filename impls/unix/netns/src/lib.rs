@@ -8,7 +8,8 @@
 //! devices. Names are unique per process and call, so tests run in parallel.
 //!
 //! It drives `ip` and `tc` (iproute2), and `nft` (nftables) where the kernel has no `netem`.
-//! All of it needs root (`CAP_SYS_ADMIN` and `CAP_NET_ADMIN`): see [`root_or_skip`].
+//! All of it needs root (`CAP_SYS_ADMIN` and `CAP_NET_ADMIN`): a test that uses it names
+//! [`Need::Root`] in a [`Suite`], which reports it as skipped where it cannot run.
 //!
 //! For more than packet loss on a kernel without `netem` (delay, jitter, reordering, a rate
 //! limit, per direction, seeded), [`Link`] is a userspace link emulator that forwards frames
@@ -17,33 +18,43 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! if morgana_netns::root_or_skip() {
-//!     let ns = morgana_netns::Netns::new("doc");
-//!     ns.tap("mgtap0", &["10.77.0.1/24"]);
-//!     let mut app = ns.spawn("target/debug/ping", &["--net", "tap:mgtap0", "--ipv4", "10.77.0.2/24"]);
-//!     app.wait_for("answering ping on", Duration::from_secs(10));
-//!     ns.run(&["ping", "-c", "1", "10.77.0.2"]);
-//! }
+//! let ns = morgana_netns::Netns::new("doc");
+//! ns.tap("mgtap0", &["10.77.0.1/24"]);
+//! let mut app = ns.spawn("target/debug/ping", &["--net", "tap:mgtap0", "--ipv4", "10.77.0.2/24"]);
+//! app.wait_for("answering ping on", Duration::from_secs(10));
+//! ns.run(&["ping", "-c", "1", "10.77.0.2"]);
 //! ```
+//!
+//! It also holds what every hosted test and benchmark of the workspace shares: [`is_root`],
+//! [`have`] (a program on the `PATH`), [`free_port`], [`median`], [`payload`] and
+//! [`echo_through`] (a loopback echo client), guest and peer processes
+//! ([`Proc`], also in a process group of their own with [`Proc::spawn_group`]), and the harness
+//! of test binaries whose tests need root, KVM or a program ([`suite`]): those are reported as
+//! ignored (skipped) with one line saying why, never as passed.
 //!
 //! Failures panic with what failed and its output: this is test support.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod link;
+mod proc;
+pub mod suite;
 #[allow(unsafe_code)]
 mod sys;
 
 pub use link::{DirectionStats, Impairment, Link, LinkConfig, LinkStats, Port};
+pub use proc::Proc;
+pub use suite::{Need, Suite};
 
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// The variable that lets tests needing root skip themselves when set to `1`.
+/// The variable that skips the tests needing root when set to `1`, even as root ([`Need::Root`]).
 pub const SKIP_VAR: &str = "MORGANA_SKIP_ROOT_TESTS";
 
 /// Whether this process runs as root.
@@ -52,19 +63,64 @@ pub fn is_root() -> bool {
     status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)) == Some("0")
 }
 
-/// Whether a test that needs root should run: `true` as root; `false` (saying so on stderr) when
-/// `MORGANA_SKIP_ROOT_TESTS=1`; otherwise the test fails with a message saying what to do.
-pub fn root_or_skip() -> bool {
-    if std::env::var(SKIP_VAR).as_deref() == Ok("1") {
-        eprintln!("skipped: {SKIP_VAR}=1 (this test needs root)");
-        return false;
+/// Whether `program` is on the `PATH` (or in the sbin directories root has).
+pub fn have(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(Into::into))
+        .any(|dir| Path::new(&dir).join(program).is_file())
+}
+
+/// A loopback TCP port that was free a moment ago (the kernel's pick, released for the caller's
+/// server to take). Panics if no port can be bound at all.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free loopback port: {e}"))
+}
+
+/// The median of `values` (the mean of the middle two for an even count; 0 for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
-    assert!(
-        is_root(),
-        "this test needs root (it creates a network namespace and TAP devices): run it as root, or set \
-         {SKIP_VAR}=1 to skip it"
-    );
-    true
+}
+
+/// `n` bytes that are not a repeating pattern (xorshift from a seed).
+pub fn payload(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Send `data` to `port` on loopback while reading, half-close, read everything back.
+pub fn echo_through(port: u16, data: &[u8], timeout: Duration) -> Result<Vec<u8>, String> {
+    let s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect 127.0.0.1:{port}: {e}"))?;
+    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let mut w = s.try_clone().map_err(|e| e.to_string())?;
+    let body = data.to_vec();
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        w.write_all(&body)?;
+        w.shutdown(Shutdown::Write)
+    });
+    let mut back = Vec::new();
+    let read = (&s).read_to_end(&mut back);
+    let wrote = writer.join().map_err(|_| "the writer panicked".to_string())?;
+    wrote.map_err(|e| format!("sending: {e}"))?;
+    read.map_err(|e| format!("reading back after {} bytes: {e}", back.len()))?;
+    Ok(back)
 }
 
 /// Run `cmd` to completion; panic with its stderr unless it succeeds.
@@ -302,6 +358,11 @@ impl TempDir {
     pub fn join(&self, name: &str) -> std::path::PathBuf {
         self.0.join(name)
     }
+
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
 }
 
 impl Drop for TempDir {
@@ -310,113 +371,27 @@ impl Drop for TempDir {
     }
 }
 
-/// A program running in a namespace: its output lines (stdout and stderr, in arrival order)
-/// are collected as they come. Killed on drop.
-#[derive(Debug)]
-pub struct Proc {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    what: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn forward(from: impl Read + Send + 'static, to: Sender<String>) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(from).lines().map_while(Result::ok) {
-            if to.send(line).is_err() {
-                break;
-            }
-        }
-    });
-}
-
-impl Proc {
-    /// Start `cmd`, collecting its output.
-    pub fn spawn(mut cmd: Command) -> Self {
-        let what = format!("{cmd:?}");
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let (tx, lines) = channel();
-        forward(child.stdout.take().expect("piped"), tx.clone());
-        forward(child.stderr.take().expect("piped"), tx);
-        Self { child, lines, seen: Vec::new(), what }
+    #[test]
+    fn payloads_do_not_repeat() {
+        let p = payload(4096, 7);
+        assert_ne!(p[..2048], p[2048..]);
+        assert_eq!(payload(16, 7), payload(16, 7));
     }
 
-    /// The process id.
-    pub fn id(&self) -> u32 {
-        self.child.id()
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
     }
 
-    /// The lines received so far.
-    pub fn log(&mut self) -> &[String] {
-        while let Ok(l) = self.lines.try_recv() {
-            self.seen.push(l);
-        }
-        &self.seen
-    }
-
-    /// Wait until a line contains `pattern` and return it; panic with the output so far if none
-    /// does within `timeout` or the program ends first.
-    pub fn wait_for(&mut self, pattern: &str, timeout: Duration) -> String {
-        self.wait_for_count(pattern, 1, timeout).swap_remove(0)
-    }
-
-    /// Wait until `count` lines contain `pattern` and return them; panic with the output so far
-    /// if they do not within `timeout` or the program ends first.
-    pub fn wait_for_count(&mut self, pattern: &str, count: usize, timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let found: Vec<String> = self.log().iter().filter(|l| l.contains(pattern)).cloned().collect();
-            if found.len() >= count {
-                return found;
-            }
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(l) => self.seen.push(l),
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "{}: not {count} lines with {pattern:?} within {timeout:?}; output:\n{}",
-                    self.what,
-                    self.seen.join("\n")
-                ),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
-                    panic!(
-                        "{}: ended ({status}) before {count} lines with {pattern:?}; output:\n{}",
-                        self.what,
-                        self.seen.join("\n")
-                    )
-                }
-            }
-        }
-    }
-
-    /// Wait up to `timeout` for the program to end; its status and all its output. Panics
-    /// (killing it) if it does not end in time.
-    pub fn finish(mut self, timeout: Duration) -> (ExitStatus, Vec<String>) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait for a child") {
-                // The readers end with the pipes: collect everything.
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
-                    self.seen.push(l);
-                }
-                return (status, std::mem::take(&mut self.seen));
-            }
-            if Instant::now() >= deadline {
-                self.log();
-                panic!("{}: still running after {timeout:?}; output:\n{}", self.what, self.seen.join("\n"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    #[test]
+    fn finds_programs_on_the_path_only() {
+        assert!(have("sh"));
+        assert!(!have("morgana-no-such-program"));
     }
 }

@@ -1,6 +1,6 @@
 //! The few Linux calls std does not wrap that the link emulator needs: entering a network
 //! namespace (the calling thread only), attaching to a TAP device, `AF_PACKET` sockets, a poll
-//! with a nanosecond timeout, and a thread's timer slack.
+//! with a nanosecond timeout, a thread's timer slack, and killing a process group.
 //!
 //! Everything unsafe in this crate lives here; each function hands back owned, safe types.
 
@@ -140,4 +140,17 @@ pub fn set_timer_slack(slack: Duration) {
     let ns = libc::c_ulong::try_from(slack.as_nanos()).unwrap_or(libc::c_ulong::MAX).max(1);
     // SAFETY: PR_SET_TIMERSLACK takes an integer and no pointers; failure leaves the default.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0, 0, 0) };
+}
+
+/// Send `SIGKILL` to every process in the process group `pgid` (a launcher started in a group
+/// of its own, and what it started).
+pub fn kill_group(pgid: u32) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(pgid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    if pgid <= 1 {
+        // kill(0) and kill(-1) would reach far more than one group.
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: kill takes no pointers; a negative id names exactly one process group.
+    check(unsafe { libc::kill(-pgid, libc::SIGKILL) })?;
+    Ok(())
 }

@@ -2,56 +2,34 @@
 //! ↔ [`Link`] ↔ B (10.81.0.2 on a TAP). Loss shows as datagrams missing in the measured
 //! proportion, delay in the round-trip time, the rate limit as a cap on what arrives.
 //!
-//! These tests need root (namespaces, TAP devices); without it they fail with a clear message,
-//! unless `MORGANA_SKIP_ROOT_TESTS=1`: then one line says so and each is reported and counted
-//! as skipped, not passed (a small harness of its own, `harness = false`, so that it can).
+//! These tests need root (namespaces, TAP devices): without it, or with
+//! `MORGANA_SKIP_ROOT_TESTS=1`, one line says so and each is reported as ignored, not passed
+//! (`harness = false`, on this crate's [`Suite`]).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use morgana_netns::{Impairment, Link, LinkConfig, Netns, Port, root_or_skip};
+use morgana_netns::{Impairment, Link, LinkConfig, Need, Netns, Port, Suite};
 
-const TESTS: &[(&str, fn())] = &[
-    (
-        "ten_percent_loss_drops_about_a_tenth_of_the_datagrams",
-        ten_percent_loss_drops_about_a_tenth_of_the_datagrams,
-    ),
-    ("twenty_ms_of_delay_shows_in_the_round_trip_time", twenty_ms_of_delay_shows_in_the_round_trip_time),
-    ("a_ten_mbit_limit_caps_what_arrives", a_ten_mbit_limit_caps_what_arrives),
-    (
-        "offloaded_tcp_from_a_packet_port_arrives_cut_checksummed_and_byte_exact",
-        offloaded_tcp_from_a_packet_port_arrives_cut_checksummed_and_byte_exact,
-    ),
-];
-
-/// `cargo test` arguments: a name filter is honoured, `--list` lists, other flags are ignored.
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let filter = args.iter().find(|a| !a.starts_with('-'));
-    let selected = TESTS.iter().filter(|(name, _)| filter.is_none_or(|f| name.contains(f.as_str())));
-    if args.iter().any(|a| a == "--list") {
-        selected.for_each(|(name, _)| println!("{name}: test"));
-        return ExitCode::SUCCESS;
+    let mut suite = Suite::new();
+    for (name, test) in [
+        (
+            "ten_percent_loss_drops_about_a_tenth_of_the_datagrams",
+            ten_percent_loss_drops_about_a_tenth_of_the_datagrams as fn(),
+        ),
+        ("twenty_ms_of_delay_shows_in_the_round_trip_time", twenty_ms_of_delay_shows_in_the_round_trip_time),
+        ("a_ten_mbit_limit_caps_what_arrives", a_ten_mbit_limit_caps_what_arrives),
+        (
+            "offloaded_tcp_from_a_packet_port_arrives_cut_checksummed_and_byte_exact",
+            offloaded_tcp_from_a_packet_port_arrives_cut_checksummed_and_byte_exact,
+        ),
+    ] {
+        suite.test(name, &[Need::Root, Need::program("ip", "iproute2")], test);
     }
-    let run = root_or_skip();
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-    for (name, test) in selected {
-        if !run {
-            println!("test {name} ... skipped (needs root)");
-            skipped += 1;
-        } else if std::panic::catch_unwind(test).is_ok() {
-            println!("test {name} ... ok");
-            passed += 1;
-        } else {
-            println!("test {name} ... FAILED");
-            failed += 1;
-        }
-    }
-    let verdict = if failed == 0 { "ok" } else { "FAILED" };
-    println!("\ntest result: {verdict}. {passed} passed; {failed} failed; {skipped} skipped");
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    suite.run()
 }
 
 const A: &str = "10.81.0.1";

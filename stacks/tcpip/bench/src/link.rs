@@ -27,9 +27,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use morgana_netns::{Impairment, Link, LinkConfig, Netns, Port, Proc};
+use morgana_netns::{Impairment, Link, LinkConfig, Netns, Port, Proc, median};
 
-use crate::tap::{Run, finish_client, median, start_client};
+use crate::tap::{Run, finish_client, start_client};
 
 const MORGANA: &str = "10.80.0.2";
 const LINUX: &str = "10.80.0.3";
@@ -237,8 +237,8 @@ fn one(bed: &Testbed, addr: &str, mib: usize, cap: f64) -> Result<Run, String> {
 
 /// Median rate of `runs` (NaN if none), with how many of them the cap ended.
 fn summary(runs: &[Run]) -> (f64, usize) {
-    let mut rates: Vec<f64> = runs.iter().map(Run::mib_per_s).collect();
-    let rate = if rates.is_empty() { f64::NAN } else { median(&mut rates) };
+    let rates: Vec<f64> = runs.iter().map(Run::mib_per_s).collect();
+    let rate = if rates.is_empty() { f64::NAN } else { median(&rates) };
     (rate, runs.iter().filter(|r| r.capped).count())
 }
 

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use morgana_netns::{Netns, Proc};
+use morgana_netns::{Netns, Proc, median};
 
 const TAP_SERVER: &str = "10.78.0.2";
 const VETH_SERVER: &str = "10.79.0.2";
@@ -156,11 +156,6 @@ fn measure(ns: &Netns, addr: &str, mib: usize) -> Result<f64, String> {
     Ok(finish_client(start_client(ns, addr, mib, None)?, addr)?.mib_per_s())
 }
 
-pub(crate) fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// `tap ECHO [MIB] [RUNS]`: the comparison, with the `echo` binary at ECHO (a release build).
 pub fn run(args: &[String]) -> Result<(), String> {
     let Some(echo) = args.first() else { return Err("usage: tap ECHO_BINARY [MIB] [RUNS]".into()) };
@@ -191,8 +186,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         tap.push(measure(&client, TAP_SERVER, mib)?);
         veth.push(measure(&client, VETH_SERVER, mib)?);
     }
-    let (tap_med, veth_med) = (median(&mut tap), median(&mut veth));
-    let (tap_best, veth_best) = (tap[tap.len() - 1], veth[veth.len() - 1]);
+    let (tap_med, veth_med) = (median(&tap), median(&veth));
+    let best = |v: &[f64]| v.iter().copied().fold(f64::MIN, f64::max);
+    let (tap_best, veth_best) = (best(&tap), best(&veth));
     println!("Linux -> echo on morgana-tcpip over TAP:   {tap_best:8.1} MiB/s best, {tap_med:8.1} median");
     println!("Linux -> echo on Linux TCP over veth:      {veth_best:8.1} MiB/s best, {veth_med:8.1} median");
     println!(
