@@ -8,29 +8,36 @@ use core::task::Context;
 
 use morgana::net::{Capabilities, LinkState, Net, NetStats, RxToken, TxToken};
 use morgana::{Clock, Duration};
+use virtio_drivers::transport::Transport;
+use virtio_drivers::{Error, Hal};
 
-use crate::irq::IrqLine;
-use crate::sys::virtio::NetQueues;
+use crate::Interrupt;
+use crate::sys::net::NetQueues;
 
-struct Inner {
-    q: NetQueues,
+struct Inner<H: Hal, T: Transport> {
+    q: NetQueues<H, T>,
     stats: NetStats,
 }
 
-/// A virtio-net interface (over virtio-mmio or virtio-pci).
-pub struct VirtioNet {
-    inner: RefCell<Inner>,
-    line: IrqLine,
+/// A virtio-net interface. 32 receive buffers stay posted; 16 frames may be in flight to the
+/// device, and with all 16 out [`Net::transmit`] has no token until the device sends one (its
+/// interrupt wakes the task).
+pub struct VirtioNet<H: Hal, T: Transport, I: Interrupt> {
+    inner: RefCell<Inner<H, T>>,
+    line: I,
     caps: Capabilities,
     mac: [u8; 6],
 }
 
-impl VirtioNet {
-    pub(crate) fn new(q: NetQueues, line: IrqLine) -> Self {
+impl<H: Hal, T: Transport, I: Interrupt> VirtioNet<H, T, I> {
+    /// Initialise the virtio-net device behind `transport`, which interrupts on `line`.
+    /// `Err(Unsupported)` for a device without a MAC address (`VIRTIO_NET_F_MAC`).
+    pub fn new(transport: T, line: I) -> Result<Self, Error> {
+        let q = NetQueues::new(transport)?;
         let mac = q.mac();
         let caps = Capabilities::ethernet(1500);
         debug_assert!(caps.max_frame_len() <= q.max_frame());
-        Self { inner: RefCell::new(Inner { q, stats: NetStats::default() }), line, caps, mac }
+        Ok(Self { inner: RefCell::new(Inner { q, stats: NetStats::default() }), line, caps, mac })
     }
 
     fn service(&self, cx: &mut Context<'_>) {
@@ -47,21 +54,27 @@ static TX_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// Wait, for at most `within`, until every virtio-net device has sent the frames handed to it.
 ///
-/// The hypervisor sends them asynchronously, but stops the machine at once when the app exits:
+/// A hypervisor sends them asynchronously, but stops the machine at once when the app exits:
 /// without this, the last frames an app sends (its answer to the last ping, say) could be lost.
 /// The stack's runner, still spawned, reclaims finished frames when the device interrupts.
-pub(crate) async fn drain_tx<C: Clock>(clock: &C, within: Duration) {
+pub async fn drain_tx<C: Clock>(clock: &C, within: Duration) {
     let deadline = clock.now() + within;
     while TX_IN_FLIGHT.load(Ordering::Relaxed) > 0 && clock.now() < deadline {
         clock.sleep(Duration::from_millis(1)).await;
     }
 }
 
-impl Net for VirtioNet {
-    type RxToken<'a> = VirtioRx<'a>;
-    type TxToken<'a> = VirtioTx<'a>;
+impl<H: Hal, T: Transport, I: Interrupt> Net for VirtioNet<H, T, I> {
+    type RxToken<'a>
+        = VirtioRx<'a, H, T>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = VirtioTx<'a, H, T>
+    where
+        Self: 'a;
 
-    fn receive(&mut self, cx: &mut Context<'_>) -> Option<(VirtioRx<'_>, VirtioTx<'_>)> {
+    fn receive(&mut self, cx: &mut Context<'_>) -> Option<(VirtioRx<'_, H, T>, VirtioTx<'_, H, T>)> {
         self.service(cx);
         let max = self.caps.max_frame_len();
         let mut inner = self.inner.borrow_mut();
@@ -81,14 +94,14 @@ impl Net for VirtioNet {
         }
     }
 
-    fn transmit(&mut self, cx: &mut Context<'_>) -> Option<VirtioTx<'_>> {
+    fn transmit(&mut self, cx: &mut Context<'_>) -> Option<VirtioTx<'_, H, T>> {
         self.service(cx);
         let free = self.inner.borrow().q.tx_free().is_some();
         free.then_some(VirtioTx { inner: &self.inner, max: self.caps.max_frame_len() })
     }
 
     fn link_state(&mut self, _cx: &mut Context<'_>) -> LinkState {
-        // VIRTIO_NET_F_STATUS is not negotiated by virtio-drivers: the link is always up.
+        // VIRTIO_NET_F_STATUS is not negotiated: the link is always up.
         LinkState::Up
     }
 
@@ -106,14 +119,14 @@ impl Net for VirtioNet {
 }
 
 /// A received frame, still in the device's receive buffer.
-pub struct VirtioRx<'a> {
-    inner: &'a RefCell<Inner>,
+pub struct VirtioRx<'a, H: Hal, T: Transport> {
+    inner: &'a RefCell<Inner<H, T>>,
     slot: usize,
     offset: usize,
     len: usize,
 }
 
-impl RxToken for VirtioRx<'_> {
+impl<H: Hal, T: Transport> RxToken for VirtioRx<'_, H, T> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, f: F) -> R {
         // The buffer is taken out while `f` runs: a stack answers from inside `f` with the
         // transmit token, which needs the device too.
@@ -127,7 +140,7 @@ impl RxToken for VirtioRx<'_> {
     }
 }
 
-impl Drop for VirtioRx<'_> {
+impl<H: Hal, T: Transport> Drop for VirtioRx<'_, H, T> {
     fn drop(&mut self) {
         // Unconsumed: hand the buffer back (consume already did, making this a no-op).
         if let Ok(mut inner) = self.inner.try_borrow_mut() {
@@ -137,12 +150,12 @@ impl Drop for VirtioRx<'_> {
 }
 
 /// Room to send one frame.
-pub struct VirtioTx<'a> {
-    inner: &'a RefCell<Inner>,
+pub struct VirtioTx<'a, H: Hal, T: Transport> {
+    inner: &'a RefCell<Inner<H, T>>,
     max: usize,
 }
 
-impl TxToken for VirtioTx<'_> {
+impl<H: Hal, T: Transport> TxToken for VirtioTx<'_, H, T> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let slot = if len <= self.max { self.inner.borrow_mut().q.take_tx() } else { None };
         let Some((slot, mut buf, offset)) = slot else {
