@@ -87,7 +87,16 @@ impl Devices {
             let location = f.location;
             match kind {
                 DeviceType::Network => match VirtioNet::new(f.transport, line) {
-                    Ok(n) => out.nets.push_back(n),
+                    Ok(n) => {
+                        let o = n.offloads();
+                        log::debug!(
+                            "{location}: virtio-net offloads: checksum {}, TSO {}, receive super-frames {}",
+                            yes(o.checksum),
+                            yes(o.tso),
+                            yes(o.rx_super_frames)
+                        );
+                        out.nets.push_back(n)
+                    }
                     Err(virtio_drivers::Error::Unsupported) => errors.push(format!(
                         "{location}: virtio-net: the device has no MAC address (VIRTIO_NET_F_MAC)"
                     )),
@@ -107,6 +116,10 @@ impl Devices {
         }
         (out, errors)
     }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
 }
 
 /// Every virtio-pci device on bus 0, with memory BARs assigned (the firmware may leave them at 0)

@@ -27,10 +27,16 @@ impl Features {
 /// Reset the device, acknowledge it, and accept the features of `wanted` (plus
 /// [`VERSION_1`]) that it offers. `Err(Unsupported)` if the device refuses them.
 pub fn negotiate<T: Transport>(t: &mut T, wanted: u64) -> Result<Features, Error> {
+    negotiate_with(t, |offered| offered & wanted)
+}
+
+/// [`negotiate`], with `choose` picking the features to accept from those offered (for
+/// features that only make sense together); [`VERSION_1`] is accepted whenever offered.
+pub fn negotiate_with<T: Transport>(t: &mut T, choose: impl FnOnce(u64) -> u64) -> Result<Features, Error> {
     t.set_status(DeviceStatus::empty());
     t.set_status(DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER);
     let offered = t.read_device_features();
-    let accepted = offered & (wanted | VERSION_1);
+    let accepted = offered & (choose(offered) | VERSION_1);
     t.write_driver_features(accepted);
     let ok = DeviceStatus::ACKNOWLEDGE | DeviceStatus::DRIVER | DeviceStatus::FEATURES_OK;
     t.set_status(ok);

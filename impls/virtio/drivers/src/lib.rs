@@ -37,7 +37,7 @@ use core::task::Waker;
 
 pub use block::VirtioBlock;
 pub use features::Features;
-pub use net::{VirtioNet, VirtioRx, VirtioTx, drain_tx};
+pub use net::{Offloads, VirtioNet, VirtioRx, VirtioTx, drain_tx};
 pub use virtio_drivers::transport::Transport;
 pub use virtio_drivers::{Error, Hal};
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
 use morgana::block::{Block, BlockError};
-use morgana::net::Net;
+use morgana::net::{Net, RxToken, TxToken};
 use morgana::{Clock, Instant};
 use virtio_drivers::transport::{DeviceStatus, DeviceType};
 
@@ -191,6 +191,177 @@ fn a_legacy_nic_gets_the_10_byte_header() {
     assert!(deliver(&f, 10, &frame));
     let got = drive(morgana_testkit::net::recv(&mut n, &Frozen, morgana::Duration::from_secs(1)), || false);
     assert_eq!(got.as_deref(), Some(&frame[..]));
+}
+
+// ---- virtio-net offloads ----
+
+const NET_F_CSUM: u64 = 1 << 0;
+const NET_F_GUEST_CSUM: u64 = 1 << 1;
+const NET_F_GUEST_TSO4: u64 = 1 << 7;
+const NET_F_GUEST_TSO6: u64 = 1 << 8;
+const NET_F_HOST_TSO4: u64 = 1 << 11;
+const NET_F_HOST_TSO6: u64 = 1 << 12;
+const NET_F_MRG_RXBUF: u64 = 1 << 15;
+/// What QEMU's virtio-net offers with a TAP back end.
+const QEMU_TAP: u64 = VERSION_1
+    | NET_F_MAC
+    | NET_F_CSUM
+    | NET_F_GUEST_CSUM
+    | NET_F_GUEST_TSO4
+    | NET_F_GUEST_TSO6
+    | NET_F_HOST_TSO4
+    | NET_F_HOST_TSO6
+    | NET_F_MRG_RXBUF;
+
+fn ones_sum(b: &[u8]) -> u32 {
+    b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum()
+}
+
+fn fold(mut s: u32) -> u16 {
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+/// An Ethernet + IPv4 + TCP frame carrying `payload`, both checksums right.
+fn tcp4(payload: &[u8]) -> Vec<u8> {
+    let total = 40 + payload.len();
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 9, 0x08, 0x00];
+    f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
+    let ip = !fold(ones_sum(&f[14..34]));
+    f[24..26].copy_from_slice(&ip.to_be_bytes());
+    let mut tcp = vec![0u8; 20];
+    tcp[..4].copy_from_slice(&[0x12, 0x34, 0x00, 0x07]);
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x18;
+    f.extend_from_slice(&tcp);
+    f.extend_from_slice(payload);
+    let pseudo = ones_sum(&f[26..34]) + 6 + (total - 20) as u32;
+    let c = !fold(pseudo + ones_sum(&f[34..]));
+    f[50..52].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// The next frame `n` receives, whatever it is.
+async fn recv_any(n: &mut Nic) -> Vec<u8> {
+    std::future::poll_fn(|cx| match n.receive(cx) {
+        Some((rx, _)) => Poll::Ready(rx.consume(|b| b.to_vec())),
+        None => Poll::Pending,
+    })
+    .await
+}
+
+fn cx_counting() -> (Arc<Wakes>, Waker) {
+    let w = Arc::new(Wakes(AtomicUsize::new(0)));
+    (w.clone(), Waker::from(w))
+}
+
+#[test]
+fn without_offloads_offered_the_stack_does_checksums_and_segments_itself() {
+    let (_f, n) = nic(1);
+    let caps = n.capabilities();
+    assert!(!caps.checksum_offload);
+    assert_eq!((caps.tso_max_frame_len, caps.rx_max_frame_len), (0, 0));
+    // TSO without the checksum offload it depends on is not taken either.
+    let f = nic_device(VERSION_1 | NET_F_MAC | NET_F_HOST_TSO4 | NET_F_HOST_TSO6, [2, 0, 0, 0, 0, 4]);
+    let n = Nic::new(f.transport(), f.line()).unwrap();
+    assert_eq!(n.capabilities().tso_max_frame_len, 0);
+    assert_eq!(f.dev().accepted & (NET_F_HOST_TSO4 | NET_F_HOST_TSO6), 0);
+}
+
+#[test]
+fn a_tcp_super_frame_goes_to_the_device_whole_marked_for_checksum_and_segmentation() {
+    let f = nic_device(QEMU_TAP, [2, 0, 0, 0, 0, 1]);
+    let mut n = Nic::new(f.transport(), f.line()).expect("starts");
+    let caps = n.capabilities();
+    assert!(caps.checksum_offload, "CSUM: the device completes checksums");
+    assert!(caps.tso_max_frame_len >= 65_535, "HOST_TSO4/6: 64 KiB segments");
+    let mut frame = tcp4(&[0x5a; 20_000]);
+    frame[50..52].fill(0); // the stack leaves the checksum to the device
+    let (_w, waker) = cx_counting();
+    let mut tx = n.transmit(&mut Context::from_waker(&waker)).expect("a buffer");
+    tx.set_segment_size(1460);
+    tx.consume(frame.len(), |b| b.copy_from_slice(&frame));
+    assert_eq!(n.stats().tx_frames, 1);
+    let out = sent(&f);
+    assert_eq!(out.len(), 1, "one descriptor for the whole super-frame");
+    let bytes = &out[0].1;
+    assert_eq!(bytes.len(), 12 + frame.len());
+    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
+    assert_eq!(bytes[0], 1, "NEEDS_CSUM");
+    assert_eq!(bytes[1], 1, "GSO_TCPV4");
+    assert_eq!(
+        (u16_at(2), u16_at(4), u16_at(6), u16_at(8)),
+        (54, 1460, 34, 16),
+        "hdr_len, gso_size, csum_start, csum_offset"
+    );
+    assert_eq!(u16_at(10), 0, "num_buffers is 0 on what a driver sends");
+    let sum_field = u16::from_be_bytes([bytes[12 + 50], bytes[12 + 51]]);
+    assert_ne!(sum_field, 0, "the checksum field holds the pseudo-header sum for the device to finish");
+}
+
+#[test]
+fn a_received_frame_with_a_bad_checksum_is_dropped_unless_the_device_vouches_for_it() {
+    let f = nic_device(VERSION_1 | NET_F_MAC | NET_F_CSUM | NET_F_GUEST_CSUM, [2, 0, 0, 0, 0, 1]);
+    let mut n = Nic::new(f.transport(), f.line()).expect("starts");
+    let (_w, waker) = cx_counting();
+    let mut cx = Context::from_waker(&waker);
+    let good = tcp4(b"checked");
+    let mut bad = good.clone();
+    bad[60] ^= 0xff;
+    assert!(deliver(&f, 12, &bad));
+    assert!(n.receive(&mut cx).is_none(), "a corrupted segment is not delivered");
+    assert_eq!(n.stats().rx_dropped, 1);
+    assert!(deliver(&f, 12, &good));
+    let got = n.receive(&mut cx).map(|(rx, _)| rx.consume(|b| b.to_vec()));
+    assert_eq!(got.as_deref(), Some(&good[..]), "a correct one is");
+    // DATA_VALID: the device checked it; the driver does not look again.
+    let mut hdr = [0u8; 12];
+    hdr[0] = 2;
+    let mut d = f.dev();
+    let chain = d.pop(RX).unwrap();
+    let n_written = fake::write(&chain, &[&hdr[..], &bad[..]].concat());
+    d.complete(RX, &chain, n_written);
+    drop(d);
+    assert!(n.receive(&mut cx).is_some(), "a frame the device vouched for is delivered");
+}
+
+#[test]
+fn a_super_frame_across_merged_receive_buffers_arrives_whole() {
+    let f = nic_device(QEMU_TAP, [2, 0, 0, 0, 0, 1]);
+    let mut n = Nic::new(f.transport(), f.line()).expect("starts");
+    assert!(n.capabilities().rx_max_frame_len >= 65_535, "GUEST_TSO4/6 with MRG_RXBUF");
+    assert_ne!(f.dev().accepted & NET_F_MRG_RXBUF, 0);
+    let frame = tcp4(&(0..60_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+    // The device spreads it over as many buffers as it takes, saying how many in the first.
+    let mut d = f.dev();
+    let mut chains = Vec::new();
+    let mut rest = &frame[..];
+    let mut first = true;
+    while first || !rest.is_empty() {
+        let chain = d.pop(RX).expect("enough receive buffers posted");
+        let room = fake::writable_len(&chain) - if first { 12 } else { 0 };
+        let take = room.min(rest.len());
+        let mut bytes = if first { vec![0u8; 12] } else { Vec::new() };
+        bytes.extend_from_slice(&rest[..take]);
+        rest = &rest[take..];
+        first = false;
+        chains.push((chain, bytes));
+    }
+    let count = chains.len() as u16;
+    assert!(count > 1, "a 60 KB frame needs several buffers");
+    chains[0].1[10..12].copy_from_slice(&count.to_le_bytes());
+    for (chain, bytes) in &chains {
+        let n = fake::write(chain, bytes);
+        d.complete(RX, chain, n);
+    }
+    drop(d);
+    let got = drive(recv_any(&mut n), || false);
+    assert!(got == frame, "the super-frame is delivered whole ({} of {} bytes)", got.len(), frame.len());
+    // Every buffer went back to the device: another super-frame fits again.
+    assert!(f.dev().pop(RX).is_some());
 }
 
 // ---- virtio-blk ----
