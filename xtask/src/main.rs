@@ -49,6 +49,8 @@ const NO_STD_CRATES: &[&str] = &[
     "morgana-tls",
     "morgana-http",
     "morgana-tcpip",
+    "morgana-vnet",
+    "morgana-virtio-drivers",
     "morgana-virtio",
 ];
 

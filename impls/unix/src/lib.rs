@@ -46,7 +46,7 @@ mod sys;
 mod tap;
 mod target;
 mod time;
-mod vnet;
+use morgana_vnet as vnet;
 mod wiring;
 
 pub use block::{FileBlock, FileBlockError, FileBlockOptions};

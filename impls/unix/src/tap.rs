@@ -8,7 +8,7 @@
 //!
 //! Offloads ([`TapNet::open`]; [`TapNet::open_without_offloads`] has none): the interface is
 //! attached with `IFF_VNET_HDR` too, so each frame read or written is a 10-byte `struct
-//! virtio_net_hdr` followed by a plain Ethernet frame (layout in `vnet.rs`), and the kernel is
+//! virtio_net_hdr` followed by a plain Ethernet frame (layout in `morgana-vnet`), and the kernel is
 //! told with `TUNSETOFFLOAD` that we take partial checksums (`TUN_F_CSUM`) and TCP super-frames
 //! (`TUN_F_TSO4 | TUN_F_TSO6`). Then:
 //!

@@ -11,13 +11,19 @@ use virtio_drivers::transport::pci::bus::{
 };
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
 
-use crate::block::VirtioBlock;
 use crate::cmdline::MmioDevice;
-use crate::irq::Irqs;
-use crate::net::VirtioNet;
+use crate::irq::{IrqLine, Irqs};
 use crate::pci::{BAR_WINDOW, BarAllocator, q35_gsi};
-use crate::sys::paging;
-use crate::sys::virtio::{self, BlkQueue, Found, KernelHal, NetQueues, PortCam};
+use crate::sys::virtio::{self, AnyTransport, Found, KernelHal, PortCam};
+
+/// A virtio-net interface on this kernel ([`morgana::Net`]).
+pub type VirtioNet = morgana_virtio_drivers::VirtioNet<KernelHal, AnyTransport, IrqLine>;
+/// A frame received by a [`VirtioNet`].
+pub type VirtioRx<'a> = morgana_virtio_drivers::VirtioRx<'a, KernelHal, AnyTransport>;
+/// Room to send a frame on a [`VirtioNet`].
+pub type VirtioTx<'a> = morgana_virtio_drivers::VirtioTx<'a, KernelHal, AnyTransport>;
+/// A virtio-blk disk on this kernel ([`morgana::Block`]).
+pub type VirtioBlock = morgana_virtio_drivers::VirtioBlock<KernelHal, AnyTransport, IrqLine>;
 
 /// Network interfaces and disks, in discovery order (command line first, then PCI slots).
 #[derive(Default)]
@@ -80,12 +86,29 @@ impl Devices {
             };
             let location = f.location;
             match kind {
-                DeviceType::Network => match NetQueues::new(f.transport) {
-                    Ok(q) => out.nets.push_back(VirtioNet::new(q, line)),
+                DeviceType::Network => match VirtioNet::new(f.transport, line) {
+                    Ok(n) => {
+                        let o = n.offloads();
+                        log::debug!(
+                            "{location}: virtio-net offloads: checksum {}, TSO {}, receive super-frames {}",
+                            yes(o.checksum),
+                            yes(o.tso),
+                            yes(o.rx_super_frames)
+                        );
+                        out.nets.push_back(n)
+                    }
+                    Err(virtio_drivers::Error::Unsupported) => errors.push(format!(
+                        "{location}: virtio-net: the device has no MAC address (VIRTIO_NET_F_MAC)"
+                    )),
                     Err(e) => errors.push(format!("{location}: virtio-net: {e}")),
                 },
-                _ => match BlkQueue::new(f.transport) {
-                    Ok(q) => out.blocks.push_back(VirtioBlock::new(q, line)),
+                _ => match VirtioBlock::new(f.transport, line) {
+                    Ok(b) => {
+                        if let Some(note) = b.missing() {
+                            errors.push(format!("{location}: virtio-blk {note}"));
+                        }
+                        out.blocks.push_back(b)
+                    }
                     Err(e) => errors.push(format!("{location}: virtio-blk: {e}")),
                 },
             }
@@ -93,6 +116,10 @@ impl Devices {
         }
         (out, errors)
     }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
 }
 
 /// Every virtio-pci device on bus 0, with memory BARs assigned (the firmware may leave them at 0)
@@ -125,8 +152,10 @@ fn probe_pci(errors: &mut Vec<String>) -> Vec<Found> {
             continue;
         }
         for bar in root.bars(df).into_iter().flatten().flatten() {
-            if let BarInfo::Memory { address, size, .. } = bar {
-                paging::map(address, size, true);
+            if let BarInfo::Memory { address, size, .. } = bar
+                && !virtio::map_window(address, size)
+            {
+                log::warn!("{location}: BAR at {address:#x} ({size} bytes) is outside the device area");
             }
         }
         root.set_command(df, Command::MEMORY_SPACE | Command::BUS_MASTER);

@@ -37,18 +37,10 @@ pub struct IrqLine {
     gsi: u32,
 }
 
-/// Run `f` with interrupts off (the IOAPIC registers are shared with the handlers).
-fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    cpu::cli();
-    let r = f();
-    cpu::sti();
-    r
-}
-
 impl Irqs {
     /// Listen on `gsi`: route it through the IOAPIC to its vector.
     pub fn line(&self, gsi: u32) -> Result<IrqLine, String> {
-        if !without_interrupts(|| apic::route(gsi)) {
+        if !apic::route(gsi) {
             return Err(alloc::format!("interrupt line {gsi} has no IOAPIC pin"));
         }
         let mut lines = self.lines.borrow_mut();
@@ -80,10 +72,10 @@ impl Irqs {
     }
 }
 
-impl IrqLine {
+impl morgana_virtio_drivers::Interrupt for IrqLine {
     /// Register `waker` for the next interrupt; if the line fired since the last call, run
     /// `ack` (acknowledge the device) and let the line interrupt again.
-    pub fn service(&self, waker: &Waker, ack: impl FnOnce()) {
+    fn service(&self, waker: &Waker, ack: impl FnOnce()) {
         let fired = {
             let mut lines = self.irqs.lines.borrow_mut();
             let line = &mut lines[self.index];
@@ -97,10 +89,12 @@ impl IrqLine {
             ack();
             // Another device may share the line: unmasking while it still asserts just fires
             // again, and that device is acknowledged on its own poll.
-            without_interrupts(|| apic::unmask(self.gsi));
+            apic::unmask(self.gsi);
         }
     }
+}
 
+impl IrqLine {
     /// The GSI.
     pub fn gsi(&self) -> u32 {
         self.gsi

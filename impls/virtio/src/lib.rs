@@ -18,11 +18,13 @@
 //! path wakes the tasks of the devices on it.
 //!
 //! Devices (probed when the app first asks for one): [`VirtioNet`]
-//! ([`morgana::Net`]) and [`VirtioBlock`] ([`morgana::Block`]) on virtio-drivers, over
-//! virtio-mmio (from the command line) and virtio-pci (bus 0 through ports 0xcf8/0xcfc; BARs the
-//! firmware left unassigned are placed). A missing device is a [`StartError::Device`]: one
-//! line, exit status 1. A store or file argument (`--kv DIR`) is refused the same way: there
-//! are no directories here.
+//! ([`morgana::Net`]) and [`VirtioBlock`] ([`morgana::Block`]), the drivers of
+//! `morgana-virtio-drivers` (tested on the host against a fake device) on this kernel's
+//! [`KernelHal`], its interrupt lines ([`IrqLine`]) and virtio-drivers' transports: virtio-mmio
+//! (from the command line) and virtio-pci (bus 0 through ports 0xcf8/0xcfc; BARs the firmware
+//! left unassigned are placed). What a device lacks (a disk without a flush command) is said
+//! once, at start. A missing device is a [`StartError::Device`]: one line, exit status 1. A
+//! store or file argument (`--kv DIR`) is refused the same way: there are no directories here.
 //!
 //! Network apps take the target's default stack, [`stack`]: `morgana-tcpip` on the first NIC,
 //! configured by [`morgana_tcpip::ARGS`] (DHCP when no address is given), seeded from RDRAND,
@@ -54,15 +56,11 @@ pub mod specs;
 pub mod time;
 
 #[cfg(target_os = "none")]
-mod block;
-#[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
 mod devices;
 #[cfg(target_os = "none")]
 mod irq;
-#[cfg(target_os = "none")]
-mod net;
 #[cfg(target_os = "none")]
 mod rng;
 #[cfg(target_os = "none")]
@@ -74,14 +72,10 @@ mod stack;
 mod sys;
 
 #[cfg(target_os = "none")]
-pub use block::VirtioBlock;
-#[cfg(target_os = "none")]
-pub use devices::Devices;
+pub use devices::{Devices, VirtioBlock, VirtioNet, VirtioRx, VirtioTx};
 #[cfg(target_os = "none")]
 pub use irq::{HaltPark, IrqLine, Irqs, Timer};
 pub use morgana_target::StartError;
-#[cfg(target_os = "none")]
-pub use net::{VirtioNet, VirtioRx, VirtioTx};
 #[cfg(target_os = "none")]
 pub use rng::{HwEntropy, HwRng};
 #[cfg(target_os = "none")]
@@ -91,6 +85,8 @@ pub use run::{
 };
 #[cfg(target_os = "none")]
 pub use stack::{VirtioStack, net, stack, tcpip_config};
+#[cfg(target_os = "none")]
+pub use sys::virtio::{AnyTransport, KernelHal};
 #[cfg(target_os = "none")]
 pub use time::KernelTime;
 

@@ -70,7 +70,7 @@ impl HwRng {
         if self.source == Source::Rdrand { 10 } else { 10_000 }
     }
 
-    /// One 64-bit value, `None` if the hardware failed [`tries`](Self::tries) times in a row.
+    /// One 64-bit value, `None` if the hardware failed `tries()` times in a row.
     pub fn try_next_u64(&mut self) -> Option<u64> {
         for _ in 0..self.tries() {
             let v = match self.source {

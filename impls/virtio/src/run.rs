@@ -13,12 +13,10 @@ use morgana_args::{ArgSpec, Args};
 use morgana_rt::{Executor, RtPlatform, Stalled, TimeSource};
 use morgana_target::{Device, Specs, StartError, Target};
 
-use crate::block::VirtioBlock;
 use crate::cmdline::Cmdline;
 use crate::console::{init_log, println};
-use crate::devices::Devices;
+use crate::devices::{Devices, VirtioBlock, VirtioNet};
 use crate::irq::{HaltPark, Irqs, Timer};
-use crate::net::VirtioNet;
 use crate::rng::HwEntropy;
 use crate::stack::VirtioStack;
 use crate::sys::{self, apic, cpu};
@@ -63,12 +61,8 @@ impl Display for Describe {
 fn boot() -> Result<Booted, Cow<'static, str>> {
     sys::idt::init();
     let info = sys::pvh::start_info()?;
-    let (start, len) = crate::memmap::heap_region(info.regions, &info.reserved, 1 << 32)
-        .ok_or("the memory map has no free RAM for a heap: give the VM more memory (--mem)")?;
-    if !sys::heap::init(start, len) {
-        return Err("the heap's memory lies above 4 GiB".into());
-    }
-    let line = core::str::from_utf8(info.cmdline).map_err(|_| "the kernel command line is not UTF-8")?;
+    let len = sys::heap::init(&info)?;
+    let line = core::str::from_utf8(info.cmdline()).map_err(|_| "the kernel command line is not UTF-8")?;
     let cmdline = Cmdline::parse(line).map_err(|e| e.to_string())?;
     let entropy = HwEntropy::detect()?;
     let (time, clock) = KernelTime::init();
@@ -242,7 +236,9 @@ impl Target for Virtio {
         let out = self.exec.block_on(&mut self.park, app);
         // Let the NICs send what the app handed them last, before QEMU stops.
         let clock = self.exec.handle();
-        let _ = self.exec.block_on(&mut self.park, crate::net::drain_tx(&clock, Duration::from_millis(100)));
+        let _ = self
+            .exec
+            .block_on(&mut self.park, morgana_virtio_drivers::drain_tx(&clock, Duration::from_millis(100)));
         out
     }
 }

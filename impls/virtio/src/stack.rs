@@ -4,8 +4,7 @@ use morgana_args::Args;
 use morgana_target::StartError;
 use morgana_tcpip::{Config, Ipv4Mode};
 
-use crate::devices::Devices;
-use crate::net::VirtioNet;
+use crate::devices::{Devices, VirtioNet};
 use crate::run::VirtioPlatform;
 
 /// The stack [`stack`] returns: an app takes it as its `S: TcpStack` (also `UdpStack` and

@@ -2,12 +2,16 @@
 //!
 //! Interrupt handlers only record what fired, in atomics, and mask the line; the park path reads
 //! them with interrupts off ([`take_pending`]) and wakes the tasks. The IOAPIC's index/data
-//! registers are touched by the handler (mask) and by the park path (unmask) only with interrupts
-//! off, so the two never interleave.
+//! registers are only touched with interrupts masked (`without_interrupts`), so a handler's
+//! mask never falls between the park path's index and data writes.
+//!
+//! The registers are reached through [`lapic_read`]/[`lapic_write`] and the IOAPIC pair, whose
+//! addresses are fixed here: a register of the LAPIC's or an IOAPIC's window, where no Rust
+//! object lives. Before [`init`] maps the windows an access faults, and the fault is reported.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use super::cpu::{cpuid, rdmsr, wrmsr};
+use super::cpu::{cpuid, rdmsr, without_interrupts, wrmsr};
 use super::paging::map;
 use super::{mmio_read, mmio_write};
 
@@ -46,97 +50,144 @@ fn lapic(reg: u64) -> u64 {
     LAPIC_BASE.load(Ordering::Relaxed) + reg
 }
 
-/// Enable the local APIC; returns whether the TSC-deadline timer is available.
+/// Read local APIC register `reg` (an offset from the table above).
+fn lapic_read(reg: u64) -> u32 {
+    // SAFETY: a register of the LAPIC's window (see the module documentation); reads of these
+    // registers have no effect on memory.
+    unsafe { mmio_read(lapic(reg)) }
+}
+
+/// Write local APIC register `reg`.
+fn lapic_write(reg: u64, value: u32) {
+    // SAFETY: a register of the LAPIC's window (see the module documentation); the LAPIC does
+    // no DMA, so a write only changes timer and interrupt delivery.
+    unsafe { mmio_write(lapic(reg), value) }
+}
+
+/// Enable the local APIC and map the IOAPICs; returns whether the TSC-deadline timer is
+/// available.
 pub fn init() -> bool {
-    let base = rdmsr(IA32_APIC_BASE);
-    LAPIC_BASE.store(base & 0xf_ffff_f000, Ordering::Relaxed);
-    map(base & 0xf_ffff_f000, 0x1000, true);
-    for (ioapic, _) in IOAPICS {
-        map(ioapic, 0x20, true);
+    let msr = rdmsr(IA32_APIC_BASE);
+    let window = msr & 0xf_ffff_f000;
+    LAPIC_BASE.store(window, Ordering::Relaxed);
+    // SAFETY: boot, task context; the LAPIC's and IOAPICs' register windows, device memory
+    // where no RAM lives, mapped uncached.
+    unsafe {
+        map(window, 0x1000, true);
+        for (ioapic, _) in IOAPICS {
+            map(ioapic, 0x20, true);
+        }
     }
-    if base & (1 << 11) == 0 {
-        wrmsr(IA32_APIC_BASE, base | (1 << 11));
+    if msr & (1 << 11) == 0 {
+        // SAFETY: the APIC base MSR exists on every x86_64 CPU; setting the global enable bit
+        // keeps the window where it is (the base bits are written back unchanged).
+        unsafe { wrmsr(IA32_APIC_BASE, msr | (1 << 11)) };
     }
-    mmio_write(lapic(LAPIC_SVR), 0x100 | u32::from(SPURIOUS_VECTOR));
-    APIC_ID.store(mmio_read(lapic(LAPIC_ID)) >> 24, Ordering::Relaxed);
+    lapic_write(LAPIC_SVR, 0x100 | u32::from(SPURIOUS_VECTOR));
+    APIC_ID.store(lapic_read(LAPIC_ID) >> 24, Ordering::Relaxed);
     let deadline = cpuid(1, 0)[2] & (1 << 24) != 0;
     TSC_DEADLINE.store(deadline, Ordering::Relaxed);
     let mode = if deadline { 0b10 << 17 } else { 0 };
-    mmio_write(lapic(LAPIC_LVT_TIMER), mode | u32::from(TIMER_VECTOR));
+    lapic_write(LAPIC_LVT_TIMER, mode | u32::from(TIMER_VECTOR));
     if !deadline {
-        mmio_write(lapic(LAPIC_TIMER_DIVIDE), 0b1011); // divide by 1
+        lapic_write(LAPIC_TIMER_DIVIDE, 0b1011); // divide by 1
     }
     deadline
 }
 
+/// Write the TSC-deadline MSR (0 disarms), only if CPUID advertised the mode.
+fn write_deadline(tsc: u64) {
+    if TSC_DEADLINE.load(Ordering::Relaxed) {
+        // SAFETY: CPUID advertised TSC-deadline mode (`init`); the MSR only arms the timer.
+        unsafe { wrmsr(IA32_TSC_DEADLINE, tsc) };
+    }
+}
+
 /// Arm the TSC-deadline timer for TSC value `tsc`.
 pub fn arm_deadline(tsc: u64) {
-    wrmsr(IA32_TSC_DEADLINE, tsc.max(1));
+    write_deadline(tsc.max(1));
 }
 
 /// Arm the one-shot timer for `ticks` of the APIC timer clock.
 pub fn arm_oneshot(ticks: u64) {
     let ticks = u32::try_from(ticks).unwrap_or(u32::MAX).max(1);
-    mmio_write(lapic(LAPIC_TIMER_INIT), ticks);
+    lapic_write(LAPIC_TIMER_INIT, ticks);
 }
 
 /// Start the one-shot timer from its maximum count (for calibration).
 pub fn oneshot_start_max() {
-    mmio_write(lapic(LAPIC_TIMER_INIT), u32::MAX);
+    lapic_write(LAPIC_TIMER_INIT, u32::MAX);
 }
 
 /// Ticks left on the one-shot timer.
 pub fn oneshot_remaining() -> u32 {
-    mmio_read(lapic(LAPIC_TIMER_CURRENT))
+    lapic_read(LAPIC_TIMER_CURRENT)
 }
 
 /// Stop the timer, whichever mode it is in.
 pub fn disarm() {
     if TSC_DEADLINE.load(Ordering::Relaxed) {
-        wrmsr(IA32_TSC_DEADLINE, 0);
+        write_deadline(0);
     } else {
-        mmio_write(lapic(LAPIC_TIMER_INIT), 0);
+        lapic_write(LAPIC_TIMER_INIT, 0);
     }
 }
 
-fn ioapic_for(gsi: u32) -> Option<(u64, u32)> {
-    IOAPICS.iter().rev().find(|(_, first)| gsi >= *first).map(|&(base, first)| (base, gsi - first))
+/// The IOAPIC serving `gsi` (one of [`IOAPICS`]) and its pin there.
+fn ioapic_for(gsi: u32) -> Option<(usize, u32)> {
+    IOAPICS.iter().rposition(|(_, first)| gsi >= *first).map(|i| (i, gsi - IOAPICS[i].1))
 }
 
-fn ioapic_write(base: u64, reg: u32, value: u32) {
-    mmio_write(base, reg);
-    mmio_write(base + 0x10, value);
+/// Write register `reg` of IOAPIC `which` (index, then data), with interrupts masked so that
+/// a handler's access cannot fall between the two.
+fn ioapic_write(which: usize, reg: u32, value: u32) {
+    let base = IOAPICS[which].0;
+    // SAFETY: the index and data registers of an IOAPIC's window (see the module
+    // documentation); the IOAPIC does no DMA.
+    without_interrupts(|| unsafe {
+        mmio_write(base, reg);
+        mmio_write(base + 0x10, value);
+    })
 }
 
-fn ioapic_read(base: u64, reg: u32) -> u32 {
-    mmio_write(base, reg);
-    mmio_read(base + 0x10)
+/// Read register `reg` of IOAPIC `which` (see [`ioapic_write`]).
+fn ioapic_read(which: usize, reg: u32) -> u32 {
+    let base = IOAPICS[which].0;
+    // SAFETY: as for `ioapic_write`; reads have no memory effects.
+    without_interrupts(|| unsafe {
+        mmio_write(base, reg);
+        mmio_read(base + 0x10)
+    })
 }
 
 /// Route `gsi` (level-triggered, active high: how QEMU drives virtio lines) to its vector on this
-/// CPU, unmasked. Call with interrupts off.
+/// CPU, unmasked.
 pub fn route(gsi: u32) -> bool {
-    let Some((base, pin)) = ioapic_for(gsi).filter(|_| gsi < u32::from(GSIS)) else { return false };
-    let pins = (ioapic_read(base, 1) >> 16 & 0xff) + 1;
+    let Some((io, pin)) = ioapic_for(gsi).filter(|_| gsi < u32::from(GSIS)) else { return false };
+    let pins = (ioapic_read(io, 1) >> 16 & 0xff) + 1;
     if pin >= pins {
         return false;
     }
     let vector = u32::from(IRQ_BASE) + gsi;
     super::idt::enable_irq(vector as u8);
-    ioapic_write(base, 0x11 + 2 * pin, APIC_ID.load(Ordering::Relaxed) << 24);
-    ioapic_write(base, 0x10 + 2 * pin, vector | 1 << 15);
+    without_interrupts(|| {
+        ioapic_write(io, 0x11 + 2 * pin, APIC_ID.load(Ordering::Relaxed) << 24);
+        ioapic_write(io, 0x10 + 2 * pin, vector | 1 << 15);
+    });
     true
 }
 
 fn set_masked(gsi: u32, masked: bool) {
-    if let Some((base, pin)) = ioapic_for(gsi) {
-        let low = ioapic_read(base, 0x10 + 2 * pin);
-        let low = if masked { low | 1 << 16 } else { low & !(1 << 16) };
-        ioapic_write(base, 0x10 + 2 * pin, low);
+    if let Some((io, pin)) = ioapic_for(gsi) {
+        without_interrupts(|| {
+            let low = ioapic_read(io, 0x10 + 2 * pin);
+            let low = if masked { low | 1 << 16 } else { low & !(1 << 16) };
+            ioapic_write(io, 0x10 + 2 * pin, low);
+        })
     }
 }
 
-/// Let `gsi` interrupt again once its device has been acknowledged. Call with interrupts off.
+/// Let `gsi` interrupt again once its device has been acknowledged.
 pub fn unmask(gsi: u32) {
     set_masked(gsi, false);
 }
@@ -162,5 +213,5 @@ pub extern "C" fn on_interrupt(vector: u64) {
         set_masked(u32::from(gsi), true);
         PENDING.fetch_or(1 << gsi, Ordering::AcqRel);
     }
-    mmio_write(lapic(LAPIC_EOI), 0);
+    lapic_write(LAPIC_EOI, 0);
 }

@@ -59,7 +59,10 @@ pub fn pvclock_enable() -> Option<Pvclock> {
         return None;
     }
     // Identity-mapped: the static's address is its physical address. Bit 0 enables updates.
-    wrmsr(MSR_KVM_SYSTEM_TIME_NEW, PVCLOCK.0.get() as u64 | 1);
+    // SAFETY: KVM advertised the MSR (checked above); the hypervisor will write
+    // `pvclock_vcpu_time_info` into `PVCLOCK`, a static of exactly that layout that Rust code
+    // only reads with volatile loads (`pvclock_read`).
+    unsafe { wrmsr(MSR_KVM_SYSTEM_TIME_NEW, PVCLOCK.0.get() as u64 | 1) };
     let first = pvclock_read();
     (first.scale.hz() != 0).then_some(first)
 }
@@ -124,16 +127,22 @@ const PIT_HZ: u64 = 1_193_182;
 pub fn tsc_hz_from_pit() -> u64 {
     const WINDOW: u32 = (PIT_HZ / 100) as u32;
     fn count() -> u16 {
-        outb(0x43, 0x00); // latch channel 0
-        let lo = inb(0x40);
-        let hi = inb(0x40);
-        u16::from_le_bytes([lo, hi])
+        // SAFETY: the PIT's command and channel 0 data ports; the PIT does no DMA.
+        unsafe {
+            outb(0x43, 0x00); // latch channel 0
+            let lo = inb(0x40);
+            let hi = inb(0x40);
+            u16::from_le_bytes([lo, hi])
+        }
     }
     // Channel 0, lo/hi byte, mode 2 (rate generator), binary, period 65536; its interrupt line
     // stays masked in the IOAPIC.
-    outb(0x43, 0b0011_0100);
-    outb(0x40, 0);
-    outb(0x40, 0);
+    // SAFETY: as in `count`.
+    unsafe {
+        outb(0x43, 0b0011_0100);
+        outb(0x40, 0);
+        outb(0x40, 0);
+    }
     let mut last = count();
     let start = rdtsc();
     let mut elapsed = 0u32;
@@ -155,8 +164,12 @@ pub fn tsc_hz_from_pit() -> u64 {
 /// Read the CMOS real-time clock (UTC), waiting out an update in progress; `None` without one.
 pub fn rtc_read() -> Option<RtcTime> {
     fn reg(r: u8) -> u8 {
-        outb(0x70, r);
-        inb(0x71)
+        // SAFETY: the CMOS index and data ports; reading the clock registers has no memory
+        // effects (bit 7 of the index, NMI disable, stays clear).
+        unsafe {
+            outb(0x70, r & 0x7f);
+            inb(0x71)
+        }
     }
     // An absent RTC reads as all ones (and would look forever busy).
     let b = reg(0x0b);

@@ -3,17 +3,27 @@
 use core::arch::asm;
 
 /// Write a byte to an I/O port.
-pub fn outb(port: u16, value: u8) {
-    // SAFETY: port I/O has no memory effects; the ports used here (serial, PIT, PIC, CMOS,
-    // isa-debug-exit, PCI config) are owned by this kernel alone.
+///
+/// # Safety
+///
+/// The port must belong to a device this kernel drives (serial, PIT, CMOS, isa-debug-exit, PCI
+/// configuration), and the write must not make a device touch memory that Rust code owns (a
+/// PCI configuration write can move a BAR or enable DMA: only the PCI code does those).
+pub unsafe fn outb(port: u16, value: u8) {
+    // SAFETY: the instruction itself touches no memory; what the device does is the caller's
+    // contract above.
     unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) }
 }
 
 /// Write `bytes` to an I/O port, one after the other, with one `rep outsb` (under a hypervisor:
 /// one exit for all of them).
-pub fn outsb(port: u16, bytes: &[u8]) {
+///
+/// # Safety
+///
+/// As for [`outb`].
+pub unsafe fn outsb(port: u16, bytes: &[u8]) {
     // SAFETY: `rep outsb` reads `rcx` bytes from `rsi` upward (the direction flag is clear, as
-    // the ABI guarantees): exactly the slice. Port I/O as for `outb`.
+    // the ABI guarantees): exactly the slice. The device's side is the caller's contract.
     unsafe {
         asm!("rep outsb", in("dx") port, inout("rsi") bytes.as_ptr() => _, inout("rcx") bytes.len() => _,
              options(readonly, nostack, preserves_flags))
@@ -21,7 +31,11 @@ pub fn outsb(port: u16, bytes: &[u8]) {
 }
 
 /// Read a byte from an I/O port.
-pub fn inb(port: u16) -> u8 {
+///
+/// # Safety
+///
+/// As for [`outb`] (a read can have side effects on the device too).
+pub unsafe fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: as for `outb`.
     unsafe { asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags)) }
@@ -29,24 +43,32 @@ pub fn inb(port: u16) -> u8 {
 }
 
 /// Write a 32-bit word to an I/O port.
-pub fn outl(port: u16, value: u32) {
+///
+/// # Safety
+///
+/// As for [`outb`].
+pub unsafe fn outl(port: u16, value: u32) {
     // SAFETY: as for `outb`.
     unsafe { asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags)) }
 }
 
 /// Read a 32-bit word from an I/O port.
-pub fn inl(port: u16) -> u32 {
+///
+/// # Safety
+///
+/// As for [`outb`].
+pub unsafe fn inl(port: u16) -> u32 {
     let value: u32;
     // SAFETY: as for `outb`.
     unsafe { asm!("in eax, dx", in("dx") port, out("eax") value, options(nomem, nostack, preserves_flags)) }
     value
 }
 
-/// Read a model-specific register.
+/// Read a model-specific register. Safe: a read has no memory effects, and an MSR the CPU does
+/// not have raises a general-protection fault, which the exception handler reports.
 pub fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
-    // SAFETY: only called for MSRs whose presence CPUID (or the hypervisor signature) confirmed;
-    // reading an MSR has no memory effects.
+    // SAFETY: reading an MSR writes only the two output registers (or faults, see above).
     unsafe {
         asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
     }
@@ -55,10 +77,13 @@ pub fn rdmsr(msr: u32) -> u64 {
 
 /// Write a model-specific register.
 ///
-/// Callers pass MSRs CPUID advertised, with values whose memory effects they account for
-/// (the pvclock MSR makes the hypervisor write into a static this crate owns).
-pub fn wrmsr(msr: u32, value: u64) {
-    // SAFETY: see the function documentation; every caller is in this crate and checks CPUID.
+/// # Safety
+///
+/// The MSR must be one CPUID (or the hypervisor's signature) advertised, and the value's effects
+/// on memory are the caller's to account for: the pvclock MSR makes the hypervisor write into
+/// the physical address given, the APIC base MSR moves the local APIC's registers.
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: per the contract above.
     unsafe {
         asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
              options(nostack, preserves_flags))
@@ -86,24 +111,39 @@ pub fn rdtsc() -> u64 {
     u64::from(hi) << 32 | u64::from(lo)
 }
 
-/// One RDRAND draw, `None` if the hardware had no entropy ready. Callers check CPUID first.
+/// One RDRAND draw, `None` if the hardware had no entropy ready. Callers check CPUID first (on
+/// a CPU without it the instruction is an invalid-opcode fault, which is reported).
 pub fn rdrand64() -> Option<u64> {
     let (value, ok): (u64, u8);
-    // SAFETY: callers check CPUID.1:ECX.RDRAND first; the instruction only writes registers.
+    // SAFETY: the instruction only writes registers (or faults, see above).
     unsafe {
         asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack))
     }
     (ok != 0).then_some(value)
 }
 
-/// One RDSEED draw, `None` if none was ready. Callers check CPUID first.
+/// One RDSEED draw, `None` if none was ready. Callers check CPUID first, as for [`rdrand64`].
 pub fn rdseed64() -> Option<u64> {
     let (value, ok): (u64, u8);
-    // SAFETY: callers check CPUID.7:EBX.RDSEED first; the instruction only writes registers.
+    // SAFETY: the instruction only writes registers (or faults, see `rdrand64`).
     unsafe {
         asm!("rdseed {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack))
     }
     (ok != 0).then_some(value)
+}
+
+/// Run `f` with interrupts masked, then restore the interrupt flag as it was (so it nests, and
+/// is harmless in an interrupt handler, where they are masked already).
+pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    let flags: u64;
+    // SAFETY: reads RFLAGS through the stack (push, pop), then masks interrupts, which never
+    // breaks memory safety.
+    unsafe { asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem)) }
+    let r = f();
+    if flags & (1 << 9) != 0 {
+        sti();
+    }
+    r
 }
 
 /// Mask interrupts.

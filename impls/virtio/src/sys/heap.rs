@@ -3,11 +3,12 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use linked_list_allocator::LockedHeap;
 
 use super::paging::{self, PAGE};
+use super::pvh::StartInfo;
 
 struct GrowingHeap {
     heap: LockedHeap,
@@ -18,21 +19,38 @@ struct GrowingHeap {
 #[global_allocator]
 static HEAP: GrowingHeap = GrowingHeap { heap: LockedHeap::empty(), end: AtomicU64::new(0) };
 
-/// Hand `[start, start + len)` to the allocator. Call once, before the first allocation.
-///
-/// The range comes from [`crate::memmap::heap_region`]: RAM from the PVH memory map, outside the
-/// kernel image and the boot information. Only its first 2 MiB page is mapped now.
-pub fn init(start: u64, len: u64) -> bool {
+static STARTED: AtomicBool = AtomicBool::new(false);
+/// Start of the heap's region (its end is `HEAP.end`).
+static START: AtomicU64 = AtomicU64::new(0);
+
+/// Whether `[start, end)` overlaps the RAM the heap may use.
+pub fn overlaps(start: u64, end: u64) -> bool {
+    start < HEAP.end.load(Ordering::Relaxed) && end > START.load(Ordering::Relaxed)
+}
+
+/// Give the allocator the largest free RAM region of the loader's memory map below 4 GiB
+/// ([`crate::memmap::heap_region`]), outside the image and the boot information; its size in
+/// bytes. Only its first 2 MiB page is mapped now. The first call does it; `Err` says why not.
+pub fn init(info: &StartInfo) -> Result<u64, &'static str> {
+    let (start, len) = crate::memmap::heap_region(info.regions(), info.reserved(), 1 << 32)
+        .ok_or("the memory map has no free RAM for a heap: give the VM more memory (--mem)")?;
+    if STARTED.swap(true, Ordering::AcqRel) {
+        return Err("the heap is set up already");
+    }
     let end = start.saturating_add(len);
     let first = ((start / PAGE + 1) * PAGE).min(end);
-    if !paging::map(start, first - start, false) {
-        return false;
+    // SAFETY: task context (boot); the range is RAM the loader's map says is free, outside
+    // every range `StartInfo` reserves, and owned by the heap alone from now on (once, above).
+    if !unsafe { paging::map(start, first - start, false) } {
+        return Err("the heap's memory lies above 4 GiB");
     }
+    START.store(start, Ordering::Relaxed);
     HEAP.end.store(end, Ordering::Relaxed);
-    // SAFETY: per the documentation above the range is unused RAM that nothing else touches,
-    // `[start, first)` is now mapped, and this runs once, before any allocation.
+    // SAFETY: as above the range is unused RAM that nothing else touches, `[start, first)` is
+    // now mapped, and this runs once (`STARTED`), before any allocation (boot allocates nothing
+    // before the heap exists).
     unsafe { HEAP.heap.lock().init(start as *mut u8, (first - start) as usize) };
-    true
+    Ok(len)
 }
 
 // SAFETY: allocations come from `linked_list_allocator`'s first-fit heap under its spin lock;
@@ -50,7 +68,9 @@ unsafe impl GlobalAlloc for GrowingHeap {
             let end = self.end.load(Ordering::Relaxed);
             let want = (layout.size() + layout.align()) as u64;
             let new_top = top.saturating_add(want).div_ceil(PAGE).saturating_mul(PAGE).min(end);
-            if new_top <= top || !paging::map(top, new_top - top, false) {
+            // SAFETY: `[top, new_top)` is the heap's own RAM (inside the region `init` took);
+            // interrupt handlers never allocate, so this is task context.
+            if new_top <= top || !unsafe { paging::map(top, new_top - top, false) } {
                 return null_mut();
             }
             // SAFETY: `[top, new_top)` is RAM inside the heap's region, just mapped, unused.

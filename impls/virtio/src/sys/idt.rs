@@ -7,6 +7,7 @@
 
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::apic::{GSIS, IRQ_BASE, SPURIOUS_VECTOR, TIMER_VECTOR, on_interrupt};
 
@@ -159,18 +160,20 @@ unsafe extern "C" {
 }
 
 /// Point `vector` at `handler` (an interrupt gate in the kernel code segment, on interrupt stack
-/// `ist`, 0 for the current one). Two stores: boot executes every instruction at a cost under
-/// an emulating hypervisor.
+/// `ist`, 0 for the current one). Two stores, with interrupts masked: boot executes every
+/// instruction at a cost under an emulating hypervisor.
+///
+/// Private: every `handler` passed is one of the stubs in the `global_asm!` above.
 fn set(vector: u8, handler: u64, ist: u64) {
     let low =
         (handler & 0xffff) | (0x08 << 16) | (ist << 32) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
     let entry = IDT.0.get() as *mut u64;
-    // SAFETY: `2 * vector + 1 < 512`; callers run with interrupts off (see `Table`), so no CPU
-    // reads the gate while it is half written, and no Rust reference to the table exists.
-    unsafe {
+    // SAFETY: `2 * vector + 1 < 512`; interrupts are masked, so no CPU reads the gate while it
+    // is half written, and no Rust reference to the table exists.
+    super::cpu::without_interrupts(|| unsafe {
         entry.add(2 * usize::from(vector)).write_volatile(low);
         entry.add(2 * usize::from(vector) + 1).write_volatile(handler >> 32);
-    }
+    })
 }
 
 /// Load the task-state segment, whose IST 1 is [`FAULT_STACK`].
@@ -181,8 +184,8 @@ fn init_tss() {
     // Available 64-bit TSS (type 9), present.
     let low = (limit & 0xffff) | (base & 0xff_ffff) << 16 | 0x89 << 40 | ((base >> 24) & 0xff) << 56;
     let top = FAULT_STACK.0.get() as u64 + size_of::<FaultStack>() as u64;
-    // SAFETY: with interrupts off, before `ltr`, nothing reads the TSS or the GDT's last two
-    // entries; the TSS is a static, so the descriptor's base stays valid; `ltr` loads a selector
+    // SAFETY: with interrupts off (`init`), before `ltr`, which runs once (`init`), nothing reads
+    // the TSS or the GDT's last two entries; the TSS is a static, so the descriptor's base stays valid; `ltr` loads a selector
     // of the descriptor just written (and marks it busy, as it must be loaded once).
     unsafe {
         (&raw mut (*tss).ist[0]).write_unaligned(top);
@@ -193,10 +196,15 @@ fn init_tss() {
     }
 }
 
-/// Fill the exception, timer and spurious vectors and load the IDT. Call once, with interrupts
-/// off. Device vectors are filled as their lines are routed ([`enable_irq`]).
+static LOADED: AtomicBool = AtomicBool::new(false);
+
+/// Fill the exception, timer and spurious vectors and load the IDT (the first call; later ones
+/// do nothing). Device vectors are filled as their lines are routed ([`enable_irq`]).
 pub fn init() {
-    init_tss();
+    if LOADED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    super::cpu::without_interrupts(init_tss);
     let exc = &raw const morgana_exc_stubs as u64;
     for v in 0..32u8 {
         // Page and double faults on their own stack: the boot stack may be what faulted.
@@ -211,8 +219,8 @@ pub fn init() {
     unsafe { asm!("lidt [{}]", in(reg) &raw const pointer, options(readonly, nostack, preserves_flags)) }
 }
 
-/// Give interrupt `vector` (a device line's, from `IRQ_BASE`, or the timer's) its gate. Call with
-/// interrupts off, before the vector can fire; out-of-range vectors are ignored.
+/// Give interrupt `vector` (a device line's, from `IRQ_BASE`, or the timer's) its gate, before
+/// the vector can fire; out-of-range vectors are ignored.
 pub fn enable_irq(vector: u8) {
     if let Some(i) = vector.checked_sub(IRQ_BASE).filter(|i| u32::from(*i) < IRQ_STUBS) {
         set(vector, &raw const morgana_irq_stubs as u64 + u64::from(i) * STUB_SIZE, 0);

@@ -17,16 +17,23 @@ pub mod virtio;
 
 /// Read a 32-bit MMIO register at physical address `addr`.
 ///
-/// Only for the fixed platform devices (LAPIC, IOAPIC), mapped uncached by `apic::init`.
-fn mmio_read(addr: u64) -> u32 {
-    // SAFETY: callers pass the LAPIC/IOAPIC register addresses, which are identity-mapped device
-    // registers with no Rust object living there.
+/// # Safety
+///
+/// `addr` must be a 4-byte-aligned register of a device window (the LAPIC, an IOAPIC), where no
+/// Rust object lives; reading it must have no effect on memory Rust code owns. An address not
+/// mapped yet faults, and the fault is reported.
+unsafe fn mmio_read(addr: u64) -> u32 {
+    // SAFETY: per the contract above.
     unsafe { core::ptr::read_volatile(addr as *const u32) }
 }
 
-/// Write a 32-bit MMIO register at physical address `addr` (see [`mmio_read`]).
-fn mmio_write(addr: u64, value: u32) {
-    // SAFETY: as for `mmio_read`.
+/// Write a 32-bit MMIO register at physical address `addr`.
+///
+/// # Safety
+///
+/// As for [`mmio_read`], for a write.
+unsafe fn mmio_write(addr: u64, value: u32) {
+    // SAFETY: per the contract of `mmio_read`.
     unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
 }
 
@@ -34,6 +41,8 @@ fn mmio_write(addr: u64, value: u32) {
 /// `(status << 1) | 1`. Without that device (another hypervisor), the CPU halts.
 pub fn exit(status: u8) -> ! {
     serial::flush();
-    cpu::outl(0xf4, u32::from(status));
+    // SAFETY: port 0xf4 is QEMU's isa-debug-exit, which stops the machine (or nothing answers
+    // there): no memory effects.
+    unsafe { cpu::outl(0xf4, u32::from(status)) };
     cpu::halt_forever()
 }

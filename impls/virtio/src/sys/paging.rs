@@ -24,7 +24,14 @@ unsafe extern "C" {
 
 /// Identity-map `[start, start + len)`, uncached for device windows. `false` if the range
 /// reaches beyond 4 GiB (nothing is mapped then).
-pub fn map(start: u64, len: u64, uncached: bool) -> bool {
+///
+/// # Safety
+///
+/// Call from task context, never from an interrupt handler: the tables are written without a
+/// lock. The range must be RAM that nothing else owns or maps differently (the heap's, the
+/// loader's tables) or a device window with `uncached` set: making other memory reachable hands
+/// out addresses that Rust code may then treat as its own.
+pub unsafe fn map(start: u64, len: u64, uncached: bool) -> bool {
     let Some(end) = start.checked_add(len).filter(|e| *e <= LIMIT) else { return false };
     let flags = PRESENT_RW_LARGE | if uncached { UNCACHED } else { 0 };
     let pd = &raw mut morgana_pd as *mut u64;
@@ -34,7 +41,8 @@ pub fn map(start: u64, len: u64, uncached: bool) -> bool {
         let i = (page / PAGE) as usize;
         let dir = i / 512;
         // SAFETY: `i < 2048` and `dir < 4` because `page < 4 GiB`; the tables are statics that
-        // only this module writes (after the trampoline), from task context on the one CPU.
+        // only this module writes (after the trampoline), from task context on the one CPU
+        // (the caller's contract).
         // Entries only go from zero to present: nothing mapped before changes meaning.
         unsafe {
             if pdpt.add(dir).read_volatile() == 0 {

@@ -14,14 +14,41 @@ unsafe extern "C" {
     static __kernel_end: u8;
 }
 
-/// What the loader handed over.
+/// What the loader handed over. Only [`start_info`] makes one, so the heap can trust its map.
 pub struct StartInfo {
+    regions: &'static [Region],
+    cmdline: &'static [u8],
+    reserved: [(u64, u64); 5],
+}
+
+impl StartInfo {
     /// The memory map: the loader's own table, read in place.
-    pub regions: &'static [Region],
+    pub fn regions(&self) -> &'static [Region] {
+        self.regions
+    }
+
     /// The command line (empty if none).
-    pub cmdline: &'static [u8],
-    /// Physical ranges to keep out of the heap: the image, the start info, the tables it points to.
-    pub reserved: [(u64, u64); 5],
+    pub fn cmdline(&self) -> &'static [u8] {
+        self.cmdline
+    }
+
+    /// Physical ranges to keep out of the heap: the image, the start info, the tables it
+    /// points to.
+    pub fn reserved(&self) -> &[(u64, u64)] {
+        &self.reserved
+    }
+}
+
+/// The end of the kernel image (its `.bss` included).
+pub fn kernel_end() -> u64 {
+    &raw const __kernel_end as u64
+}
+
+/// Map the loader's `[start, start + len)`, RAM it placed the start info or a table in.
+fn map_loader(start: u64, len: u64) -> bool {
+    // SAFETY: boot, task context; the loader's start info and the tables it points to are RAM
+    // that `StartInfo::reserved` keeps out of the heap, and nothing else maps.
+    unsafe { map(start, len, false) }
 }
 
 fn read<T: Copy>(addr: u64) -> T {
@@ -34,7 +61,7 @@ fn read<T: Copy>(addr: u64) -> T {
 pub fn start_info() -> Result<StartInfo, &'static str> {
     let base = u64::from(super::boot::start_info_addr());
     // The loader's tables are usually below 1 MiB, already mapped; map them wherever they are.
-    if base == 0 || !map(base, 56, false) || read::<u32>(base) != MAGIC {
+    if base == 0 || !map_loader(base, 56) || read::<u32>(base) != MAGIC {
         return Err("no PVH start info: boot this image with a PVH loader (QEMU -kernel, Firecracker)");
     }
     let version: u32 = read(base + 4);
@@ -44,7 +71,7 @@ pub fn start_info() -> Result<StartInfo, &'static str> {
     if memmap == 0 || entries == 0 {
         return Err("the PVH start info has no memory map (version 1 or later is needed)");
     }
-    if !map(memmap, 24 * u64::from(entries), false) {
+    if !map_loader(memmap, 24 * u64::from(entries)) {
         return Err("the PVH memory map lies above 4 GiB");
     }
     if memmap % 8 != 0 {
@@ -57,7 +84,7 @@ pub fn start_info() -> Result<StartInfo, &'static str> {
     let regions: &'static [Region] = unsafe { core::slice::from_raw_parts(memmap as *const Region, len) };
     let cmdline: &'static [u8] = if cmdline_addr == 0 {
         &[]
-    } else if !map(cmdline_addr, MAX_CMDLINE, false) {
+    } else if !map_loader(cmdline_addr, MAX_CMDLINE) {
         return Err("the kernel command line lies above 4 GiB");
     } else {
         let mut n = 0u64;
@@ -71,7 +98,7 @@ pub fn start_info() -> Result<StartInfo, &'static str> {
         // (see `reserved`), never written after boot.
         unsafe { core::slice::from_raw_parts(cmdline_addr as *const u8, n as usize) }
     };
-    let kernel_end = &raw const __kernel_end as u64;
+    let kernel_end = kernel_end();
     let reserved = [
         // Real-mode area, firmware and the loader's tables below 1 MiB.
         (0, 0x10_0000),

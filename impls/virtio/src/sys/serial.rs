@@ -35,17 +35,20 @@ pub fn write(bytes: &[u8]) {
 pub fn write_raw(bytes: &[u8]) {
     if !FIFO_ON.swap(true, Ordering::Relaxed) {
         // Enable both FIFOs and clear them.
-        outb(FCR, 0x07);
+        // SAFETY: COM1's FIFO control register; the UART does no DMA.
+        unsafe { outb(FCR, 0x07) };
     }
     for chunk in bytes.chunks(FIFO) {
         // Bounded: a UART that never drains must not hang a panic message forever.
         for _ in 0..100_000 {
-            if inb(LSR) & LSR_THRE != 0 {
+            // SAFETY: COM1's line status register: a read without memory effects.
+            if unsafe { inb(LSR) } & LSR_THRE != 0 {
                 break;
             }
             core::hint::spin_loop();
         }
-        outsb(COM1, chunk);
+        // SAFETY: COM1's transmit register; the UART does no DMA.
+        unsafe { outsb(COM1, chunk) };
     }
 }
 

@@ -1,8 +1,14 @@
-//! The `struct virtio_net_hdr` that leads every frame on a TAP opened with `IFF_VNET_HDR`, and
-//! the checksum work it moves between the stack and the kernel.
+//! # morgana-vnet: the virtio-net header
 //!
-//! Layout (10 bytes, the legacy header without `num_buffers`; multi-byte fields in the host's
-//! byte order, which is what the kernel uses unless told otherwise with `TUNSETVNETLE/BE`):
+//! The `struct virtio_net_hdr` that leads every frame on a TAP opened with `IFF_VNET_HDR` and
+//! every frame on a virtio-net queue, and the checksum work it moves between the stack and the
+//! device (the host kernel, or the hypervisor's virtio-net): `morgana-unix`'s TAP device and
+//! `morgana-virtio-drivers`' virtio-net both use it. `no_std`, no unsafe code.
+//!
+//! Layout (10 bytes, the legacy header without `num_buffers`, which a virtio 1.0 device adds
+//! after them and which is 0 on what a driver sends; multi-byte fields in the host's byte order,
+//! which is what the kernel uses unless told otherwise with `TUNSETVNETLE/BE`, and on x86_64 the
+//! little-endian order virtio 1.0 asks for):
 //!
 //! | offset | field | meaning here |
 //! |---|---|---|
@@ -16,30 +22,40 @@
 //! A super-frame of `len` bytes stands for `ceil((len - hdr_len) / gso_size)` frames on a wire,
 //! each `hdr_len` + at most `gso_size` bytes long: that is how a link emulator counts them.
 
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
 /// Length of the header before each frame.
-pub(crate) const HDR_LEN: usize = 10;
+pub const HDR_LEN: usize = 10;
 
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`.
-pub(crate) const F_NEEDS_CSUM: u8 = 1;
+pub const F_NEEDS_CSUM: u8 = 1;
 /// `VIRTIO_NET_HDR_F_DATA_VALID`.
-pub(crate) const F_DATA_VALID: u8 = 2;
+pub const F_DATA_VALID: u8 = 2;
 /// `VIRTIO_NET_HDR_GSO_TCPV4`.
-pub(crate) const GSO_TCPV4: u8 = 1;
+pub const GSO_TCPV4: u8 = 1;
 /// `VIRTIO_NET_HDR_GSO_TCPV6`.
-pub(crate) const GSO_TCPV6: u8 = 4;
+pub const GSO_TCPV6: u8 = 4;
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;
 const ETH: usize = morgana::net::ETHERNET_HEADER_LEN;
 
-/// A `struct virtio_net_hdr`.
+/// A `struct virtio_net_hdr` (its first 10 bytes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct VnetHdr {
+pub struct VnetHdr {
+    /// `NEEDS_CSUM`, `DATA_VALID`.
     pub flags: u8,
+    /// `GSO_TCPV4`, `GSO_TCPV6` or 0.
     pub gso_type: u8,
+    /// Header bytes repeated in front of each segment.
     pub hdr_len: u16,
+    /// Payload bytes per segment (the MSS).
     pub gso_size: u16,
+    /// Where the checksummed L4 header starts in the frame.
     pub csum_start: u16,
+    /// Where its checksum field is, from `csum_start`.
     pub csum_offset: u16,
 }
 
@@ -170,7 +186,7 @@ fn checksum_field(proto: u8) -> Option<usize> {
 /// checksum field and return the header that says so (`NEEDS_CSUM`), with a TCP segment
 /// longer than `mss` marked for segmentation (`gso_type`, `gso_size`). Other frames (ARP,
 /// ICMP, whose checksums the stack filled) get an empty header.
-pub(crate) fn offload_tx(f: &mut [u8], mss: Option<u16>) -> VnetHdr {
+pub fn offload_tx(f: &mut [u8], mss: Option<u16>) -> VnetHdr {
     let Some(l4) = locate(f) else { return VnetHdr::default() };
     let Some(field) = checksum_field(l4.proto) else { return VnetHdr::default() };
     let min_header = if l4.proto == TCP { 20 } else { 8 };
@@ -200,7 +216,7 @@ pub(crate) fn offload_tx(f: &mut [u8], mss: Option<u16>) -> VnetHdr {
 /// the kernel vouched for it (`NEEDS_CSUM`: it comes from this host; `DATA_VALID`: checked), or
 /// its checksum is right, or it has none that is ours to check (not TCP or UDP; an IPv4 UDP
 /// datagram without a checksum).
-pub(crate) fn rx_checksum_ok(hdr: &VnetHdr, f: &[u8]) -> bool {
+pub fn rx_checksum_ok(hdr: &VnetHdr, f: &[u8]) -> bool {
     if hdr.flags & (F_NEEDS_CSUM | F_DATA_VALID) != 0 {
         return true;
     }
