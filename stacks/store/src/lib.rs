@@ -133,6 +133,7 @@ mod node;
 mod open;
 mod ops;
 mod pager;
+mod parity;
 mod tree;
 
 use alloc::vec::Vec;
@@ -156,22 +157,18 @@ pub const ENAMETOOLONG: i32 = 36;
 pub struct Options {
     /// Bytes of decoded tree nodes kept in RAM (at least four nodes' worth).
     pub cache_bytes: usize,
-    /// Commit with one flush instead of two (see "Commit" in the crate docs): twice the durable
-    /// commits per second, but damage to the newest commit's pages then looks like a commit the
-    /// power cut short and is rolled back rather than reported. Off by default.
-    pub one_flush: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { cache_bytes: 256 * 1024, one_flush: false }
+        Self { cache_bytes: 256 * 1024 }
     }
 }
 
 /// What the store has done since it was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Commits made (each is two flushes).
+    /// Commits made (each is one flush).
     pub commits: u64,
     /// Bytes written to the device by commits and value chunks.
     pub bytes_written: u64,
@@ -190,7 +187,6 @@ struct State<B> {
     /// Set when a commit failed: the device's error code; the store must be reopened.
     failed: Option<i32>,
     read_only: bool,
-    one_flush: bool,
     stats: Stats,
 }
 
@@ -289,15 +285,7 @@ impl<B: Block, C: WallClock> Store<B, C> {
         let nonce = clock.now_unix().as_nanos() as u64;
         let (pager, report) = open::open(dev, nonce, options.cache_bytes / format::PAGE).await?;
         let stats = Stats { free_pages: pager.map.free(), pages: pager.header.pages, ..Stats::default() };
-        let state = State {
-            pager,
-            open_txn: 1,
-            committed: 0,
-            failed: None,
-            read_only,
-            one_flush: options.one_flush,
-            stats,
-        };
+        let state = State { pager, open_txn: 1, committed: 0, failed: None, read_only, stats };
         Ok(Self { state: Lock::new(state), clock, report })
     }
 
@@ -345,6 +333,16 @@ impl<B: Block, C: WallClock> Store<B, C> {
                 return Err(KvError::Io(code));
             }
             let mtime = self.clock.now_unix().as_nanos() as u64;
+            // Pages recovery rebuilt from parity go to new pages in the first commit after it.
+            if !g.pager.rehome.is_empty() {
+                let sp = g.pager.savepoint();
+                let rehome = g.pager.rehome.clone();
+                if let Err(f) = g.pager.rehome_repaired(ops::RESERVE).await {
+                    g.pager.rollback(sp);
+                    g.pager.rehome = rehome;
+                    return Err(f.at(&Key::root()));
+                }
+            }
             let sp = g.pager.savepoint();
             for op in ops {
                 if let Err(e) = g.pager.apply(*op, mtime).await {
@@ -363,8 +361,7 @@ impl<B: Block, C: WallClock> Store<B, C> {
         if let Some(code) = g.failed {
             return Err(KvError::Io(code));
         }
-        let one_flush = g.one_flush;
-        match g.pager.commit(one_flush).await {
+        match g.pager.commit().await {
             Ok(bytes) => {
                 g.committed = g.open_txn;
                 g.open_txn += 1;

@@ -12,7 +12,7 @@ use crate::keys::{INLINE, Meta, chunk_index, chunk_key, chunk_ptr, dir_prefix, p
 use crate::pager::{Fail, Pager};
 
 /// Pages kept free for removals and renames, so a full store can always be emptied.
-const RESERVE: u64 = 16;
+pub const RESERVE: u64 = 16;
 /// Entries handled per step of a scan.
 const STEP: usize = 256;
 
@@ -267,7 +267,7 @@ impl<B: Block> Pager<B> {
             }
             for (k, v) in batch {
                 if let Some(ptr) = chunk_ptr(&v) {
-                    self.free(ptr.page);
+                    self.free_chunk(ptr).await?;
                 }
                 self.delete(&k).await?;
             }
@@ -282,7 +282,7 @@ impl<B: Block> Pager<B> {
     async fn put_chunk(&mut self, p: &[u8], index: u64, data: &[u8]) -> Result<(), Fail> {
         let k = chunk_key(p, index);
         if let Some(old) = self.get(&k).await?.as_deref().and_then(chunk_ptr) {
-            self.free(old.page);
+            self.free_chunk(old).await?;
         }
         if all_zero(data) {
             self.delete(&k).await?;
@@ -436,8 +436,12 @@ impl<B: Block> Pager<B> {
             s.delete_range(&df, dt.as_deref()).await
         };
         if dest.is_prefix_of(source) {
-            // The destination holds the source: take the source out whole, then replace.
+            // The destination holds the source: take the source out whole (keeping its chunks),
+            // then replace.
             let entries = self.range(&from, &to, usize::MAX).await.map_err(fail)?;
+            for (k, _) in &entries {
+                self.delete(k).await.map_err(fail)?;
+            }
             drop_dest(self).await.map_err(fail)?;
             for (k, v) in entries {
                 self.insert(&moved(&k), v, 0).await.map_err(fail)?;

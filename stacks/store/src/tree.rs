@@ -128,6 +128,11 @@ impl<B: Block> Pager<B> {
         }
     }
 
+    /// Copy the path to `key` into the open transaction, so that the commit writes it afresh.
+    pub async fn touch(&mut self, key: &[u8], reserve: u64) -> Result<(), Fail> {
+        self.dirty_path(key, reserve).await.map(|_| ())
+    }
+
     /// Bind `key` to `val`, replacing what it held.
     pub async fn insert(&mut self, key: &[u8], val: Vec<u8>, reserve: u64) -> Result<(), Fail> {
         let (mut path, leaf) = self.dirty_path(key, reserve).await?;
