@@ -329,6 +329,9 @@ impl<B: Block> Pager<B> {
         }
         let node = self.node(ptr).await?;
         let page = self.allocate(reserve)?;
+        // The old page is freed by this commit: its cache entry would only make the copy below
+        // share the node and be cloned when first changed.
+        self.cache.forget(ptr.page);
         self.dirty.insert(page, node);
         self.free(ptr.page);
         Ok(page)
