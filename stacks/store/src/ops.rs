@@ -76,9 +76,9 @@ impl<B: Block> Pager<B> {
         if p.is_empty() {
             return Ok((Some(Kind::Dictionary), None));
         }
-        match self.seek(p).await? {
-            Some((k, v)) if k == p => Ok((Some(Kind::Value), Some(v))),
-            Some((k, _)) if k.len() > p.len() + 1 && k.starts_with(p) && k[p.len()] == 0 => {
+        match self.get_or_next(p).await? {
+            Ok(v) => Ok((Some(Kind::Value), Some(v))),
+            Err(Some(k)) if k.len() > p.len() + 1 && k.starts_with(p) && k[p.len()] == 0 => {
                 if k[p.len() + 1] == 0 {
                     // A chunk with no meta entry before it: let the slow way say what it is.
                     return Ok((self.kind_at(p).await?, None));

@@ -472,7 +472,12 @@ impl<B: Block> Pager<B> {
             self.repaired.remove(&p);
         }
         self.allocated.clear();
-        for (page, node) in core::mem::take(&mut self.dirty) {
+        // The new nodes go to the cache, branches last (they are what the next lookups read
+        // first); of a commit larger than the cache, only what it can hold.
+        let mut clean: Vec<(u64, Rc<Node>)> = core::mem::take(&mut self.dirty).into_iter().collect();
+        clean.sort_by_key(|(_, n)| n.level());
+        let skip = clean.len().saturating_sub(self.cache.max);
+        for (page, node) in clean.into_iter().skip(skip) {
             self.cache.put(page, node);
         }
         Ok(written)

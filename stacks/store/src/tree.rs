@@ -42,6 +42,24 @@ impl<B: Block> Pager<B> {
         }
     }
 
+    /// The value under exactly `key` (`Ok`), or else the first key after it (`Err`, `None` at the
+    /// end): one descent, without copying the value of an entry that is not the one asked for.
+    pub async fn get_or_next(&mut self, key: &[u8]) -> Result<Result<Vec<u8>, Option<Vec<u8>>>, Fail> {
+        let Some(mut ptr) = self.root else { return Ok(Err(None)) };
+        loop {
+            let node = self.node(ptr).await?;
+            match &*node {
+                Node::Branch { kids, .. } => ptr = kids[child_index(kids, key)].1,
+                Node::Leaf(e) => match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                    Ok(i) => return Ok(Ok(e[i].1.clone())),
+                    Err(i) if i < e.len() => return Ok(Err(Some(e[i].0.clone()))),
+                    // Past this leaf's last entry: the next one is in another leaf.
+                    Err(_) => return Ok(Err(self.seek(key).await?.map(|(k, _)| k))),
+                },
+            }
+        }
+    }
+
     /// The first entry whose key is at least `key`.
     pub async fn seek(&mut self, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, Fail> {
         let Some(root) = self.root else { return Ok(None) };
