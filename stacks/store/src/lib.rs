@@ -188,7 +188,8 @@ pub const ENAMETOOLONG: i32 = 36;
 /// How to open a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// Bytes of decoded tree nodes kept in RAM (at least four nodes' worth).
+    /// RAM for decoded tree nodes kept between operations, in bytes (at least four nodes are
+    /// kept whatever it says). See "Memory" in the crate docs.
     pub cache_bytes: usize,
 }
 
@@ -316,7 +317,7 @@ impl<B: Block, C: WallClock> Store<B, C> {
     pub async fn open_with(dev: B, clock: C, options: Options) -> Result<Self, OpenError> {
         let read_only = dev.info().read_only;
         let nonce = clock.now_unix().as_nanos() as u64;
-        let (pager, report) = open::open(dev, nonce, options.cache_bytes / format::PAGE).await?;
+        let (pager, report) = open::open(dev, nonce, options.cache_bytes).await?;
         let stats = Stats { free_pages: pager.map.free(), pages: pager.header.pages, ..Stats::default() };
         let state = State { pager, open_txn: 1, committed: 0, failed: None, read_only, stats };
         Ok(Self { state: Lock::new(state), clock, report })

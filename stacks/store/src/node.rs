@@ -37,6 +37,18 @@ impl Node {
         }
     }
 
+    /// The RAM this node takes decoded: its entries' bytes, their vectors and the allocator's
+    /// overhead on each (16 bytes a block, as glibc's and most allocators' headers are).
+    pub fn ram(&self) -> usize {
+        const BLOCK: usize = 16;
+        const VEC: usize = core::mem::size_of::<Vec<u8>>();
+        let entries = match self {
+            Node::Leaf(e) => e.iter().map(|(k, v)| 2 * (VEC + BLOCK) + k.len() + v.len()).sum::<usize>(),
+            Node::Branch { kids, .. } => kids.iter().map(|(k, _)| VEC + Ptr::LEN + BLOCK + k.len()).sum(),
+        };
+        64 + entries
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         match self {

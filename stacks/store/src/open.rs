@@ -151,7 +151,7 @@ async fn first_nonzero<B: Block>(dev: &mut B, pages: u64, from: u64) -> Result<O
 pub async fn open<B: Block>(
     mut dev: B,
     nonce: u64,
-    cache_pages: usize,
+    cache_bytes: usize,
 ) -> Result<(Pager<B>, OpenReport), OpenError> {
     let info = dev.info();
     let ss = info.sector_size;
@@ -281,7 +281,7 @@ pub async fn open<B: Block>(
             Commit::empty()
         }
     };
-    let mut pager = Pager::new(dev, header, &commit, cache_pages);
+    let mut pager = Pager::new(dev, header, &commit, cache_bytes);
     let mut tip = pager.check_tip(&commit).await?;
     let mut commit = commit;
     if tip.torn {
@@ -296,7 +296,7 @@ pub async fn open<B: Block>(
             None if parent == 0 => Commit::empty(),
             None => return Err(OpenError::CommitsDamaged),
         };
-        pager = Pager::new(pager.into_dev(), header, &commit, cache_pages);
+        pager = Pager::new(pager.into_dev(), header, &commit, cache_bytes);
         tip = pager.check_tip(&commit).await?;
     }
     let walk = pager.walk().await?;

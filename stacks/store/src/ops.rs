@@ -293,9 +293,7 @@ impl<B: Block> Pager<B> {
                 return Ok(());
             }
             for (k, v) in batch {
-                if let Some(ptr) = chunk_ptr(&v) {
-                    self.free_chunk(ptr).await?;
-                }
+                self.free_chunk(&v).await?;
                 self.delete(&k).await?;
             }
         }
@@ -308,8 +306,8 @@ impl<B: Block> Pager<B> {
     /// Write chunk `index` of the value at `p`, or drop it if it is all zeros.
     async fn put_chunk(&mut self, p: &[u8], index: u64, data: &[u8]) -> Result<(), Fail> {
         let k = chunk_key(p, index);
-        if let Some(old) = self.get(&k).await?.as_deref().and_then(chunk_ptr) {
-            self.free_chunk(old).await?;
+        if let Some(old) = self.get(&k).await? {
+            self.free_chunk(&old).await?;
         }
         if all_zero(data) {
             self.delete(&k).await?;

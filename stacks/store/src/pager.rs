@@ -5,7 +5,7 @@
 //! is durable, so the last durable tree is intact whatever a power cut does to the pages written
 //! since.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -110,17 +110,23 @@ impl FreeMap {
     }
 }
 
-/// Clean nodes by page, evicting the least recently used past a budget.
+/// Clean nodes by page, evicting the least recently used past a budget of bytes (the RAM the
+/// decoded nodes take, [`Node::ram`]); at least four nodes are kept whatever the budget.
 struct Cache {
-    nodes: BTreeMap<u64, (Rc<Node>, u64)>,
+    nodes: BTreeMap<u64, (Rc<Node>, u64, usize)>,
     by_use: BTreeMap<u64, u64>,
     tick: u64,
-    max: usize,
+    budget: usize,
+    bytes: usize,
 }
 
 impl Cache {
+    fn new(budget: usize) -> Self {
+        Self { nodes: BTreeMap::new(), by_use: BTreeMap::new(), tick: 0, budget, bytes: 0 }
+    }
+
     fn get(&mut self, page: u64) -> Option<Rc<Node>> {
-        let (node, used) = self.nodes.get_mut(&page)?;
+        let (node, used, _) = self.nodes.get_mut(&page)?;
         self.by_use.remove(used);
         self.tick += 1;
         *used = self.tick;
@@ -131,17 +137,22 @@ impl Cache {
     fn put(&mut self, page: u64, node: Rc<Node>) {
         self.forget(page);
         self.tick += 1;
-        self.nodes.insert(page, (node, self.tick));
+        let ram = node.ram();
+        self.bytes += ram;
+        self.nodes.insert(page, (node, self.tick, ram));
         self.by_use.insert(self.tick, page);
-        while self.nodes.len() > self.max {
+        while self.bytes > self.budget && self.nodes.len() > 4 {
             let Some((_, old)) = self.by_use.pop_first() else { break };
-            self.nodes.remove(&old);
+            if let Some((_, _, ram)) = self.nodes.remove(&old) {
+                self.bytes -= ram;
+            }
         }
     }
 
     fn forget(&mut self, page: u64) {
-        if let Some((_, used)) = self.nodes.remove(&page) {
+        if let Some((_, used, ram)) = self.nodes.remove(&page) {
             self.by_use.remove(&used);
+            self.bytes -= ram;
         }
     }
 }
@@ -155,17 +166,17 @@ pub struct Savepoint {
     chunks: Chunks,
 }
 
-/// The value chunks the open transaction wrote that its tree still refers to, and their XOR
-/// (the commit's chunk parity).
+/// How many value chunks the open transaction wrote that its tree still refers to, and their
+/// XOR (the commit's chunk parity): a fixed 4 KiB whatever the transaction writes.
 #[derive(Clone)]
 struct Chunks {
-    pages: BTreeSet<u64>,
+    count: u32,
     parity: Vec<u8>,
 }
 
 impl Chunks {
     fn new() -> Self {
-        Self { pages: BTreeSet::new(), parity: vec![0; PAGE] }
+        Self { count: 0, parity: vec![0; PAGE] }
     }
 }
 
@@ -217,7 +228,7 @@ pub struct Pager<B> {
 
 impl<B: Block> Pager<B> {
     /// A pager over a formatted device with no tree walked yet.
-    pub fn new(dev: B, header: Header, commit: &Commit, cache_pages: usize) -> Self {
+    pub fn new(dev: B, header: Header, commit: &Commit, cache_bytes: usize) -> Self {
         let per_page = PAGE_U64 / u64::from(dev.info().sector_size);
         let mut map = FreeMap::new(header.pages);
         map.cursor = commit.cursor;
@@ -229,12 +240,7 @@ impl<B: Block> Pager<B> {
             seq: commit.seq,
             map,
             dirty: BTreeMap::new(),
-            cache: Cache {
-                nodes: BTreeMap::new(),
-                by_use: BTreeMap::new(),
-                tick: 0,
-                max: cache_pages.max(4),
-            },
+            cache: Cache::new(cache_bytes),
             allocated: Vec::new(),
             freed: Vec::new(),
             chunks: Chunks::new(),
@@ -305,17 +311,21 @@ impl<B: Block> Pager<B> {
         let page = self.allocate(reserve)?;
         self.write_pages(page, data).await?;
         xor(&mut self.chunks.parity, data);
-        self.chunks.pages.insert(page);
+        self.chunks.count += 1;
         Ok(crate::keys::chunk_entry(Ptr { page, crc: crc(data) }, self.seq + 1))
     }
 
-    /// The chunk at `ptr` is no longer referred to by the open transaction. If this transaction
-    /// wrote it, it leaves the commit's chunk parity (read back to take it out).
-    pub async fn free_chunk(&mut self, ptr: Ptr) -> Result<(), Fail> {
-        if self.chunks.pages.contains(&ptr.page) {
+    /// The chunk that `entry` names is no longer referred to by the open transaction. If this
+    /// transaction wrote it (the entry carries its commit number), it leaves the commit's chunk
+    /// parity (read back to take it out).
+    pub async fn free_chunk(&mut self, entry: &[u8]) -> Result<(), Fail> {
+        let (Some(ptr), Some(seq)) = (crate::keys::chunk_ptr(entry), crate::keys::chunk_seq(entry)) else {
+            return Ok(());
+        };
+        if seq == self.seq + 1 {
             let img = self.read_checked(ptr).await?;
             xor(&mut self.chunks.parity, &img);
-            self.chunks.pages.remove(&ptr.page);
+            self.chunks.count -= 1;
         }
         self.free(ptr.page);
         Ok(())
@@ -415,8 +425,8 @@ impl<B: Block> Pager<B> {
             root.crc = *c;
         }
         let chunks = core::mem::replace(&mut self.chunks, Chunks::new());
-        if !chunks.pages.is_empty() {
-            parity.insert(CHUNKS, (chunks.pages.len() as u32, chunks.parity));
+        if chunks.count > 0 {
+            parity.insert(CHUNKS, (chunks.count, chunks.parity));
         }
         // Each parity page goes down in a write of its own, so that no single misdirected or
         // lost write takes a page and its parity together.
@@ -475,9 +485,15 @@ impl<B: Block> Pager<B> {
         // The new nodes go to the cache, branches last (they are what the next lookups read
         // first); of a commit larger than the cache, only what it can hold.
         let mut clean: Vec<(u64, Rc<Node>)> = core::mem::take(&mut self.dirty).into_iter().collect();
-        clean.sort_by_key(|(_, n)| n.level());
-        let skip = clean.len().saturating_sub(self.cache.max);
-        for (page, node) in clean.into_iter().skip(skip) {
+        clean.sort_by_key(|(_, n)| core::cmp::Reverse(n.level()));
+        let (mut room, mut fit) = (self.cache.budget, 0);
+        for (_, n) in &clean {
+            match room.checked_sub(n.ram()) {
+                Some(r) => (room, fit) = (r, fit + 1),
+                None => break,
+            }
+        }
+        for (page, node) in clean.into_iter().take(fit.max(4)).rev() {
             self.cache.put(page, node);
         }
         Ok(written)
