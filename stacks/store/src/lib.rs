@@ -132,17 +132,44 @@
 //! - Keys per dictionary: unlimited by the format (a B+tree, not a directory block), bounded by
 //!   space; a key is at most 480 bytes of path.
 //! - Smallest device: 129 pages (516 KiB).
+//! - Largest transaction (a batch, or one large value): bounded by the RAM its changed nodes take
+//!   (see "Memory") and by free space; 16 pages are always kept for removals and 16 for a
+//!   commit's parity.
 //! - Damage to page 0 is survived through the copy in the last page, as long as the device has
 //!   not grown since it was formatted.
 //!
 //! ## Memory
 //!
-//! Fixed: one bit per device page for the free map (32 KiB per GiB of device), plus the nodes
-//! changed by the open transaction (a few per key written, until its commit) and one 4 KiB
-//! buffer per chunk in flight. Cache: up to [`Options::cache_bytes`] of decoded nodes (default
-//! 256 KiB), least recently used first out. Values are never held whole: `get_partial` reads only
-//! the chunks it needs and `set_partial` rewrites only the chunks it covers. The index is the
-//! tree on the device, so a store may have far more keys than RAM could index.
+//! RAM is fixed + transaction + cache:
+//!
+//! - **Fixed:** the free map, one bit per device page (32 KiB per GiB of device), and the
+//!   commit's chunk parity (4 KiB). While opening only: the commit ring (256 KiB, twice that if
+//!   a record must be read again) and the pages of the newest commit being checked; after it,
+//!   the pages rebuilt from parity (4 KiB each, normally none) until the next commit.
+//! - **Transaction:** the nodes a transaction changes, decoded, until it commits (a single-key
+//!   change: its path, two to four nodes; a batch: every leaf it touches; a large value: a
+//!   60-byte chunk entry per 4 KiB chunk, about 1.5 % of the bytes written), and while it
+//!   commits their page images (4 KiB each) and one run of up to 64 pages being written.
+//! - **Cache:** [`Options::cache_bytes`] (default 256 KiB) of clean decoded nodes between
+//!   operations, counted by the RAM they take (their entries plus each vector and allocation
+//!   header), least recently used first out; at least four nodes whatever it says.
+//!
+//! Values are never held whole by the store: `get_partial` reads only the chunks that cover the
+//! range, one page at a time, into the result the caller asked for; `set_partial` reads and
+//! rewrites only the chunks it covers, one page at a time; `digest` reads 256 KiB at a time.
+//! (`get` and `set` pass whole values because their signatures do.) The index is the tree on
+//! the device, so a store may have far more keys than RAM could index.
+//!
+//! ## Opening
+//!
+//! Open reads the header, the commit ring, every page the newest commit wrote (to tell a torn
+//! commit from damage, above) and then every node of the tree, but no value chunk: the walk
+//! rebuilds the free map, which is not kept on the device, and checks every node's checksum,
+//! so damage is reported at open. Its cost is therefore that of reading the index (for small
+//! values about one page per 20 keys), not O(depth). Making it O(depth) needs the free map on
+//! the device: a copy-on-write bitmap (a page per 128 MiB of device) whose changed pages each
+//! commit writes too, one or two more pages a commit, and damage to it answered by a walk.
+//! That is not done yet.
 //!
 //! ## Space and wear
 //!
@@ -150,8 +177,10 @@
 //! store runs: a writer that rewrites the same keys forever never fills the device. Allocation
 //! sweeps the device from a cursor that survives restarts (it is in each commit record), taking
 //! the next free page after the last one taken, so writes move round the whole device instead of
-//! rewriting the same pages; commit records rotate through 32 slots. Nodes are split when full
-//! and dropped when empty but not merged, so a tree that shrank keeps its height.
+//! rewriting the same pages; commit records rotate through 32 slots. Nodes are split when full,
+//! merged into a neighbour when they fall under a quarter full and the two fit in three
+//! quarters, and a root with one child gives way to it, so a tree that shrinks gives its pages
+//! back and its height falls.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -185,9 +185,10 @@ pub fn xor(a: &mut [u8], b: &[u8]) {
     a.iter_mut().zip(b).for_each(|(x, y)| *x ^= y);
 }
 
-/// Pages a commit may take for its parity whatever else is full (one per tree level and one for
-/// chunks; a tree of more levels does not fit on any device the format addresses).
-pub const PARITY_RESERVE: u64 = 8;
+/// Pages a commit may take for its parity whatever else is full: one per tree level and one for
+/// chunks. A branch holds at least eight children (keys are at most 480 bytes), so 15 levels
+/// cover more leaves than the format has pages.
+pub const PARITY_RESERVE: u64 = 16;
 
 /// A page of the newest commit that recovery rebuilt from parity, to be written afresh by the
 /// next commit: the key that leads to it.
@@ -446,7 +447,8 @@ impl<B: Block> Pager<B> {
         let mut run: Vec<u8> = Vec::new();
         let mut run_start = 0u64;
         for (page, img) in &images {
-            if !run.is_empty() && run_start + (run.len() / PAGE) as u64 != *page {
+            // Runs of at most 64 pages, so a large commit needs no second copy of all its pages.
+            if !run.is_empty() && (run_start + (run.len() / PAGE) as u64 != *page || run.len() >= 64 * PAGE) {
                 self.write_pages(run_start, &run).await?;
                 written += run.len() as u64;
                 run.clear();
