@@ -49,7 +49,7 @@ fn decode(data: &[u8]) -> (Vec<u8>, &[u8]) {
 
 /// The inverse of [`decode`] for a whole image: its non-zero stretches as patches.
 fn encode(image: &[u8], script: &[u8]) -> Vec<u8> {
-    assert!(script.len() % 4 == 0 && script.len() / 4 <= 255);
+    assert!(script.len().is_multiple_of(4) && script.len() / 4 <= 255);
     let mut out = vec![(script.len() / 4) as u8];
     out.extend_from_slice(script);
     for (p, page) in image.chunks(PAGE).enumerate() {
@@ -112,7 +112,7 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
         let made = block_on(exercise(&vec![0u8; PAGES * PAGE], &script))
             .expect("the store follows the model")
             .expect("a blank image is formatted");
-        out.push((format!("{name}"), encode(&made.image, &every_op(2))));
+        out.push((name.to_string(), encode(&made.image, &every_op(2))));
         // The newest commit record with a byte changed, in both copies: a torn tail.
         let mut torn = made.image.clone();
         let newest = (1..65)
