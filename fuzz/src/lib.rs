@@ -15,6 +15,7 @@ pub mod crunch;
 pub mod http_client;
 pub mod http_server;
 pub mod key;
+pub mod store;
 pub mod tcpip;
 pub mod tls_client;
 pub mod tls_server;
@@ -39,4 +40,4 @@ macro_rules! targets {
 
 /// Every target, in the order `cargo xtask fuzz` runs them.
 pub const TARGETS: &[Target] =
-    targets!(args, key, crunch, http_server, http_client, tls_server, tls_client, tcpip);
+    targets!(args, key, crunch, store, http_server, http_client, tls_server, tls_client, tcpip);

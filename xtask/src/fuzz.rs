@@ -16,7 +16,7 @@ use crate::{Failure, Outcome, cargo, exec};
 
 /// The targets, in the order they run (the names of `fuzz/fuzz_targets/*.rs`).
 pub const TARGETS: &[&str] =
-    &["args", "key", "crunch", "http_server", "http_client", "tls_server", "tls_client", "tcpip"];
+    &["args", "key", "crunch", "store", "http_server", "http_client", "tls_server", "tls_client", "tcpip"];
 
 /// How long `cargo xtask test` runs each target.
 pub const SMOKE_SECS: u64 = 20;

@@ -2,6 +2,8 @@
 //!
 //! Everything here is plain byte layout; the crate docs describe it for readers of an image.
 
+use alloc::vec::Vec;
+
 use crc::{CRC_32_ISCSI, Crc, Table};
 
 /// Bytes per page: the unit of allocation, of a tree node and of a value chunk.
@@ -12,8 +14,8 @@ pub const PAGE_U64: u64 = PAGE as u64;
 pub const RING: u64 = 32;
 /// The first page that holds nodes or value chunks.
 pub const FIRST_DATA: u64 = 1 + 2 * RING;
-/// The smallest device the store formats: the header, the ring and 32 data pages.
-pub const MIN_PAGES: u64 = FIRST_DATA + 32;
+/// The smallest device the store formats: the header, the ring and 64 data pages.
+pub const MIN_PAGES: u64 = FIRST_DATA + 64;
 /// The largest device version 1 addresses (pages are u64 on disk; the in-RAM free map limits the
 /// practical size, see the crate docs).
 pub const MAX_PAGES: u64 = 1 << 32;
@@ -24,7 +26,7 @@ pub const COMMIT_MAGIC: [u8; 8] = *b"MGNSCOMT";
 /// Magic at the start of a tree node.
 pub const NODE_MAGIC: [u8; 4] = *b"MGSN";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// "No page" in a pointer.
 pub const NONE: u64 = u64::MAX;
 
@@ -138,8 +140,32 @@ impl Header {
     }
 }
 
-/// A commit record: the root of the tree as of one durable commit.
+/// The `level` of the parity group that covers value chunks.
+pub const CHUNKS: u8 = u8::MAX;
+/// Parity groups a record holds at most: one per tree level and one for value chunks.
+pub const MAX_GROUPS: usize = 32;
+/// In an encoded child pointer, the bit that says the child was written by the same commit as
+/// the node that points at it.
+pub const FRESH: u64 = 1 << 63;
+
+/// The pages one commit wrote at one tree level (or its value chunks), and the page holding
+/// their XOR: any one of them that does not read back whole can be rebuilt from the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    /// Tree level (0 for leaves), or [`CHUNKS`].
+    pub level: u8,
+    /// Pages in the group.
+    pub count: u32,
+    /// The parity page.
+    pub parity: Ptr,
+}
+
+impl Group {
+    const LEN: usize = 20;
+}
+
+/// A commit record: the root of the tree as of one durable commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
     /// Commit number, from 1; the record lives in ring slot `seq % RING`.
     pub seq: u64,
@@ -147,14 +173,20 @@ pub struct Commit {
     pub parent: u64,
     /// The root node, if the store holds anything.
     pub root: Option<Ptr>,
+    /// Whether this commit wrote the root (and so the pages below it that are marked fresh).
+    pub root_fresh: bool,
     /// Where the allocator's sweep resumes.
     pub cursor: u64,
-    /// Written with one flush (nodes and record together): recovery must check that its pages
-    /// all landed.
-    pub one_flush: bool,
+    /// Parity of the pages this commit wrote, by tree level and for value chunks.
+    pub groups: Vec<Group>,
 }
 
 impl Commit {
+    /// The state of a blank store.
+    pub fn empty() -> Self {
+        Self { seq: 0, parent: 0, root: None, root_fresh: false, cursor: FIRST_DATA, groups: Vec::new() }
+    }
+
     /// The first of the two pages that hold the record of commit `seq`.
     pub fn slot(seq: u64) -> u64 {
         1 + 2 * (seq % RING)
@@ -170,7 +202,14 @@ impl Commit {
         root.encode(&mut p[24..36]);
         p[36..44].copy_from_slice(&self.cursor.to_le_bytes());
         p[44..52].copy_from_slice(&self.parent.to_le_bytes());
-        p[52] = self.one_flush as u8;
+        p[52] = self.groups.len() as u8;
+        p[53] = self.root_fresh as u8;
+        for (i, g) in self.groups.iter().take(MAX_GROUPS).enumerate() {
+            let at = 56 + i * Group::LEN;
+            p[at] = g.level;
+            p[at + 4..at + 8].copy_from_slice(&g.count.to_le_bytes());
+            g.parity.encode(&mut p[at + 8..at + 20]);
+        }
         let c = crc(&p[..PAGE - 4]);
         p[PAGE - 4..].copy_from_slice(&c.to_le_bytes());
         p
@@ -182,12 +221,27 @@ impl Commit {
             return None;
         }
         let root = Ptr::decode(&p[24..36]);
+        let n = p[52] as usize;
+        if n > MAX_GROUPS {
+            return None;
+        }
+        let groups = (0..n)
+            .map(|i| {
+                let at = 56 + i * Group::LEN;
+                Group {
+                    level: p[at],
+                    count: le32(&p[at + 4..at + 8]),
+                    parity: Ptr::decode(&p[at + 8..at + 20]),
+                }
+            })
+            .collect();
         Some(Self {
             seq: le64(&p[16..24]),
             root: (root.page != NONE).then_some(root),
+            root_fresh: p[53] == 1,
             cursor: le64(&p[36..44]),
             parent: le64(&p[44..52]),
-            one_flush: p[52] == 1,
+            groups,
         })
     }
 }
@@ -208,12 +262,16 @@ mod tests {
         let c = Commit {
             seq: 9,
             parent: 8,
-            one_flush: true,
             root: Some(Ptr { page: 40, crc: 0xdead }),
+            root_fresh: true,
             cursor: 41,
+            groups: alloc::vec![
+                Group { level: 0, count: 3, parity: Ptr { page: 70, crc: 5 } },
+                Group { level: CHUNKS, count: 1, parity: Ptr { page: 71, crc: 6 } },
+            ],
         };
         let mut img = c.encode(7);
-        assert_eq!(Commit::decode(&img, 7), Some(c));
+        assert_eq!(Commit::decode(&img, 7), Some(c.clone()));
         assert_eq!(Commit::decode(&img, 8), None, "a record of another format is not ours");
         img[PAGE / 2] = 1;
         assert_eq!(Commit::decode(&img, 7), None, "a tear in the tail is seen");

@@ -34,39 +34,45 @@
 //!   by whatever points at it (the commit record for the root, a branch for its children, a leaf
 //!   for a value chunk), so bit rot, a misdirected write and a read of the wrong sector are seen:
 //!   they are reported as [`KvError::Corrupt`], never returned as data.
-//! - **Torn tail vs corruption.** A commit record that was being written when the power went is
-//!   the *torn tail*: recovery rolls back to the previous commit silently (that commit was never
-//!   acknowledged). A node of a committed tree that fails its checksum is corruption: it is
-//!   listed in [`OpenReport::damaged`], operations that need it fail with
-//!   [`KvError::Corrupt`], and everything else keeps being served.
+//! - **Torn tail vs corruption, with one flush a commit.** A commit the power cut short is the
+//!   *torn tail*: recovery rolls back to the previous commit silently (that commit was never
+//!   acknowledged). A page of the newest commit that fails alone in its group is rebuilt from
+//!   the commit's parity ([`OpenReport::repaired`]), so damage there loses nothing. Any other
+//!   page of a committed tree that fails its checksum is corruption: it is listed in
+//!   [`OpenReport::damaged`] or met on a read, operations that need it fail with
+//!   [`KvError::Corrupt`], and everything else keeps being served. "Commit" below says why the
+//!   two cannot be confused, and the one case (two faults in the newest commit) that is.
 //! - **Recovery writes nothing.** Opening a store only reads (a power cut during recovery cannot
 //!   make things worse); the only write at open is formatting an all-zero device.
 //! - **Foreign data is never overwritten.** A device is formatted only if every byte of it is
 //!   zero; anything else that is not this format is refused with a one-line [`OpenError`].
 //!
-//! ## On-disk format (version 1)
+//! ## On-disk format (version 2)
 //!
 //! The device is cut into 4096-byte pages (the sector size must divide 4096). All integers are
 //! little-endian unless said otherwise; every checksum is CRC-32C (Castagnoli).
 //!
 //! | pages | what |
 //! |---|---|
-//! | 0 | header: magic `MGNSTORE`, version `u32` (1), page size `u32` (4096), pages `u64`, ring slots `u32` (32), format nonce `u64`, zeros, CRC of the rest of the page in its last 4 bytes. Written once, at format. |
+//! | 0 | header: magic `MGNSTORE`, version `u32` (2), page size `u32` (4096), pages `u64`, ring slots `u32` (32), format nonce `u64`, zeros, CRC of the rest of the page in its last 4 bytes. Written once, at format. |
 //! | 1..65 | commit ring: 32 slots of two pages; commit *n* goes to slot *n* mod 32, the same record in both pages |
-//! | 65..pages−1 | tree nodes and value chunks, allocated copy-on-write |
+//! | 65..pages−1 | tree nodes, value chunks and parity pages, allocated copy-on-write |
 //! | pages−1 | a copy of the header (written first at format; used when page 0 is damaged) |
 //!
 //! A **commit record** is magic `MGNSCOMT`, the format nonce, the commit number `u64`, the root
 //! pointer (page `u64`, CRC `u32`; page `u64::MAX` for an empty store), the allocator's cursor
-//! `u64`, the parent commit `u64`, a one-flush flag `u8`, zeros, and a CRC of the whole page in
-//! its last 4 bytes. The newest record whose CRC
-//! and nonce match (either copy) is the store.
+//! `u64`, the parent commit `u64`, the number of parity groups `u8`, whether this commit wrote
+//! the root `u8`, two zeros, then the groups (20 bytes each: level `u8`, 255 for value chunks,
+//! three zeros, pages in the group `u32`, parity page `u64`, its CRC `u32`), zeros, and a CRC of
+//! the whole page in its last 4 bytes. The newest record whose CRC and nonce match (either copy)
+//! is where recovery starts.
 //!
 //! A **node** is a page: magic `MGSN`, level `u8` (0 = leaf), a zero byte, entry count `u16`,
 //! its own page number `u64`, the commit that wrote it `u64`, then packed entries, then zeros.
 //! A leaf entry is `key_len u16, val_len u16, key, val`; a branch entry is `key_len u16, key,
 //! child page u64, child CRC u32`, and the child holds the keys from its key up to the next
-//! entry's (the first child also everything below).
+//! entry's (the first child also everything below). The top bit of the child page is set when
+//! the commit that wrote the branch also wrote the child (the child is *fresh*).
 //!
 //! **Keys.** The path `/a/b` is the tree key `a 0x00 b` (segments hold no NUL, so byte order is
 //! the order of [`Key`]s and a dictionary is one key range); at most 480 bytes. Each value has a
@@ -74,22 +80,49 @@
 //! `u64` (ns since the POSIX epoch), and for an inline value (up to 512 bytes) the bytes. A
 //! larger value lives in 4096-byte chunks: chunk *i* is the entry `path 0x00 0x00 i (u64
 //! big-endian)` holding tag 2, page `u64`, the chunk page's CRC `u32` and the commit that
-//! wrote it `u64`. A chunk of zeros is
-//! not stored, so `allocate` and sparse `set_partial` cost no data pages.
+//! wrote it `u64`. A chunk of zeros is not stored, so `allocate` and sparse `set_partial` cost
+//! no data pages.
 //!
-//! **Commit.** A transaction copies every node it changes to a free page and writes new value
-//! chunks to free pages as it goes; commit writes the new nodes (children first, so each parent
-//! holds its children's CRCs), flushes, writes the commit record, and flushes again. The pages
-//! the old tree used are reused only after that second flush, so the previous commit stays
-//! whole until the new one is durable. A whole commit record therefore always points at whole
-//! pages, and any page that fails its checksum is corruption.
+//! **Commit: one flush.** A transaction copies every node it changes to a free page and writes
+//! new value chunks to free pages as it goes. Commit then writes the new nodes (children first,
+//! so each parent holds its children's CRCs and fresh bits); a **parity page** for each tree
+//! level it wrote and one for its value chunks, each the XOR of every page of that group and
+//! each in a write of its own; and the record. Then it flushes once, and the operation returns.
+//! Nothing the previous commit uses, its tree or its parity, is overwritten before that flush
+//! completes: a page is reused only once the commit that stopped using it is durable, and a
+//! commit's parity is freed by the next commit.
 //!
-//! With [`Options::one_flush`] the first flush is skipped and the record says so (byte 52 is
-//! 1; byte 44..52 holds the parent commit). Recovery then checks every page the newest commit
-//! wrote (each node carries its commit number, each chunk entry the commit that wrote it: tag
-//! 2, page, CRC, commit `u64`): if one did not land, that commit was never acknowledged and its
-//! parent, whose pages it could not have touched, is the store. The price: rot in the newest
-//! commit's own pages is indistinguishable from that, so it is rolled back instead of reported.
+//! **Recovery** takes the newest whole record *N* and reads every page *N* wrote: from the root
+//! if *N* wrote it, down the fresh pointers level by level, then the chunks whose entries carry
+//! *N*. In each group, if every page is whole, good; if one page fails and the parity is whole,
+//! the page is rebuilt as the XOR of the parity and the group's other pages, checked against the
+//! CRC its parent holds, and served from RAM until the next commit writes it to a new page
+//! ([`OpenReport::repaired`]); otherwise *N* is torn, and the store is *N*'s parent, silently
+//! ([`OpenReport::torn_tail`]).
+//!
+//! **Why one flush still tells a torn commit from damage:**
+//!
+//! 1. *N*'s record is written after *N* − 1's flush returned. A whole record *N* therefore
+//!    proves that every earlier commit's pages reached the device whole: any of them that fails
+//!    later is damage, reported ([`OpenReport::damaged`], [`KvError::Corrupt`]), never rolled
+//!    back. (This is why recovery can fall back to *N* − 1 when *N* is torn: it is whole.)
+//! 2. Only *N*'s own pages can fail from a power cut, and recovery knows exactly which they are
+//!    (fresh pointers, the chunk entries' commit numbers), so an older page that rotted under a
+//!    node *N* rewrote is damage, not a tear.
+//! 3. If *N* was acknowledged, its flush completed and each of its pages was whole; to fail, a
+//!    page must since have met a fault: rot, or a misdirected or lost write that the device
+//!    acknowledged. One such page per group is rebuilt, so an acknowledged commit is neither
+//!    lost nor rolled back. A page and its parity never share a write, so one misdirected or
+//!    lost write cannot take both.
+//! 4. What remains: two faults among the pages of one group of *N* (or a page and its parity)
+//!    between *N*'s flush and the next commit's record, after which fact 1 covers *N*. Recovery
+//!    takes that for a torn commit. Stores that commit with one flush (redb, LMDB, SQLite's
+//!    WAL) take any damage to their newest commit for a torn one; the previous version of this
+//!    format flushed twice a commit to close even this case, at half the commit rate.
+//!
+//! A commit writes its nodes, one parity page per level it changed (for a level of one page, as
+//! in a single-key commit, the parity is a copy of that page) plus one for its chunks, and its
+//! record twice: a single-key commit on a two-level tree is six pages and one flush.
 //!
 //! ## Limits
 //!
@@ -98,18 +131,45 @@
 //! - Largest device: 2^32 pages (16 TiB); the free map in RAM takes one bit per page (see below).
 //! - Keys per dictionary: unlimited by the format (a B+tree, not a directory block), bounded by
 //!   space; a key is at most 480 bytes of path.
-//! - Smallest device: 97 pages (388 KiB).
+//! - Smallest device: 129 pages (516 KiB).
+//! - Largest transaction (a batch, or one large value): bounded by the RAM its changed nodes take
+//!   (see "Memory") and by free space; 16 pages are always kept for removals and 16 for a
+//!   commit's parity.
 //! - Damage to page 0 is survived through the copy in the last page, as long as the device has
 //!   not grown since it was formatted.
 //!
 //! ## Memory
 //!
-//! Fixed: one bit per device page for the free map (32 KiB per GiB of device), plus the nodes
-//! changed by the open transaction (a few per key written, until its commit) and one 4 KiB
-//! buffer per chunk in flight. Cache: up to [`Options::cache_bytes`] of decoded nodes (default
-//! 256 KiB), least recently used first out. Values are never held whole: `get_partial` reads only
-//! the chunks it needs and `set_partial` rewrites only the chunks it covers. The index is the
-//! tree on the device, so a store may have far more keys than RAM could index.
+//! RAM is fixed + transaction + cache:
+//!
+//! - **Fixed:** the free map, one bit per device page (32 KiB per GiB of device), and the
+//!   commit's chunk parity (4 KiB). While opening only: the commit ring (256 KiB, twice that if
+//!   a record must be read again) and the pages of the newest commit being checked; after it,
+//!   the pages rebuilt from parity (4 KiB each, normally none) until the next commit.
+//! - **Transaction:** the nodes a transaction changes, decoded, until it commits (a single-key
+//!   change: its path, two to four nodes; a batch: every leaf it touches; a large value: a
+//!   60-byte chunk entry per 4 KiB chunk, about 1.5 % of the bytes written), and while it
+//!   commits their page images (4 KiB each) and one run of up to 64 pages being written.
+//! - **Cache:** [`Options::cache_bytes`] (default 256 KiB) of clean decoded nodes between
+//!   operations, counted by the RAM they take (their entries plus each vector and allocation
+//!   header), least recently used first out; at least four nodes whatever it says.
+//!
+//! Values are never held whole by the store: `get_partial` reads only the chunks that cover the
+//! range, one page at a time, into the result the caller asked for; `set_partial` reads and
+//! rewrites only the chunks it covers, one page at a time; `digest` reads 256 KiB at a time.
+//! (`get` and `set` pass whole values because their signatures do.) The index is the tree on
+//! the device, so a store may have far more keys than RAM could index.
+//!
+//! ## Opening
+//!
+//! Open reads the header, the commit ring, every page the newest commit wrote (to tell a torn
+//! commit from damage, above) and then every node of the tree, but no value chunk: the walk
+//! rebuilds the free map, which is not kept on the device, and checks every node's checksum,
+//! so damage is reported at open. Its cost is therefore that of reading the index (for small
+//! values about one page per 20 keys), not O(depth). Making it O(depth) needs the free map on
+//! the device: a copy-on-write bitmap (a page per 128 MiB of device) whose changed pages each
+//! commit writes too, one or two more pages a commit, and damage to it answered by a walk.
+//! That is not done yet.
 //!
 //! ## Space and wear
 //!
@@ -117,8 +177,10 @@
 //! store runs: a writer that rewrites the same keys forever never fills the device. Allocation
 //! sweeps the device from a cursor that survives restarts (it is in each commit record), taking
 //! the next free page after the last one taken, so writes move round the whole device instead of
-//! rewriting the same pages; commit records rotate through 32 slots. Nodes are split when full
-//! and dropped when empty but not merged, so a tree that shrank keeps its height.
+//! rewriting the same pages; commit records rotate through 32 slots. Nodes are split when full,
+//! merged into a neighbour when they fall under a quarter full and the two fit in three
+//! quarters, and a root with one child gives way to it, so a tree that shrinks gives its pages
+//! back and its height falls.
 #![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -133,6 +195,7 @@ mod node;
 mod open;
 mod ops;
 mod pager;
+mod parity;
 mod tree;
 
 use alloc::vec::Vec;
@@ -154,24 +217,21 @@ pub const ENAMETOOLONG: i32 = 36;
 /// How to open a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// Bytes of decoded tree nodes kept in RAM (at least four nodes' worth).
+    /// RAM for decoded tree nodes kept between operations, in bytes (at least four nodes are
+    /// kept whatever it says). See "Memory" in the crate docs.
     pub cache_bytes: usize,
-    /// Commit with one flush instead of two (see "Commit" in the crate docs): twice the durable
-    /// commits per second, but damage to the newest commit's pages then looks like a commit the
-    /// power cut short and is rolled back rather than reported. Off by default.
-    pub one_flush: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { cache_bytes: 256 * 1024, one_flush: false }
+        Self { cache_bytes: 256 * 1024 }
     }
 }
 
 /// What the store has done since it was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Commits made (each is two flushes).
+    /// Commits made (each is one flush).
     pub commits: u64,
     /// Bytes written to the device by commits and value chunks.
     pub bytes_written: u64,
@@ -190,7 +250,6 @@ struct State<B> {
     /// Set when a commit failed: the device's error code; the store must be reopened.
     failed: Option<i32>,
     read_only: bool,
-    one_flush: bool,
     stats: Stats,
 }
 
@@ -287,17 +346,9 @@ impl<B: Block, C: WallClock> Store<B, C> {
     pub async fn open_with(dev: B, clock: C, options: Options) -> Result<Self, OpenError> {
         let read_only = dev.info().read_only;
         let nonce = clock.now_unix().as_nanos() as u64;
-        let (pager, report) = open::open(dev, nonce, options.cache_bytes / format::PAGE).await?;
+        let (pager, report) = open::open(dev, nonce, options.cache_bytes).await?;
         let stats = Stats { free_pages: pager.map.free(), pages: pager.header.pages, ..Stats::default() };
-        let state = State {
-            pager,
-            open_txn: 1,
-            committed: 0,
-            failed: None,
-            read_only,
-            one_flush: options.one_flush,
-            stats,
-        };
+        let state = State { pager, open_txn: 1, committed: 0, failed: None, read_only, stats };
         Ok(Self { state: Lock::new(state), clock, report })
     }
 
@@ -345,6 +396,16 @@ impl<B: Block, C: WallClock> Store<B, C> {
                 return Err(KvError::Io(code));
             }
             let mtime = self.clock.now_unix().as_nanos() as u64;
+            // Pages recovery rebuilt from parity go to new pages in the first commit after it.
+            if !g.pager.rehome.is_empty() {
+                let sp = g.pager.savepoint();
+                let rehome = g.pager.rehome.clone();
+                if let Err(f) = g.pager.rehome_repaired(ops::RESERVE).await {
+                    g.pager.rollback(sp);
+                    g.pager.rehome = rehome;
+                    return Err(f.at(&Key::root()));
+                }
+            }
             let sp = g.pager.savepoint();
             for op in ops {
                 if let Err(e) = g.pager.apply(*op, mtime).await {
@@ -363,8 +424,7 @@ impl<B: Block, C: WallClock> Store<B, C> {
         if let Some(code) = g.failed {
             return Err(KvError::Io(code));
         }
-        let one_flush = g.one_flush;
-        match g.pager.commit(one_flush).await {
+        match g.pager.commit().await {
             Ok(bytes) => {
                 g.committed = g.open_txn;
                 g.open_txn += 1;

@@ -7,7 +7,7 @@
 
 use alloc::vec::Vec;
 
-use crate::format::{NODE_MAGIC, PAGE, Ptr, le64};
+use crate::format::{FRESH, NODE_MAGIC, PAGE, Ptr, le64};
 
 /// Bytes of a node page before its entries.
 pub const HEADER: usize = 24;
@@ -37,6 +37,18 @@ impl Node {
         }
     }
 
+    /// The RAM this node takes decoded: its entries' bytes, their vectors and the allocator's
+    /// overhead on each (16 bytes a block, as glibc's and most allocators' headers are).
+    pub fn ram(&self) -> usize {
+        const BLOCK: usize = 16;
+        const VEC: usize = core::mem::size_of::<Vec<u8>>();
+        let entries = match self {
+            Node::Leaf(e) => e.iter().map(|(k, v)| 2 * (VEC + BLOCK) + k.len() + v.len()).sum::<usize>(),
+            Node::Branch { kids, .. } => kids.iter().map(|(k, _)| VEC + Ptr::LEN + BLOCK + k.len()).sum(),
+        };
+        64 + entries
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         match self {
@@ -53,8 +65,9 @@ impl Node {
         }
     }
 
-    /// The page image of this node at `page`, written by commit `seq`.
-    pub fn encode(&self, page: u64, seq: u64) -> Vec<u8> {
+    /// The page image of this node at `page`, written by commit `seq`; `fresh(child)` says which
+    /// children the same commit wrote (their pointers carry [`FRESH`]).
+    pub fn encode(&self, page: u64, seq: u64, fresh: impl Fn(u64) -> bool) -> Vec<u8> {
         let mut p = Vec::with_capacity(PAGE);
         p.extend_from_slice(&NODE_MAGIC);
         p.push(self.level());
@@ -76,7 +89,8 @@ impl Node {
                     p.extend_from_slice(&(k.len() as u16).to_le_bytes());
                     p.extend_from_slice(k);
                     let mut b = [0u8; Ptr::LEN];
-                    ptr.encode(&mut b);
+                    let flag = if fresh(ptr.page) { FRESH } else { 0 };
+                    Ptr { page: ptr.page | flag, crc: ptr.crc }.encode(&mut b);
                     p.extend_from_slice(&b);
                 }
             }
@@ -89,6 +103,12 @@ impl Node {
     /// Parse a page that passed its checksum; `None` if it is not a node of `page` (a checksum
     /// collision or a bug, never trusted).
     pub fn decode(p: &[u8], page: u64) -> Option<Node> {
+        Some(Self::decode_fresh(p, page)?.0)
+    }
+
+    /// [`decode`](Self::decode), and for a branch which children the commit that wrote it also
+    /// wrote.
+    pub fn decode_fresh(p: &[u8], page: u64) -> Option<(Node, Vec<bool>)> {
         if p.len() != PAGE || p[..4] != NODE_MAGIC || le64(&p[8..16]) != page {
             return None;
         }
@@ -110,15 +130,18 @@ impl Node {
                 let v = take(vl)?.to_vec();
                 e.push((k, v));
             }
-            Some(Node::Leaf(e))
+            Some((Node::Leaf(e), Vec::new()))
         } else {
             let mut kids = Vec::with_capacity(count);
+            let mut fresh = Vec::with_capacity(count);
             for _ in 0..count {
                 let kl = u16_at(take(2)?);
                 let k = take(kl)?.to_vec();
-                kids.push((k, Ptr::decode(take(Ptr::LEN)?)));
+                let ptr = Ptr::decode(take(Ptr::LEN)?);
+                fresh.push(ptr.page & FRESH != 0);
+                kids.push((k, Ptr { page: ptr.page & !FRESH, crc: ptr.crc }));
             }
-            Some(Node::Branch { level, kids })
+            Some((Node::Branch { level, kids }, fresh))
         }
     }
 
@@ -163,14 +186,15 @@ mod tests {
     #[test]
     fn nodes_round_trip_and_split_within_a_page() {
         let leaf = Node::Leaf((0..60u8).map(|i| (vec![i; 20], vec![i; 40])).collect());
-        let img = leaf.encode(77, 3);
+        let img = leaf.encode(77, 3, |_| false);
         assert_eq!(Node::decode(&img, 77).as_ref(), Some(&leaf));
         assert_eq!(Node::decode(&img, 78), None, "a node read from another page is refused");
         let branch = Node::Branch {
             level: 2,
             kids: vec![(vec![], Ptr { page: 5, crc: 9 }), (vec![1], Ptr { page: 6, crc: 1 })],
         };
-        assert_eq!(Node::decode(&branch.encode(4, 1), 4), Some(branch));
+        let img = branch.encode(4, 1, |p| p == 6);
+        assert_eq!(Node::decode_fresh(&img, 4), Some((branch, vec![false, true])));
         let mut big = Node::Leaf((0..5u8).map(|i| (vec![i; 500], vec![i; 520])).collect());
         let (sep, right) = big.split();
         assert!(big.used() <= CAPACITY && right.used() <= CAPACITY);

@@ -7,7 +7,7 @@ use core::fmt;
 use morgana::block::{Block, BlockError};
 
 use crate::format::{
-    Commit, FIRST_DATA, Header, HeaderError, MAGIC, MAX_PAGES, MIN_PAGES, PAGE, PAGE_U64, RING,
+    Commit, FIRST_DATA, Header, HeaderError, MAGIC, MAX_PAGES, MIN_PAGES, PAGE, PAGE_U64, RING, VERSION,
 };
 use crate::pager::{Fail, Pager};
 
@@ -61,7 +61,7 @@ impl fmt::Display for OpenError {
                  image, refusing to format it (zero the device to use it)"
             ),
             Self::Version(v) => {
-                write!(f, "the device holds morgana-store format version {v}; this build reads 1")
+                write!(f, "the device holds morgana-store format version {v}; this build reads {VERSION}")
             }
             Self::HeaderDamaged => {
                 f.write_str("the store's header (page 0) fails its checksum: the device is damaged")
@@ -100,6 +100,10 @@ pub struct OpenReport {
     /// Pages of the committed tree that failed their checksum (what is below them is
     /// unreadable and reported as corrupt).
     pub damaged: Vec<u64>,
+    /// Pages of the newest commit that did not read back whole and were rebuilt from its
+    /// parity (a write the power cut short, or damage since): nothing was lost, and the next
+    /// commit writes them afresh.
+    pub repaired: Vec<u64>,
 }
 
 impl From<Fail> for OpenError {
@@ -147,7 +151,7 @@ async fn first_nonzero<B: Block>(dev: &mut B, pages: u64, from: u64) -> Result<O
 pub async fn open<B: Block>(
     mut dev: B,
     nonce: u64,
-    cache_pages: usize,
+    cache_bytes: usize,
 ) -> Result<(Pager<B>, OpenReport), OpenError> {
     let info = dev.info();
     let ss = info.sector_size;
@@ -245,14 +249,14 @@ pub async fn open<B: Block>(
     // Each slot: its record (from either copy) and whether it holds anything at all.
     let mut slots: Vec<(Option<Commit>, bool)> = Vec::new();
     for (i, pair) in ring.chunks(2 * PAGE).enumerate() {
-        let r = match (copies[2 * i], copies[2 * i + 1]) {
-            (Some(x), Some(y)) => Some(if y.seq > x.seq { y } else { x }),
-            (Some(x), None) | (None, Some(x)) => Some(x),
+        let r = match (&copies[2 * i], &copies[2 * i + 1]) {
+            (Some(x), Some(y)) => Some(if y.seq > x.seq { y.clone() } else { x.clone() }),
+            (Some(x), None) | (None, Some(x)) => Some(x.clone()),
             (None, None) => None,
         };
         slots.push((r, pair.iter().any(|x| *x != 0)));
     }
-    let newest = slots.iter().filter_map(|(r, _)| *r).max_by_key(|c| c.seq);
+    let newest = slots.iter().filter_map(|(r, _)| r.clone()).max_by_key(|c| c.seq);
     let slot_of = |seq: u64| ((Commit::slot(seq) - 1) / 2) as usize;
     let commit = match newest {
         Some(c) => {
@@ -274,28 +278,41 @@ pub async fn open<B: Block>(
                 return Err(OpenError::CommitsDamaged);
             }
             report.torn_tail = slots[first].1;
-            Commit { seq: 0, parent: 0, root: None, cursor: FIRST_DATA, one_flush: false }
+            Commit::empty()
         }
     };
-    let mut pager = Pager::new(dev, header, commit, cache_pages);
-    let mut walk = pager.walk((commit.one_flush && commit.seq > 0).then_some(commit.seq)).await?;
+    let mut pager = Pager::new(dev, header, &commit, cache_bytes);
+    let mut tip = pager.check_tip(&commit).await?;
     let mut commit = commit;
-    if walk.torn {
-        // The newest commit's pages did not all land before the power went: it was never
-        // acknowledged, and its parent (acknowledged, so whole) is the store.
+    if tip.torn {
+        // More of the newest commit's pages failed than its parity can rebuild: the power went
+        // before its flush completed, so it was never acknowledged. Its record proves that its
+        // parent's flush did complete: the parent is whole and is the store (if its own pages
+        // fail, that is damage, reported by the walk below).
         report.torn_tail = true;
         let parent = commit.parent;
-        commit = match slots.iter().filter_map(|(r, _)| *r).find(|c| c.seq == parent) {
-            Some(c) => c,
-            None if parent == 0 => {
-                Commit { seq: 0, parent: 0, root: None, cursor: FIRST_DATA, one_flush: false }
-            }
+        commit = match slots.iter().filter_map(|(r, _)| r.as_ref()).find(|c| c.seq == parent) {
+            Some(c) => c.clone(),
+            None if parent == 0 => Commit::empty(),
             None => return Err(OpenError::CommitsDamaged),
         };
-        pager = Pager::new(pager.into_dev(), header, commit, cache_pages);
-        walk = pager.walk(None).await?;
+        pager = Pager::new(pager.into_dev(), header, &commit, cache_bytes);
+        tip = pager.check_tip(&commit).await?;
     }
+    let walk = pager.walk().await?;
+    // The parity stays until the next commit is durable.
+    for g in &commit.groups {
+        if (FIRST_DATA..header.pages).contains(&g.parity.page) && pager.map.mark(g.parity.page) {
+            pager.parity.push(g.parity.page);
+        }
+    }
+    report.damaged_records += tip.bad_parity;
+    report.repaired = tip.repaired;
     report.commit = commit.seq;
     report.damaged = walk.damaged;
+    if tip.torn {
+        // The acknowledged parent failed where its parity could not help: damage, reported.
+        pager.rehome.clear();
+    }
     Ok((pager, report))
 }

@@ -12,7 +12,7 @@ use crate::keys::{INLINE, Meta, chunk_index, chunk_key, chunk_ptr, dir_prefix, p
 use crate::pager::{Fail, Pager};
 
 /// Pages kept free for removals and renames, so a full store can always be emptied.
-const RESERVE: u64 = 16;
+pub const RESERVE: u64 = 16;
 /// Entries handled per step of a scan.
 const STEP: usize = 256;
 
@@ -69,6 +69,31 @@ impl<B: Block> Pager<B> {
         }
     }
 
+    /// What is bound at `p`, and its meta entry if it is a value, in one descent of the tree:
+    /// the first entry at or after `p` is its meta entry, one of its chunks, a child, or none of
+    /// these.
+    async fn probe(&mut self, p: &[u8]) -> Result<(Option<Kind>, Option<Vec<u8>>), Fail> {
+        if p.is_empty() {
+            return Ok((Some(Kind::Dictionary), None));
+        }
+        match self.get_or_next(p).await? {
+            Ok(v) => Ok((Some(Kind::Value), Some(v))),
+            Err(Some(k)) if k.len() > p.len() + 1 && k.starts_with(p) && k[p.len()] == 0 => {
+                if k[p.len() + 1] == 0 {
+                    // A chunk with no meta entry before it: let the slow way say what it is.
+                    return Ok((self.kind_at(p).await?, None));
+                }
+                Ok((Some(Kind::Dictionary), None))
+            }
+            _ => Ok((None, None)),
+        }
+    }
+
+    async fn kind_of(&mut self, p: &[u8]) -> Result<Option<Kind>, Fail> {
+        Ok(self.probe(p).await?.0)
+    }
+
+    /// What is bound at `p`, the long way: a lookup, then a seek for a child.
     async fn kind_at(&mut self, p: &[u8]) -> Result<Option<Kind>, Fail> {
         if p.is_empty() {
             return Ok(Some(Kind::Dictionary));
@@ -87,7 +112,7 @@ impl<B: Block> Pager<B> {
 
     /// What `key` is bound to.
     pub async fn kind(&mut self, key: &Key) -> Result<Option<Kind>, KvError> {
-        self.kind_at(&path(key).map_err(|f| f.at(key))?).await.map_err(|f| f.at(key))
+        self.kind_of(&path(key).map_err(|f| f.at(key))?).await.map_err(|f| f.at(key))
     }
 
     /// The meta entry of the value at `key`, or the error that there is none.
@@ -95,7 +120,7 @@ impl<B: Block> Pager<B> {
         let p = path(key).map_err(|f| f.at(key))?;
         match self.meta(&p).await.map_err(|f| f.at(key))? {
             Some(m) => Ok((p, m)),
-            None => match self.kind_at(&p).await.map_err(|f| f.at(key))? {
+            None => match self.kind_of(&p).await.map_err(|f| f.at(key))? {
                 Some(_) => Err(KvError::ValueExpected(key.clone())),
                 None => Err(KvError::NotFound(key.clone())),
             },
@@ -105,7 +130,7 @@ impl<B: Block> Pager<B> {
     /// The dictionary at `key`, or the error that it is not one.
     async fn dict(&mut self, key: &Key) -> Result<Vec<u8>, KvError> {
         let p = path(key).map_err(|f| f.at(key))?;
-        match self.kind_at(&p).await.map_err(|f| f.at(key))? {
+        match self.kind_of(&p).await.map_err(|f| f.at(key))? {
             Some(Kind::Dictionary) => Ok(p),
             Some(Kind::Value) => Err(KvError::DictionaryExpected(key.clone())),
             None => Err(KvError::NotFound(key.clone())),
@@ -241,7 +266,9 @@ impl<B: Block> Pager<B> {
     }
 
     /// The refusal, if any, of binding a value at `key`.
-    async fn check_writable(&mut self, key: &Key, p: &[u8]) -> Result<(), KvError> {
+    /// The refusal, if any, of binding a value at `key`; else the meta entry of the value it
+    /// holds now.
+    async fn check_writable(&mut self, key: &Key, p: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
         let mut a = Key::root();
         let segs: Vec<&str> = key.segments().collect();
         for s in segs.iter().take(segs.len().saturating_sub(1)) {
@@ -251,10 +278,10 @@ impl<B: Block> Pager<B> {
                 return Err(KvError::DictionaryExpected(a));
             }
         }
-        if self.kind_at(p).await.map_err(|f| f.at(key))? == Some(Kind::Dictionary) {
-            return Err(KvError::ValueExpected(key.clone()));
+        match self.probe(p).await.map_err(|f| f.at(key))? {
+            (Some(Kind::Dictionary), _) => Err(KvError::ValueExpected(key.clone())),
+            (_, meta) => Ok(meta),
         }
-        Ok(())
     }
 
     /// Delete entries in `from..to` (to the end for `None`), freeing the chunk pages they held.
@@ -266,9 +293,7 @@ impl<B: Block> Pager<B> {
                 return Ok(());
             }
             for (k, v) in batch {
-                if let Some(ptr) = chunk_ptr(&v) {
-                    self.free(ptr.page);
-                }
+                self.free_chunk(&v).await?;
                 self.delete(&k).await?;
             }
         }
@@ -281,8 +306,8 @@ impl<B: Block> Pager<B> {
     /// Write chunk `index` of the value at `p`, or drop it if it is all zeros.
     async fn put_chunk(&mut self, p: &[u8], index: u64, data: &[u8]) -> Result<(), Fail> {
         let k = chunk_key(p, index);
-        if let Some(old) = self.get(&k).await?.as_deref().and_then(chunk_ptr) {
-            self.free(old.page);
+        if let Some(old) = self.get(&k).await? {
+            self.free_chunk(&old).await?;
         }
         if all_zero(data) {
             self.delete(&k).await?;
@@ -298,8 +323,8 @@ impl<B: Block> Pager<B> {
         match op {
             Op::Set(key, value) => {
                 let p = path(key).map_err(|f| f.at(key))?;
-                self.check_writable(key, &p).await?;
-                self.set(&p, value, mtime).await.map_err(|f| f.at(key))
+                let old = self.check_writable(key, &p).await?;
+                self.set(&p, value, mtime, old).await.map_err(|f| f.at(key))
             }
             Op::SetPartial(key, offset, data) => {
                 let p = path(key).map_err(|f| f.at(key))?;
@@ -308,7 +333,7 @@ impl<B: Block> Pager<B> {
             }
             Op::Allocate(key, size) => {
                 let p = path(key).map_err(|f| f.at(key))?;
-                if self.kind_at(&p).await.map_err(|f| f.at(key))?.is_some() {
+                if self.kind_of(&p).await.map_err(|f| f.at(key))?.is_some() {
                     return Err(KvError::AlreadyPresent(key.clone()));
                 }
                 self.check_writable(key, &p).await?;
@@ -318,7 +343,7 @@ impl<B: Block> Pager<B> {
             }
             Op::Remove(key) => {
                 let p = path(key).map_err(|f| f.at(key))?;
-                match self.kind_at(&p).await.map_err(|f| f.at(key))? {
+                match self.kind_of(&p).await.map_err(|f| f.at(key))? {
                     None => Err(KvError::NotFound(key.clone())),
                     Some(Kind::Value) => self.drop_value(&p).await.map_err(|f| f.at(key)),
                     Some(Kind::Dictionary) => {
@@ -331,8 +356,12 @@ impl<B: Block> Pager<B> {
         }
     }
 
-    async fn set(&mut self, p: &[u8], value: &[u8], mtime: u64) -> Result<(), Fail> {
-        self.drop_value(p).await?;
+    async fn set(&mut self, p: &[u8], value: &[u8], mtime: u64, old: Option<Vec<u8>>) -> Result<(), Fail> {
+        // An inline value is replaced by the insert below; a chunked one's chunks go first.
+        let inline = old.as_deref().and_then(Meta::decode).is_some_and(|m| m.inline.is_some());
+        if old.is_some() && !inline {
+            self.drop_value(p).await?;
+        }
         let size = value.len() as u64;
         if value.len() <= INLINE {
             return self
@@ -396,7 +425,7 @@ impl<B: Block> Pager<B> {
     async fn rename(&mut self, source: &Key, dest: &Key) -> Result<(), KvError> {
         let sp = path(source).map_err(|f| f.at(source))?;
         let dp = path(dest).map_err(|f| f.at(dest))?;
-        let kind = self.kind_at(&sp).await.map_err(|f| f.at(source))?;
+        let kind = self.kind_of(&sp).await.map_err(|f| f.at(source))?;
         let kind = kind.ok_or_else(|| KvError::NotFound(source.clone()))?;
         if source == dest {
             return Ok(());
@@ -436,8 +465,12 @@ impl<B: Block> Pager<B> {
             s.delete_range(&df, dt.as_deref()).await
         };
         if dest.is_prefix_of(source) {
-            // The destination holds the source: take the source out whole, then replace.
+            // The destination holds the source: take the source out whole (keeping its chunks),
+            // then replace.
             let entries = self.range(&from, &to, usize::MAX).await.map_err(fail)?;
+            for (k, _) in &entries {
+                self.delete(k).await.map_err(fail)?;
+            }
             drop_dest(self).await.map_err(fail)?;
             for (k, v) in entries {
                 self.insert(&moved(&k), v, 0).await.map_err(fail)?;

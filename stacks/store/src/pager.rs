@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 
 use morgana::block::{Block, BlockError};
 
-use crate::format::{Commit, FIRST_DATA, Header, PAGE, PAGE_U64, Ptr, crc};
+use crate::format::{CHUNKS, Commit, FIRST_DATA, Group, Header, PAGE, PAGE_U64, Ptr, crc};
 use crate::node::Node;
 
 /// Why an internal operation failed.
@@ -110,17 +110,23 @@ impl FreeMap {
     }
 }
 
-/// Clean nodes by page, evicting the least recently used past a budget.
+/// Clean nodes by page, evicting the least recently used past a budget of bytes (the RAM the
+/// decoded nodes take, [`Node::ram`]); at least four nodes are kept whatever the budget.
 struct Cache {
-    nodes: BTreeMap<u64, (Rc<Node>, u64)>,
+    nodes: BTreeMap<u64, (Rc<Node>, u64, usize)>,
     by_use: BTreeMap<u64, u64>,
     tick: u64,
-    max: usize,
+    budget: usize,
+    bytes: usize,
 }
 
 impl Cache {
+    fn new(budget: usize) -> Self {
+        Self { nodes: BTreeMap::new(), by_use: BTreeMap::new(), tick: 0, budget, bytes: 0 }
+    }
+
     fn get(&mut self, page: u64) -> Option<Rc<Node>> {
-        let (node, used) = self.nodes.get_mut(&page)?;
+        let (node, used, _) = self.nodes.get_mut(&page)?;
         self.by_use.remove(used);
         self.tick += 1;
         *used = self.tick;
@@ -131,17 +137,22 @@ impl Cache {
     fn put(&mut self, page: u64, node: Rc<Node>) {
         self.forget(page);
         self.tick += 1;
-        self.nodes.insert(page, (node, self.tick));
+        let ram = node.ram();
+        self.bytes += ram;
+        self.nodes.insert(page, (node, self.tick, ram));
         self.by_use.insert(self.tick, page);
-        while self.nodes.len() > self.max {
+        while self.bytes > self.budget && self.nodes.len() > 4 {
             let Some((_, old)) = self.by_use.pop_first() else { break };
-            self.nodes.remove(&old);
+            if let Some((_, _, ram)) = self.nodes.remove(&old) {
+                self.bytes -= ram;
+            }
         }
     }
 
     fn forget(&mut self, page: u64) {
-        if let Some((_, used)) = self.nodes.remove(&page) {
+        if let Some((_, used, ram)) = self.nodes.remove(&page) {
             self.by_use.remove(&used);
+            self.bytes -= ram;
         }
     }
 }
@@ -152,6 +163,41 @@ pub struct Savepoint {
     dirty: BTreeMap<u64, Rc<Node>>,
     allocated: usize,
     freed: usize,
+    chunks: Chunks,
+}
+
+/// How many value chunks the open transaction wrote that its tree still refers to, and their
+/// XOR (the commit's chunk parity): a fixed 4 KiB whatever the transaction writes.
+#[derive(Clone)]
+struct Chunks {
+    count: u32,
+    parity: Vec<u8>,
+}
+
+impl Chunks {
+    fn new() -> Self {
+        Self { count: 0, parity: vec![0; PAGE] }
+    }
+}
+
+/// XOR `b` into `a`.
+pub fn xor(a: &mut [u8], b: &[u8]) {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x ^= y);
+}
+
+/// Pages a commit may take for its parity whatever else is full: one per tree level and one for
+/// chunks. A branch holds at least eight children (keys are at most 480 bytes), so 15 levels
+/// cover more leaves than the format has pages.
+pub const PARITY_RESERVE: u64 = 16;
+
+/// A page of the newest commit that recovery rebuilt from parity, to be written afresh by the
+/// next commit: the key that leads to it.
+#[derive(Debug, Clone)]
+pub enum Rehome {
+    /// A node holding this key.
+    Node(Vec<u8>),
+    /// The chunk entry at this key.
+    Chunk(Vec<u8>),
 }
 
 /// The device seen as pages, with the tree's root.
@@ -171,11 +217,19 @@ pub struct Pager<B> {
     cache: Cache,
     allocated: Vec<u64>,
     freed: Vec<u64>,
+    chunks: Chunks,
+    /// The parity pages of the last durable commit: kept until the next one is durable.
+    pub parity: Vec<u64>,
+    /// Images of the newest commit's pages that recovery rebuilt, served instead of the device
+    /// until a commit has written them elsewhere.
+    pub repaired: BTreeMap<u64, Vec<u8>>,
+    /// What the next transaction must write afresh (the rebuilt pages).
+    pub rehome: Vec<Rehome>,
 }
 
 impl<B: Block> Pager<B> {
     /// A pager over a formatted device with no tree walked yet.
-    pub fn new(dev: B, header: Header, commit: Commit, cache_pages: usize) -> Self {
+    pub fn new(dev: B, header: Header, commit: &Commit, cache_bytes: usize) -> Self {
         let per_page = PAGE_U64 / u64::from(dev.info().sector_size);
         let mut map = FreeMap::new(header.pages);
         map.cursor = commit.cursor;
@@ -187,14 +241,13 @@ impl<B: Block> Pager<B> {
             seq: commit.seq,
             map,
             dirty: BTreeMap::new(),
-            cache: Cache {
-                nodes: BTreeMap::new(),
-                by_use: BTreeMap::new(),
-                tick: 0,
-                max: cache_pages.max(4),
-            },
+            cache: Cache::new(cache_bytes),
             allocated: Vec::new(),
             freed: Vec::new(),
+            chunks: Chunks::new(),
+            parity: Vec::new(),
+            repaired: BTreeMap::new(),
+            rehome: Vec::new(),
         }
     }
 
@@ -213,8 +266,14 @@ impl<B: Block> Pager<B> {
         if ptr.page < FIRST_DATA || ptr.page >= self.header.pages {
             return Err(Fail::Corrupt(ptr.page));
         }
-        let mut buf = vec![0u8; PAGE];
-        self.read_pages(ptr.page, &mut buf).await?;
+        let buf = match self.repaired.get(&ptr.page) {
+            Some(img) => img.clone(),
+            None => {
+                let mut buf = vec![0u8; PAGE];
+                self.read_pages(ptr.page, &mut buf).await?;
+                buf
+            }
+        };
         if crc(&buf) != ptr.crc {
             return Err(Fail::Corrupt(ptr.page));
         }
@@ -237,7 +296,7 @@ impl<B: Block> Pager<B> {
 
     /// A free page for this transaction, leaving `reserve` pages for removals.
     pub fn allocate(&mut self, reserve: u64) -> Result<u64, Fail> {
-        let p = self.map.take(reserve).ok_or(Fail::NoSpace)?;
+        let p = self.map.take(reserve + PARITY_RESERVE).ok_or(Fail::NoSpace)?;
         self.allocated.push(p);
         Ok(p)
     }
@@ -252,7 +311,25 @@ impl<B: Block> Pager<B> {
     pub async fn write_chunk(&mut self, data: &[u8], reserve: u64) -> Result<Vec<u8>, Fail> {
         let page = self.allocate(reserve)?;
         self.write_pages(page, data).await?;
+        xor(&mut self.chunks.parity, data);
+        self.chunks.count += 1;
         Ok(crate::keys::chunk_entry(Ptr { page, crc: crc(data) }, self.seq + 1))
+    }
+
+    /// The chunk that `entry` names is no longer referred to by the open transaction. If this
+    /// transaction wrote it (the entry carries its commit number), it leaves the commit's chunk
+    /// parity (read back to take it out).
+    pub async fn free_chunk(&mut self, entry: &[u8]) -> Result<(), Fail> {
+        let (Some(ptr), Some(seq)) = (crate::keys::chunk_ptr(entry), crate::keys::chunk_seq(entry)) else {
+            return Ok(());
+        };
+        if seq == self.seq + 1 {
+            let img = self.read_checked(ptr).await?;
+            xor(&mut self.chunks.parity, &img);
+            self.chunks.count -= 1;
+        }
+        self.free(ptr.page);
+        Ok(())
     }
 
     /// The page of a node the open transaction may change: `ptr` itself if the transaction
@@ -263,6 +340,9 @@ impl<B: Block> Pager<B> {
         }
         let node = self.node(ptr).await?;
         let page = self.allocate(reserve)?;
+        // The old page is freed by this commit: its cache entry would only make the copy below
+        // share the node and be cloned when first changed.
+        self.cache.forget(ptr.page);
         self.dirty.insert(page, node);
         self.free(ptr.page);
         Ok(page)
@@ -298,6 +378,7 @@ impl<B: Block> Pager<B> {
             dirty: self.dirty.clone(),
             allocated: self.allocated.len(),
             freed: self.freed.len(),
+            chunks: self.chunks.clone(),
         }
     }
 
@@ -309,18 +390,20 @@ impl<B: Block> Pager<B> {
             self.map.release(p);
         }
         self.freed.truncate(sp.freed);
+        self.chunks = sp.chunks;
     }
 
-    /// Make the open transaction durable: write its nodes, flush (unless `one_flush`), write
-    /// the commit record, flush. Returns the bytes written.
-    pub async fn commit(&mut self, one_flush: bool) -> Result<u64, Fail> {
+    /// Make the open transaction durable: write its nodes, their parity and the commit record,
+    /// then flush once. Returns the bytes written.
+    pub async fn commit(&mut self) -> Result<u64, Fail> {
         let seq = self.seq + 1;
         let mut order: Vec<(u8, u64)> = self.dirty.iter().map(|(p, n)| (n.level(), *p)).collect();
         order.sort_unstable();
         // Children before parents, so each parent records its children's checksums.
         let mut images: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         let mut sums: BTreeMap<u64, u32> = BTreeMap::new();
-        for (_, page) in order {
+        let mut parity: BTreeMap<u8, (u32, Vec<u8>)> = BTreeMap::new();
+        for (level, page) in order {
             let node = Rc::make_mut(self.dirty.get_mut(&page).expect("listed"));
             if let Node::Branch { kids, .. } = node {
                 for (_, kid) in kids.iter_mut() {
@@ -329,21 +412,43 @@ impl<B: Block> Pager<B> {
                     }
                 }
             }
-            let img = node.encode(page, seq);
+            let img = node.encode(page, seq, |kid| sums.contains_key(&kid));
+            let (count, xored) = parity.entry(level).or_insert_with(|| (0, vec![0; PAGE]));
+            *count += 1;
+            xor(xored, &img);
             sums.insert(page, crc(&img));
             images.insert(page, img);
         }
+        let root_fresh = self.root.is_some_and(|r| sums.contains_key(&r.page));
         if let Some(root) = self.root.as_mut()
             && let Some(c) = sums.get(&root.page)
         {
             root.crc = *c;
         }
-        // Neighbouring pages go down in one write.
+        let chunks = core::mem::replace(&mut self.chunks, Chunks::new());
+        if chunks.count > 0 {
+            parity.insert(CHUNKS, (chunks.count, chunks.parity));
+        }
+        // Each parity page goes down in a write of its own, so that no single misdirected or
+        // lost write takes a page and its parity together.
         let mut written = 0u64;
+        let mut groups = Vec::new();
+        for (level, (count, img)) in parity {
+            let page = match self.map.take(0) {
+                Some(p) => p,
+                None => return Err(Fail::NoSpace),
+            };
+            self.allocated.push(page);
+            self.write_pages(page, &img).await?;
+            written += PAGE_U64;
+            groups.push(Group { level, count, parity: Ptr { page, crc: crc(&img) } });
+        }
+        // Neighbouring pages go down in one write.
         let mut run: Vec<u8> = Vec::new();
         let mut run_start = 0u64;
         for (page, img) in &images {
-            if !run.is_empty() && run_start + (run.len() / PAGE) as u64 != *page {
+            // Runs of at most 64 pages, so a large commit needs no second copy of all its pages.
+            if !run.is_empty() && (run_start + (run.len() / PAGE) as u64 != *page || run.len() >= 64 * PAGE) {
                 self.write_pages(run_start, &run).await?;
                 written += run.len() as u64;
                 run.clear();
@@ -357,84 +462,79 @@ impl<B: Block> Pager<B> {
             self.write_pages(run_start, &run).await?;
             written += run.len() as u64;
         }
-        // With two flushes, a whole record means whole pages. With one, recovery checks that the
-        // newest commit's pages all landed (see `walk`) and falls back to its parent, whose
-        // pages this one did not touch.
-        if !one_flush {
-            self.dev.flush().await?;
-        }
-        let record = Commit { seq, parent: self.seq, root: self.root, cursor: self.map.cursor, one_flush }
-            .encode(self.header.nonce);
+        let parity_pages: Vec<u64> = groups.iter().map(|g| g.parity.page).collect();
+        let record =
+            Commit { seq, parent: self.seq, root: self.root, root_fresh, cursor: self.map.cursor, groups }
+                .encode(self.header.nonce);
         let mut pair = vec![0u8; 2 * PAGE];
         pair[..PAGE].copy_from_slice(&record);
         pair[PAGE..].copy_from_slice(&record);
         self.write_pages(Commit::slot(seq), &pair).await?;
+        // The one flush: nodes, chunks, parity and record are durable together (see "Commit" in
+        // the crate docs for why recovery can still tell a torn commit from damage).
         self.dev.flush().await?;
         written += 2 * PAGE_U64;
-        // Durable: the pages the old tree used are free now, and the new nodes are clean.
+        // Durable: the pages the old tree used are free now, and so is the previous commit's
+        // parity; the new nodes are clean.
         self.seq = seq;
-        for p in core::mem::take(&mut self.freed) {
+        let old_parity = core::mem::replace(&mut self.parity, parity_pages);
+        for p in core::mem::take(&mut self.freed).into_iter().chain(old_parity) {
             self.cache.forget(p);
             self.map.release(p);
+            self.repaired.remove(&p);
         }
         self.allocated.clear();
-        for (page, node) in core::mem::take(&mut self.dirty) {
+        // The new nodes go to the cache, branches last (they are what the next lookups read
+        // first); of a commit larger than the cache, only what it can hold.
+        let mut clean: Vec<(u64, Rc<Node>)> = core::mem::take(&mut self.dirty).into_iter().collect();
+        clean.sort_by_key(|(_, n)| core::cmp::Reverse(n.level()));
+        let (mut room, mut fit) = (self.cache.budget, 0);
+        for (_, n) in &clean {
+            match room.checked_sub(n.ram()) {
+                Some(r) => (room, fit) = (r, fit + 1),
+                None => break,
+            }
+        }
+        for (page, node) in clean.into_iter().take(fit.max(4)).rev() {
             self.cache.put(page, node);
         }
         Ok(written)
     }
 
-    /// Walk the durable tree at open: mark every page it uses, check every node's checksum,
-    /// and, if `tip` is the commit being opened, the chunks that commit wrote.
-    ///
-    /// A page that fails below a pointer written by `tip` (or the root) means `tip` did not land
-    /// whole: `torn` is set and the caller falls back to its parent. Any other failure is
-    /// corruption of committed data: its page is listed and what is below it is unreadable.
-    pub async fn walk(&mut self, tip: Option<u64>) -> Result<Walk, Fail> {
+    /// Walk the durable tree at open: mark every page it uses and check every node's and
+    /// chunk's checksum. A page that fails is corruption of committed data (the newest commit's
+    /// own pages were checked, and rebuilt where they could be, before): it is listed, and what
+    /// is below it is unreadable.
+    pub async fn walk(&mut self) -> Result<Walk, Fail> {
         let mut walk = Walk::default();
-        let mut stack: Vec<(Ptr, bool)> = self.root.map(|r| (r, true)).into_iter().collect();
-        let fresh = |seq: u64| tip == Some(seq);
-        while let Some((ptr, new)) = stack.pop() {
-            let bad = |walk: &mut Walk, page: u64| {
-                if new && tip.is_some() {
-                    walk.torn = true;
-                } else {
-                    walk.damaged.push(page);
-                }
-            };
+        let mut stack: Vec<Ptr> = self.root.into_iter().collect();
+        while let Some(ptr) = stack.pop() {
             if ptr.page < FIRST_DATA || ptr.page >= self.header.pages || !self.map.mark(ptr.page) {
-                bad(&mut walk, ptr.page);
+                walk.damaged.push(ptr.page);
                 continue;
             }
             let buf = match self.read_checked(ptr).await {
                 Ok(b) => b,
                 Err(Fail::Corrupt(p)) => {
-                    bad(&mut walk, p);
+                    walk.damaged.push(p);
                     continue;
                 }
                 Err(e) => return Err(e),
             };
             let Some(node) = Node::decode(&buf, ptr.page) else {
-                bad(&mut walk, ptr.page);
+                walk.damaged.push(ptr.page);
                 continue;
             };
-            let written_by_tip = fresh(crate::format::le64(&buf[16..24]));
             match &node {
-                Node::Branch { kids, .. } => stack.extend(kids.iter().map(|(_, p)| (*p, written_by_tip))),
+                Node::Branch { kids, .. } => stack.extend(kids.iter().map(|(_, p)| *p)),
                 Node::Leaf(entries) => {
                     for (_, v) in entries {
                         let Some(chunk) = crate::keys::chunk_ptr(v) else { continue };
-                        let new_chunk = crate::keys::chunk_seq(v).is_some_and(fresh);
                         let placed = chunk.page >= FIRST_DATA
                             && chunk.page < self.header.pages
                             && self.map.mark(chunk.page);
-                        let whole = placed && (!new_chunk || self.read_checked(chunk).await.is_ok());
-                        if !whole {
-                            if new_chunk {
-                                walk.torn = true;
-                            } else {
-                                walk.damaged.push(chunk.page);
-                            }
+                        if !placed {
+                            walk.damaged.push(chunk.page);
                         }
                     }
                 }
@@ -455,6 +555,4 @@ impl<B: Block> Pager<B> {
 pub struct Walk {
     /// Committed pages that failed their checksum.
     pub damaged: Vec<u64>,
-    /// The commit being opened did not land whole.
-    pub torn: bool,
 }

@@ -1,8 +1,9 @@
 //! The copy-on-write B+tree: lookups, ordered seeks, inserts and deletes.
 //!
-//! Nodes split by bytes when they outgrow a page and are dropped when they empty; they are not
-//! merged, so a tree that shrinks keeps its height until its nodes empty (lookups stay
-//! logarithmic in the most keys it ever held).
+//! Nodes split by bytes when they outgrow a page. A node that falls under a quarter of a page
+//! is merged into a neighbour when the two fit in three quarters (so an insert does not split
+//! them again at once), and a root left with one child gives way to it: a tree that shrinks
+//! gives its pages back and its height falls.
 
 use alloc::rc::Rc;
 use alloc::vec;
@@ -37,6 +38,24 @@ impl<B: Block> Pager<B> {
                         .ok()
                         .map(|i| e[i].1.clone()));
                 }
+            }
+        }
+    }
+
+    /// The value under exactly `key` (`Ok`), or else the first key after it (`Err`, `None` at the
+    /// end): one descent, without copying the value of an entry that is not the one asked for.
+    pub async fn get_or_next(&mut self, key: &[u8]) -> Result<Result<Vec<u8>, Option<Vec<u8>>>, Fail> {
+        let Some(mut ptr) = self.root else { return Ok(Err(None)) };
+        loop {
+            let node = self.node(ptr).await?;
+            match &*node {
+                Node::Branch { kids, .. } => ptr = kids[child_index(kids, key)].1,
+                Node::Leaf(e) => match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                    Ok(i) => return Ok(Ok(e[i].1.clone())),
+                    Err(i) if i < e.len() => return Ok(Err(Some(e[i].0.clone()))),
+                    // Past this leaf's last entry: the next one is in another leaf.
+                    Err(_) => return Ok(Err(self.seek(key).await?.map(|(k, _)| k))),
+                },
             }
         }
     }
@@ -128,6 +147,11 @@ impl<B: Block> Pager<B> {
         }
     }
 
+    /// Copy the path to `key` into the open transaction, so that the commit writes it afresh.
+    pub async fn touch(&mut self, key: &[u8], reserve: u64) -> Result<(), Fail> {
+        self.dirty_path(key, reserve).await.map(|_| ())
+    }
+
     /// Bind `key` to `val`, replacing what it held.
     pub async fn insert(&mut self, key: &[u8], val: Vec<u8>, reserve: u64) -> Result<(), Fail> {
         let (mut path, leaf) = self.dirty_path(key, reserve).await?;
@@ -161,6 +185,50 @@ impl<B: Block> Pager<B> {
         Ok(())
     }
 
+    /// Merge child `i` of the dirty branch `parent` with a neighbour if the two fit in three
+    /// quarters of a page; whether it did.
+    async fn merge(&mut self, parent: u64, i: usize) -> Result<bool, Fail> {
+        let Node::Branch { kids, .. } = self.dirty_mut(parent) else { return Ok(false) };
+        let n = kids.len();
+        for (left, right) in [(i.wrapping_sub(1), i), (i, i + 1)] {
+            if left >= n || right >= n {
+                continue;
+            }
+            let here = if left == i { right } else { left };
+            let Node::Branch { kids, .. } = self.dirty_mut(parent) else { return Ok(false) };
+            let other = kids[here].1;
+            let mine = kids[i].1.page;
+            let other_used = if self.is_dirty_page(other.page) {
+                self.dirty_mut(other.page).used()
+            } else {
+                self.node(other).await?.used()
+            };
+            if self.dirty_mut(mine).used() + other_used > CAPACITY * 3 / 4 {
+                continue;
+            }
+            // A full device still removes: without a page to copy the neighbour to, no merge.
+            let op = match self.make_dirty(other, 0).await {
+                Err(Fail::NoSpace) => return Ok(false),
+                r => r?,
+            };
+            let Node::Branch { kids, .. } = self.dirty_mut(parent) else { return Ok(false) };
+            kids[here].1 = dirty_ptr(op);
+            let (lp, rp) = (kids[left].1.page, kids[right].1.page);
+            let moved = core::mem::replace(self.dirty_mut(rp), Node::Leaf(Vec::new()));
+            match (self.dirty_mut(lp), moved) {
+                (Node::Leaf(a), Node::Leaf(b)) => a.extend(b),
+                (Node::Branch { kids: a, .. }, Node::Branch { kids: b, .. }) => a.extend(b),
+                _ => return Err(Fail::Corrupt(rp)),
+            }
+            self.drop_dirty(rp);
+            if let Node::Branch { kids, .. } = self.dirty_mut(parent) {
+                kids.remove(right);
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Unbind `key`; its old value, if it had one.
     pub async fn delete(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, Fail> {
         if self.get(key).await?.is_none() {
@@ -173,13 +241,21 @@ impl<B: Block> Pager<B> {
         {
             old = Some(e.remove(i).1);
         }
-        // Drop nodes that emptied, upwards.
+        // Drop nodes that emptied and merge nodes that fell under a quarter full into a
+        // neighbour, upwards, so a tree that shrinks gives its pages back and loses height.
         let mut page = leaf;
-        while self.dirty_mut(page).len() == 0 {
-            let Some((parent, i)) = path.pop() else { break };
-            self.drop_dirty(page);
-            if let Node::Branch { kids, .. } = self.dirty_mut(parent) {
-                kids.remove(i);
+        while let Some((parent, i)) = path.pop() {
+            if self.dirty_mut(page).len() == 0 {
+                self.drop_dirty(page);
+                if let Node::Branch { kids, .. } = self.dirty_mut(parent) {
+                    kids.remove(i);
+                }
+            } else if self.dirty_mut(page).used() < CAPACITY / 4 {
+                if !self.merge(parent, i).await? {
+                    break;
+                }
+            } else {
+                break;
             }
             page = parent;
         }
