@@ -809,6 +809,45 @@ fn cases(root: &Path, kvm: bool, disk: &Path, images: &BlockImages) -> Vec<Case>
         }),
     );
     add(
+        "out of memory: one line with the heap's size and use, status 101",
+        Launch::Qemu(Vm { mem: "8M".into(), ..Vm::new(&conf, kvm).args(["--check", "out-of-memory"]) }),
+        60,
+        Box::new(|b| {
+            expect_status(b, 101)?;
+            // "out of memory: a 65536-byte allocation failed with 6.7 of 6.8 MiB in use"
+            let line = b.lines.iter().map(|(_, l)| l.as_str()).find(|l| l.starts_with("out of memory: "));
+            let Some(line) = line else { return Err("no 'out of memory: ...' line".into()) };
+            let mib = |s: &str| s.parse::<f64>().ok();
+            let words: Vec<&str> = line.split(' ').collect();
+            match words[..] {
+                [
+                    "out",
+                    "of",
+                    "memory:",
+                    "a",
+                    "65536-byte",
+                    "allocation",
+                    "failed",
+                    "with",
+                    used,
+                    "of",
+                    size,
+                    "MiB",
+                    "in",
+                    "use",
+                ] if mib(used)
+                    .zip(mib(size))
+                    .is_some_and(|(u, s)| s > 4.0 && s < 8.0 && u <= s && u > s - 0.2) =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "'{line}': not '... a 65536-byte allocation failed with U of S MiB in use' with U ~ S < 8"
+                )),
+            }
+        }),
+    );
+    add(
         "CPU exception: vector and RIP, status 3",
         Launch::Qemu(Vm::new(&conf, kvm).args(["--check", "exception"])),
         30,

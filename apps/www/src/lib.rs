@@ -18,6 +18,7 @@
 extern crate alloc;
 
 mod admission;
+mod budget;
 pub mod site;
 
 use alloc::rc::Rc;
@@ -32,7 +33,8 @@ use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ConfigError, Identity, TlsServer, TlsTime, server_config};
 
 pub use crate::admission::REPORT_EVERY;
-use crate::admission::{Admission, Throttle};
+use crate::admission::{Admission, Gate, Throttle};
+pub use crate::budget::{CONNECTION_HEAP, TlsBudget};
 use morgana_target::Store;
 
 /// HTTPS port when none is given: 443 on bare metal, 8443 on a host (no root needed).
@@ -127,6 +129,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Per-connection limits and timeouts (`--idle-timeout` sets `idle_timeout`).
     pub limits: Limits,
+    /// The heap at start, if not the platform's ([`Platform::heap`], which `None` here reads):
+    /// the TLS connections held at once are derived from it ([`TlsBudget::new`]).
+    pub heap: Option<morgana::HeapUsage>,
 }
 
 impl Config {
@@ -150,7 +155,7 @@ impl Config {
             idle_timeout: idle.map_or(Limits::default().idle_timeout, Duration::from_secs),
             ..Limits::default()
         };
-        Ok(Self { port: args.get("port")?, http_port, http_serve, max_connections, limits })
+        Ok(Self { port: args.get("port")?, http_port, http_serve, max_connections, limits, heap: None })
     }
 
     /// The listen backlog asked for: room for a burst of new connections, and for those waiting
@@ -169,6 +174,7 @@ impl Default for Config {
             http_serve: false,
             max_connections: DEFAULT_MAX_CONNECTIONS.parse().unwrap_or(256),
             limits: Limits::default(),
+            heap: None,
         }
     }
 }
@@ -248,6 +254,8 @@ where
     let files = Rc::new(StaticFiles::new(htdocs));
     let limits = Rc::new(config.limits.clone());
     let admission = Admission::new(config.max_connections, clock.clone());
+    let heap = config.heap.or_else(|| platform.heap());
+    let budget = TlsBudget::new(heap, clock.clone());
     let backlog = config.backlog();
     let mut https = stack.listen(config.port, backlog).await.map_err(|e| Error::Listen(config.port, e))?;
     if let Some(port) = config.http_port {
@@ -281,11 +289,19 @@ where
         config.max_connections,
         config.limits.idle_timeout.as_secs()
     );
+    if let Some(heap) = heap {
+        log::info!(
+            "at most {} TLS connections at once: half of the {} KiB of heap free, {} KiB each",
+            budget.connections(),
+            heap.size.saturating_sub(heap.used) / 1024,
+            CONNECTION_HEAP / 1024
+        );
+    }
     let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
     let failed_handshakes = Rc::new(HandshakeLog::default());
     loop {
-        let (conn, peer, slot) =
-            accept(&platform, &admission, &mut https, &mut out_of_resources, &mut in_a_row)
+        let (conn, peer, slot, charge) =
+            accept(&platform, &admission, &budget, &mut https, &mut out_of_resources, &mut in_a_row)
                 .await
                 .map_err(Error::Accept)?;
         let (tls, files, limits, clock) = (tls.clone(), files.clone(), limits.clone(), clock.clone());
@@ -300,7 +316,7 @@ where
                 Some(Err(e)) => failed_handshakes.failed(clock.now(), peer, &e),
                 None => failed_handshakes.timed_out(clock.now(), peer),
             }
-            drop(slot);
+            drop((charge, slot));
         });
     }
 }
@@ -364,20 +380,21 @@ async fn yield_now() {
 
 /// The next connection once there is room for it, and its slot; running out of descriptors or
 /// memory is waited out (and logged once per [`REPORT_EVERY`]), not fatal.
-async fn accept<P: Platform, L: TcpListener>(
+async fn accept<P: Platform, L: TcpListener, G: Gate>(
     platform: &P,
     admission: &Rc<Admission<P::Clock>>,
+    gate: &G,
     listener: &mut L,
     out_of_resources: &mut Throttle,
     in_a_row: &mut u32,
-) -> Result<(L::Connection, SocketAddr, Slot<P>), StackError> {
+) -> Result<(L::Connection, SocketAddr, Slot<P>, G::Charge), StackError> {
     *in_a_row += 1;
     if *in_a_row > ACCEPT_BATCH {
         *in_a_row = 0;
         yield_now().await;
     }
     loop {
-        match admission.accept(listener).await {
+        match admission.accept(listener, gate).await {
             Err(StackError::NoResources) => {
                 let port = listener.local_addr().port();
                 match out_of_resources.hit(platform.clock().now()) {
@@ -417,8 +434,8 @@ async fn serve_plain<P, L, H>(
     let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
     loop {
         let accepted =
-            accept(&platform, &admission, &mut listener, &mut out_of_resources, &mut in_a_row).await;
-        let (conn, peer, slot) = match accepted {
+            accept(&platform, &admission, &(), &mut listener, &mut out_of_resources, &mut in_a_row).await;
+        let (conn, peer, slot, ()) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 log::warn!("plain HTTP listener failed ({e}); port {} stops", listener.local_addr().port());

@@ -180,7 +180,7 @@ impl Target for Virtio {
     fn start(b: Booted, args: Args, level: log::LevelFilter) -> Result<Self, StartError> {
         init_log(b.time, level);
         let exec = Executor::new(b.time);
-        let platform = RtPlatform::new(exec.handle(), b.entropy);
+        let platform = RtPlatform::new(exec.handle(), b.entropy).with_heap(heap_usage);
         let (mmio, irqs, describe) = (b.cmdline.mmio, b.irqs, b.describe);
         let devices = ManuallyDrop::new(None);
         Ok(Self { exec, park: b.park, time: b.time, platform, devices, mmio, irqs, args, describe })
@@ -245,4 +245,9 @@ impl Target for Virtio {
         let _ = self.exec.block_on(&mut self.park, crate::net::drain_tx(&clock, Duration::from_millis(100)));
         out
     }
+}
+
+/// The heap's size and use, for [`morgana::Platform::heap`].
+fn heap_usage() -> Option<morgana::HeapUsage> {
+    crate::sys::heap::usage().map(|(used, size)| morgana::HeapUsage { used, size })
 }

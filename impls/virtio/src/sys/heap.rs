@@ -3,7 +3,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use linked_list_allocator::LockedHeap;
 
@@ -11,12 +11,35 @@ use super::paging::{self, PAGE};
 
 struct GrowingHeap {
     heap: LockedHeap,
+    /// Start of the heap's RAM.
+    start: AtomicU64,
     /// End of the RAM the heap may grow into.
     end: AtomicU64,
+    /// The size of the latest allocation that found no room (0: none yet).
+    failed: AtomicUsize,
 }
 
 #[global_allocator]
-static HEAP: GrowingHeap = GrowingHeap { heap: LockedHeap::empty(), end: AtomicU64::new(0) };
+static HEAP: GrowingHeap = GrowingHeap {
+    heap: LockedHeap::empty(),
+    start: AtomicU64::new(0),
+    end: AtomicU64::new(0),
+    failed: AtomicUsize::new(0),
+};
+
+/// Bytes allocated now and the heap's whole size (the RAM it may grow into), for the counters
+/// and the out-of-memory report; `None` while the heap is locked (inside an allocation).
+pub fn usage() -> Option<(usize, usize)> {
+    let used = HEAP.heap.try_lock()?.used();
+    let size = HEAP.end.load(Ordering::Relaxed).saturating_sub(HEAP.start.load(Ordering::Relaxed));
+    Some((used, size as usize))
+}
+
+/// The size of the latest allocation that found no room, if one has: a fallible allocation
+/// (`try_reserve`) that failed sets it too, so read it only to explain an allocation failure.
+pub fn failed_allocation() -> Option<usize> {
+    Some(HEAP.failed.load(Ordering::Relaxed)).filter(|&n| n > 0)
+}
 
 /// Hand `[start, start + len)` to the allocator. Call once, before the first allocation.
 ///
@@ -28,6 +51,7 @@ pub fn init(start: u64, len: u64) -> bool {
     if !paging::map(start, first - start, false) {
         return false;
     }
+    HEAP.start.store(start, Ordering::Relaxed);
     HEAP.end.store(end, Ordering::Relaxed);
     // SAFETY: per the documentation above the range is unused RAM that nothing else touches,
     // `[start, first)` is now mapped, and this runs once, before any allocation.
@@ -51,6 +75,7 @@ unsafe impl GlobalAlloc for GrowingHeap {
             let want = (layout.size() + layout.align()) as u64;
             let new_top = top.saturating_add(want).div_ceil(PAGE).saturating_mul(PAGE).min(end);
             if new_top <= top || !paging::map(top, new_top - top, false) {
+                self.failed.store(layout.size(), Ordering::Relaxed);
                 return null_mut();
             }
             // SAFETY: `[top, new_top)` is RAM inside the heap's region, just mapped, unused.
