@@ -14,6 +14,7 @@ use core::task::{Context, Waker};
 
 use morgana::{Clock, Duration, HeapUsage};
 
+use crate::Stats;
 use crate::admission::{Gate, REPORT_EVERY, Throttle};
 
 /// The heap charged to one TLS connection: the most a server handshake in flight or an
@@ -36,6 +37,7 @@ pub struct TlsBudget<C> {
     live: Cell<usize>,
     waiting: RefCell<Vec<Waker>>,
     short: RefCell<Throttle>,
+    stats: Rc<Stats>,
 }
 
 impl<C: Clock> TlsBudget<C> {
@@ -43,8 +45,8 @@ impl<C: Clock> TlsBudget<C> {
     /// live check applies): half of what is free at start, in [`CONNECTION_HEAP`]s (at least
     /// one). The other half is for what each connection holds besides TLS (its TCP buffers,
     /// which `morgana-tcpip` takes fallibly and grows only while its own reserve stays free) and
-    /// for the requests being answered.
-    pub fn new(heap: Option<HeapUsage>, clock: C) -> Rc<Self> {
+    /// for the requests being answered. `stats` counts the connections held and the waits.
+    pub fn new(heap: Option<HeapUsage>, clock: C, stats: Rc<Stats>) -> Rc<Self> {
         let max = heap.map_or(usize::MAX, |h| (h.size.saturating_sub(h.used) / 2 / CONNECTION_HEAP).max(1));
         Rc::new(Self {
             max,
@@ -52,6 +54,7 @@ impl<C: Clock> TlsBudget<C> {
             live: Cell::new(0),
             waiting: RefCell::default(),
             short: RefCell::default(),
+            stats,
         })
     }
 
@@ -68,6 +71,7 @@ impl<C: Clock> TlsBudget<C> {
 
     fn release(&self) {
         self.live.set(self.live.get() - 1);
+        self.stats.tls_open.set(self.live.get() as u64);
         self.waiting.borrow_mut().drain(..).for_each(Waker::wake);
     }
 }
@@ -84,6 +88,7 @@ impl<C: Clock> Gate for Rc<TlsBudget<C>> {
         let mut waiting = self.waiting.borrow_mut();
         if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
             waiting.push(cx.waker().clone());
+            self.stats.waited.add();
         }
         let now = self.clock.now();
         if !at_max {
@@ -111,6 +116,7 @@ impl<C: Clock> Gate for Rc<TlsBudget<C>> {
 
     fn take(&self) -> Charge<C> {
         self.live.set(self.live.get() + 1);
+        self.stats.tls_open.set(self.live.get() as u64);
         Charge(self.clone())
     }
 }

@@ -28,14 +28,57 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use morgana::{Clock, Duration, Key, KvRo, Platform, StackError, TcpListener, TcpStack};
 use morgana_args::{ArgError, ArgSpec, Args};
-use morgana_http::{Handler, Limits, RedirectToHttps, StaticFiles, serve, with_deadline};
+use morgana_http::{
+    Handler, Limits, RedirectToHttps, StaticFiles, StatusCounts, serve_counting, with_deadline,
+};
 use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ConfigError, Identity, TlsServer, TlsTime, server_config};
 
 pub use crate::admission::REPORT_EVERY;
 use crate::admission::{Admission, Gate, Throttle};
 pub use crate::budget::{CONNECTION_HEAP, TlsBudget};
-use morgana_target::Store;
+use morgana_target::{Count, Counters, Store};
+
+/// What `www` counts, for the run's counters line (`tls.*`, `http.*`): TLS handshakes done,
+/// failed and timed out, the times new handshakes waited for the heap budget, and answers by
+/// status class.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// TLS handshakes completed.
+    pub handshakes: Count,
+    /// TLS handshakes that failed.
+    pub failed: Count,
+    /// TLS handshakes that timed out.
+    pub timed_out: Count,
+    /// Times new handshakes had to wait for the heap budget.
+    pub waited: Count,
+    /// TLS connections held now (handshakes and sessions), against the heap budget.
+    pub tls_open: core::cell::Cell<u64>,
+    /// HTTP answers by status class, HTTPS and plain HTTP together.
+    pub http: StatusCounts,
+}
+
+impl Stats {
+    /// Fresh counters, added to `counters` as the groups `tls` and `http`.
+    pub fn new(counters: &Counters) -> Rc<Self> {
+        let stats = Rc::new(Self::default());
+        let s = stats.clone();
+        counters.add("tls", move |l| {
+            l.put("open", s.tls_open.get());
+            l.put("handshakes", s.handshakes.get());
+            l.put("failed", s.failed.get());
+            l.put("timed_out", s.timed_out.get());
+            l.put("budget_waits", s.waited.get());
+        });
+        let s = stats.clone();
+        counters.add("http", move |l| {
+            for (class, name) in [(1, "1xx"), (2, "2xx"), (3, "3xx"), (4, "4xx"), (5, "5xx")] {
+                l.put(name, s.http.class(class));
+            }
+        });
+        stats
+    }
+}
 
 /// HTTPS port when none is given: 443 on bare metal, 8443 on a host (no root needed).
 #[cfg(target_os = "none")]
@@ -247,6 +290,25 @@ where
     S: TcpStack,
     K: KvRo + 'static,
 {
+    let stats = Rc::new(Stats::default());
+    start_counted(platform, stack, htdocs, identity, provider, config, stats).await
+}
+
+/// [`start`], counting into `stats` ([`Stats::new`] adds them to the run's counters).
+pub async fn start_counted<P, S, K>(
+    platform: P,
+    stack: S,
+    htdocs: K,
+    identity: Identity,
+    provider: Arc<CryptoProvider>,
+    config: Config,
+    stats: Rc<Stats>,
+) -> Result<(), Error>
+where
+    P: Platform,
+    S: TcpStack,
+    K: KvRo + 'static,
+{
     let clock = platform.clock();
     let time = TlsTime::new(clock.clone());
     let tls_config = server_config(provider, &time, identity).map_err(Error::Certificate)?;
@@ -255,7 +317,7 @@ where
     let limits = Rc::new(config.limits.clone());
     let admission = Admission::new(config.max_connections, clock.clone());
     let heap = config.heap.or_else(|| platform.heap());
-    let budget = TlsBudget::new(heap, clock.clone());
+    let budget = TlsBudget::new(heap, clock.clone(), stats.clone());
     let backlog = config.backlog();
     let mut https = stack.listen(config.port, backlog).await.map_err(|e| Error::Listen(config.port, e))?;
     if let Some(port) = config.http_port {
@@ -269,6 +331,7 @@ where
                 files.clone(),
                 limits.clone(),
                 admission.clone(),
+                stats.clone(),
             ));
         } else {
             log::info!("redirecting http://{at}/ to HTTPS");
@@ -280,6 +343,7 @@ where
                 redirect,
                 limits.clone(),
                 admission.clone(),
+                stats.clone(),
             ));
         }
     }
@@ -306,15 +370,25 @@ where
                 .map_err(Error::Accept)?;
         let (tls, files, limits, clock) = (tls.clone(), files.clone(), limits.clone(), clock.clone());
         let failed_handshakes = failed_handshakes.clone();
+        let stats = stats.clone();
         platform.spawn(async move {
             let at = clock.now() + limits.header_timeout;
             match with_deadline(&clock, at, tls.accept(conn)).await {
-                Some(Ok(session)) => match serve(session, &*files, &clock, &limits).await {
-                    Ok(stats) => log::debug!("{peer}: {} requests", stats.requests),
-                    Err(e) => log::debug!("{peer}: {e}"),
-                },
-                Some(Err(e)) => failed_handshakes.failed(clock.now(), peer, &e),
-                None => failed_handshakes.timed_out(clock.now(), peer),
+                Some(Ok(session)) => {
+                    stats.handshakes.add();
+                    match serve_counting(session, &*files, &clock, &limits, &stats.http).await {
+                        Ok(conn) => log::debug!("{peer}: {} requests", conn.requests),
+                        Err(e) => log::debug!("{peer}: {e}"),
+                    }
+                }
+                Some(Err(e)) => {
+                    stats.failed.add();
+                    failed_handshakes.failed(clock.now(), peer, &e)
+                }
+                None => {
+                    stats.timed_out.add();
+                    failed_handshakes.timed_out(clock.now(), peer)
+                }
             }
             drop((charge, slot));
         });
@@ -425,6 +499,7 @@ async fn serve_plain<P, L, H>(
     handler: Rc<H>,
     limits: Rc<Limits>,
     admission: Rc<Admission<P::Clock>>,
+    stats: Rc<Stats>,
 ) where
     P: Platform,
     L: TcpListener + 'static,
@@ -442,9 +517,10 @@ async fn serve_plain<P, L, H>(
                 return;
             }
         };
-        let (handler, limits, clock) = (handler.clone(), limits.clone(), platform.clock());
+        let (handler, limits, clock, stats) =
+            (handler.clone(), limits.clone(), platform.clock(), stats.clone());
         platform.spawn(async move {
-            if let Err(e) = serve(conn, &*handler, &clock, &limits).await {
+            if let Err(e) = serve_counting(conn, &*handler, &clock, &limits, &stats.http).await {
                 log::debug!("{peer}: {e}");
             }
             drop(slot);

@@ -39,6 +39,7 @@ extern crate alloc;
 mod device;
 mod or;
 mod run;
+mod stats;
 mod target;
 
 pub use device::{Absent, Device, Store};
@@ -47,4 +48,5 @@ pub use or::Or;
 pub use run::{
     EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, StartError, log_level, run,
 };
-pub use target::{Refused, Specs, Target};
+pub use stats::{Count, Counters, Line};
+pub use target::{Refused, Specs, StatsRequest, StatsRequests, Target};

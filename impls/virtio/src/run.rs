@@ -139,6 +139,7 @@ pub struct Virtio {
     irqs: Irqs,
     args: Args,
     describe: Describe,
+    counters: morgana_target::Counters,
 }
 
 impl Virtio {
@@ -183,7 +184,8 @@ impl Target for Virtio {
         let platform = RtPlatform::new(exec.handle(), b.entropy).with_heap(heap_usage);
         let (mmio, irqs, describe) = (b.cmdline.mmio, b.irqs, b.describe);
         let devices = ManuallyDrop::new(None);
-        Ok(Self { exec, park: b.park, time: b.time, platform, devices, mmio, irqs, args, describe })
+        let counters = morgana_target::Counters::default();
+        Ok(Self { exec, park: b.park, time: b.time, platform, devices, mmio, irqs, args, describe, counters })
     }
 
     fn args(&self) -> &Args {
@@ -198,7 +200,13 @@ impl Target for Virtio {
         // As `crate::stack`: the arguments are checked before the NIC is taken.
         let config = crate::tcpip_config(&self.args)?;
         let net = crate::net(self.devices())?;
-        Ok(morgana_tcpip::spawn(&self.platform, net, config))
+        let stack = morgana_tcpip::spawn(&self.platform, net, config);
+        self.counters.add_tcpip(&stack);
+        Ok(stack)
+    }
+
+    fn counters(&self) -> &morgana_target::Counters {
+        &self.counters
     }
 
     fn net(&mut self) -> Result<VirtioNet, StartError> {

@@ -81,6 +81,6 @@ mod udp;
 pub use config::{ARGS, Config, Congestion, Ipv4Mode, Ipv6Cidr};
 pub use listen::Listener;
 pub use runner::Runner;
-pub use stack::{Stack, new, spawn};
+pub use stack::{Counters, Stack, new, spawn};
 pub use tcp::{Connection, ReadHalf, WriteHalf};
 pub use udp::UdpSocket;
