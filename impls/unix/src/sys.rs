@@ -275,43 +275,6 @@ pub fn connect(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<bool> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tap_names_are_checked_before_the_kernel_sees_them() {
-        let f = std::fs::File::open("/dev/null").unwrap();
-        let fd = std::os::fd::AsFd::as_fd(&f);
-        for bad in ["", "0123456789abcdef", "a\0b"] {
-            assert_eq!(
-                tun_set_iff(fd, bad, true).unwrap_err().kind(),
-                io::ErrorKind::InvalidInput,
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_soft_file_limit_can_be_set_up_to_the_hard_one() {
-        let (soft, hard) = nofile_limit().unwrap();
-        assert!(soft <= hard);
-        set_nofile_soft_limit(u64::MAX).unwrap();
-        assert_eq!(nofile_limit().unwrap(), (hard, hard), "capped at the hard limit");
-        set_nofile_soft_limit(soft).unwrap();
-        assert_eq!(nofile_limit().unwrap(), (soft, hard));
-    }
-
-    #[test]
-    fn addresses_reach_the_kernel_intact() {
-        use std::os::fd::AsFd;
-        let fd = socket(&"127.0.0.1:0".parse().unwrap(), SockType::Datagram).unwrap();
-        bind(fd.as_fd(), &"127.0.0.1:0".parse().unwrap()).unwrap();
-        let sock = std::net::UdpSocket::from(fd);
-        assert_eq!(sock.local_addr().unwrap().ip(), std::net::Ipv4Addr::LOCALHOST);
-    }
-}
-
 /// Block `signals` in the calling thread and return a non-blocking signalfd that reads them
 /// (delivered to the process while no other thread takes them: a unikernel's one thread).
 pub fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
@@ -346,5 +309,42 @@ pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
         Err(_) => Err(io::Error::last_os_error()),
         Ok(n) if n == len => Ok(libc::c_int::try_from(info.ssi_signo).unwrap_or(0)),
         Ok(_) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a short read from a signalfd")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_names_are_checked_before_the_kernel_sees_them() {
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let fd = std::os::fd::AsFd::as_fd(&f);
+        for bad in ["", "0123456789abcdef", "a\0b"] {
+            assert_eq!(
+                tun_set_iff(fd, bad, true).unwrap_err().kind(),
+                io::ErrorKind::InvalidInput,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_soft_file_limit_can_be_set_up_to_the_hard_one() {
+        let (soft, hard) = nofile_limit().unwrap();
+        assert!(soft <= hard);
+        set_nofile_soft_limit(u64::MAX).unwrap();
+        assert_eq!(nofile_limit().unwrap(), (hard, hard), "capped at the hard limit");
+        set_nofile_soft_limit(soft).unwrap();
+        assert_eq!(nofile_limit().unwrap(), (soft, hard));
+    }
+
+    #[test]
+    fn addresses_reach_the_kernel_intact() {
+        use std::os::fd::AsFd;
+        let fd = socket(&"127.0.0.1:0".parse().unwrap(), SockType::Datagram).unwrap();
+        bind(fd.as_fd(), &"127.0.0.1:0".parse().unwrap()).unwrap();
+        let sock = std::net::UdpSocket::from(fd);
+        assert_eq!(sock.local_addr().unwrap().ip(), std::net::Ipv4Addr::LOCALHOST);
     }
 }
