@@ -12,6 +12,13 @@
 //! included; at the limit it stops accepting until one ends, so new clients wait in the listen
 //! backlog. Reaching the limit, running out of descriptors, and failed handshakes are logged once,
 //! then counted and reported at most every [`REPORT_EVERY`].
+//!
+//! TLS stays inside a heap budget ([`TlsBudget`]): rustls allocates infallibly, so each TLS
+//! connection is charged [`CONNECTION_HEAP`] (measured in `morgana-tls`), at most half the heap
+//! free at start goes to them where the platform knows its heap's size, and a handshake starts
+//! only while the heap can give one more charge now; otherwise new TLS connections wait in the
+//! backlog as at the connection limit. [`Stats`] counts handshakes and answers by status class
+//! for the run's counters line (`tls.*`, `http.*`).
 #![no_std]
 #![forbid(unsafe_code)]
 
