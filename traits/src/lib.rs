@@ -42,7 +42,7 @@ pub use embedded_io_async;
 pub use flow::{Flow, FlowWrite};
 pub use kv::{Key, KeyError, Kind, KvError, KvRo, KvRw};
 pub use net::{Capabilities, LinkState, Net, NetStats, RxToken, TxToken};
-pub use platform::{Platform, Spawn};
+pub use platform::{HeapUsage, Platform, Spawn};
 pub use rand_core;
 pub use stack::{Resolver, StackError, TcpListener, TcpStack, UdpSocket, UdpStack};
 pub use time::{Clock, Duration, Instant, WallClock};

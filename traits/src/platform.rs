@@ -42,4 +42,20 @@ pub trait Platform: Spawn + Clone + 'static {
 
     /// A random number generator (a fresh handle onto the platform's entropy).
     fn rng(&self) -> Self::Rng;
+
+    /// The heap's size and use now, where the platform has a heap of a known size (bare metal:
+    /// the RAM the image leaves free). `None` on a host, where memory is the operating system's.
+    /// Code that allocates infallibly (rustls) derives its budgets from it.
+    fn heap(&self) -> Option<HeapUsage> {
+        None
+    }
+}
+
+/// A heap's size and the bytes allocated from it, at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapUsage {
+    /// Bytes allocated.
+    pub used: usize,
+    /// Bytes the heap can hold in all.
+    pub size: usize,
 }

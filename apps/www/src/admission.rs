@@ -52,6 +52,26 @@ impl Throttle {
     }
 }
 
+/// A second limit an acceptor checks before it accepts (the TLS budget): room now, or the task
+/// of `cx` is woken when there may be; a charge held for each connection taken.
+pub trait Gate {
+    /// Held while the connection lives; given back when dropped.
+    type Charge;
+    /// Whether one more connection fits now; if not, `cx`'s task is woken when it may.
+    fn poll_room(&self, cx: &mut Context<'_>) -> bool;
+    /// Charge one connection.
+    fn take(&self) -> Self::Charge;
+}
+
+/// No second limit (plain HTTP).
+impl Gate for () {
+    type Charge = ();
+    fn poll_room(&self, _: &mut Context<'_>) -> bool {
+        true
+    }
+    fn take(&self) {}
+}
+
 /// The connections in service, shared by the HTTPS and plain HTTP acceptors.
 pub struct Admission<C> {
     max: usize,
@@ -109,19 +129,21 @@ impl<C: Clock> Admission<C> {
         false
     }
 
-    /// Accept the next connection from `listener` once there is room for it, with its slot.
-    /// While the limit holds, `accept` is not polled: connections wait in the listen backlog.
-    pub async fn accept<L: TcpListener>(
+    /// Accept the next connection from `listener` once there is room for it here and in
+    /// `gate` (the TLS budget, or `()`), with its slot and its charge. While either is short,
+    /// `accept` is not polled: connections wait in the listen backlog.
+    pub async fn accept<L: TcpListener, G: Gate>(
         self: &Rc<Self>,
         listener: &mut L,
-    ) -> Result<(L::Connection, SocketAddr, Slot<C>), StackError> {
+        gate: &G,
+    ) -> Result<(L::Connection, SocketAddr, Slot<C>, G::Charge), StackError> {
         let mut accept = pin!(listener.accept());
         poll_fn(|cx| {
-            if !self.poll_room(cx) {
+            if !self.poll_room(cx) || !gate.poll_room(cx) {
                 return Poll::Pending;
             }
             // Room and a connection in the same poll: the slot is taken before anyone else runs.
-            accept.as_mut().poll(cx).map(|r| r.map(|(conn, peer)| (conn, peer, self.take())))
+            accept.as_mut().poll(cx).map(|r| r.map(|(conn, peer)| (conn, peer, self.take(), gate.take())))
         })
         .await
     }

@@ -12,12 +12,20 @@
 //! included; at the limit it stops accepting until one ends, so new clients wait in the listen
 //! backlog. Reaching the limit, running out of descriptors, and failed handshakes are logged once,
 //! then counted and reported at most every [`REPORT_EVERY`].
+//!
+//! TLS stays inside a heap budget ([`TlsBudget`]): rustls allocates infallibly, so each TLS
+//! connection is charged [`CONNECTION_HEAP`] (measured in `morgana-tls`), at most half the heap
+//! free at start goes to them where the platform knows its heap's size, and a handshake starts
+//! only while the heap can give one more charge now; otherwise new TLS connections wait in the
+//! backlog as at the connection limit. [`Stats`] counts handshakes and answers by status class
+//! for the run's counters line (`tls.*`, `http.*`).
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 mod admission;
+mod budget;
 pub mod site;
 
 use alloc::rc::Rc;
@@ -27,13 +35,57 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use morgana::{Clock, Duration, Key, KvRo, Platform, StackError, TcpListener, TcpStack};
 use morgana_args::{ArgError, ArgSpec, Args};
-use morgana_http::{Handler, Limits, RedirectToHttps, StaticFiles, serve, with_deadline};
+use morgana_http::{
+    Handler, Limits, RedirectToHttps, StaticFiles, StatusCounts, serve_counting, with_deadline,
+};
 use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ConfigError, Identity, TlsServer, TlsTime, server_config};
 
 pub use crate::admission::REPORT_EVERY;
-use crate::admission::{Admission, Throttle};
-use morgana_target::Store;
+use crate::admission::{Admission, Gate, Throttle};
+pub use crate::budget::{CONNECTION_HEAP, TlsBudget};
+use morgana_target::{Count, Counters, Store};
+
+/// What `www` counts, for the run's counters line (`tls.*`, `http.*`): TLS handshakes done,
+/// failed and timed out, the times new handshakes waited for the heap budget, and answers by
+/// status class.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// TLS handshakes completed.
+    pub handshakes: Count,
+    /// TLS handshakes that failed.
+    pub failed: Count,
+    /// TLS handshakes that timed out.
+    pub timed_out: Count,
+    /// Times new handshakes had to wait for the heap budget.
+    pub waited: Count,
+    /// TLS connections held now (handshakes and sessions), against the heap budget.
+    pub tls_open: core::cell::Cell<u64>,
+    /// HTTP answers by status class, HTTPS and plain HTTP together.
+    pub http: StatusCounts,
+}
+
+impl Stats {
+    /// Fresh counters, added to `counters` as the groups `tls` and `http`.
+    pub fn new(counters: &Counters) -> Rc<Self> {
+        let stats = Rc::new(Self::default());
+        let s = stats.clone();
+        counters.add("tls", move |l| {
+            l.put("open", s.tls_open.get());
+            l.put("handshakes", s.handshakes.get());
+            l.put("failed", s.failed.get());
+            l.put("timed_out", s.timed_out.get());
+            l.put("budget_waits", s.waited.get());
+        });
+        let s = stats.clone();
+        counters.add("http", move |l| {
+            for (class, name) in [(1, "1xx"), (2, "2xx"), (3, "3xx"), (4, "4xx"), (5, "5xx")] {
+                l.put(name, s.http.class(class));
+            }
+        });
+        stats
+    }
+}
 
 /// HTTPS port when none is given: 443 on bare metal, 8443 on a host (no root needed).
 #[cfg(target_os = "none")]
@@ -127,6 +179,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Per-connection limits and timeouts (`--idle-timeout` sets `idle_timeout`).
     pub limits: Limits,
+    /// The heap at start, if not the platform's ([`Platform::heap`], which `None` here reads):
+    /// the TLS connections held at once are derived from it ([`TlsBudget::new`]).
+    pub heap: Option<morgana::HeapUsage>,
 }
 
 impl Config {
@@ -150,7 +205,7 @@ impl Config {
             idle_timeout: idle.map_or(Limits::default().idle_timeout, Duration::from_secs),
             ..Limits::default()
         };
-        Ok(Self { port: args.get("port")?, http_port, http_serve, max_connections, limits })
+        Ok(Self { port: args.get("port")?, http_port, http_serve, max_connections, limits, heap: None })
     }
 
     /// The listen backlog asked for: room for a burst of new connections, and for those waiting
@@ -169,6 +224,7 @@ impl Default for Config {
             http_serve: false,
             max_connections: DEFAULT_MAX_CONNECTIONS.parse().unwrap_or(256),
             limits: Limits::default(),
+            heap: None,
         }
     }
 }
@@ -241,6 +297,25 @@ where
     S: TcpStack,
     K: KvRo + 'static,
 {
+    let stats = Rc::new(Stats::default());
+    start_counted(platform, stack, htdocs, identity, provider, config, stats).await
+}
+
+/// [`start`], counting into `stats` ([`Stats::new`] adds them to the run's counters).
+pub async fn start_counted<P, S, K>(
+    platform: P,
+    stack: S,
+    htdocs: K,
+    identity: Identity,
+    provider: Arc<CryptoProvider>,
+    config: Config,
+    stats: Rc<Stats>,
+) -> Result<(), Error>
+where
+    P: Platform,
+    S: TcpStack,
+    K: KvRo + 'static,
+{
     let clock = platform.clock();
     let time = TlsTime::new(clock.clone());
     let tls_config = server_config(provider, &time, identity).map_err(Error::Certificate)?;
@@ -248,6 +323,8 @@ where
     let files = Rc::new(StaticFiles::new(htdocs));
     let limits = Rc::new(config.limits.clone());
     let admission = Admission::new(config.max_connections, clock.clone());
+    let heap = config.heap.or_else(|| platform.heap());
+    let budget = TlsBudget::new(heap, clock.clone(), stats.clone());
     let backlog = config.backlog();
     let mut https = stack.listen(config.port, backlog).await.map_err(|e| Error::Listen(config.port, e))?;
     if let Some(port) = config.http_port {
@@ -261,6 +338,7 @@ where
                 files.clone(),
                 limits.clone(),
                 admission.clone(),
+                stats.clone(),
             ));
         } else {
             log::info!("redirecting http://{at}/ to HTTPS");
@@ -272,6 +350,7 @@ where
                 redirect,
                 limits.clone(),
                 admission.clone(),
+                stats.clone(),
             ));
         }
     }
@@ -281,26 +360,44 @@ where
         config.max_connections,
         config.limits.idle_timeout.as_secs()
     );
+    if let Some(heap) = heap {
+        log::info!(
+            "at most {} TLS connections at once: half of the {} KiB of heap free, {} KiB each",
+            budget.connections(),
+            heap.size.saturating_sub(heap.used) / 1024,
+            CONNECTION_HEAP / 1024
+        );
+    }
     let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
     let failed_handshakes = Rc::new(HandshakeLog::default());
     loop {
-        let (conn, peer, slot) =
-            accept(&platform, &admission, &mut https, &mut out_of_resources, &mut in_a_row)
+        let (conn, peer, slot, charge) =
+            accept(&platform, &admission, &budget, &mut https, &mut out_of_resources, &mut in_a_row)
                 .await
                 .map_err(Error::Accept)?;
         let (tls, files, limits, clock) = (tls.clone(), files.clone(), limits.clone(), clock.clone());
         let failed_handshakes = failed_handshakes.clone();
+        let stats = stats.clone();
         platform.spawn(async move {
             let at = clock.now() + limits.header_timeout;
             match with_deadline(&clock, at, tls.accept(conn)).await {
-                Some(Ok(session)) => match serve(session, &*files, &clock, &limits).await {
-                    Ok(stats) => log::debug!("{peer}: {} requests", stats.requests),
-                    Err(e) => log::debug!("{peer}: {e}"),
-                },
-                Some(Err(e)) => failed_handshakes.failed(clock.now(), peer, &e),
-                None => failed_handshakes.timed_out(clock.now(), peer),
+                Some(Ok(session)) => {
+                    stats.handshakes.add();
+                    match serve_counting(session, &*files, &clock, &limits, &stats.http).await {
+                        Ok(conn) => log::debug!("{peer}: {} requests", conn.requests),
+                        Err(e) => log::debug!("{peer}: {e}"),
+                    }
+                }
+                Some(Err(e)) => {
+                    stats.failed.add();
+                    failed_handshakes.failed(clock.now(), peer, &e)
+                }
+                None => {
+                    stats.timed_out.add();
+                    failed_handshakes.timed_out(clock.now(), peer)
+                }
             }
-            drop(slot);
+            drop((charge, slot));
         });
     }
 }
@@ -364,20 +461,21 @@ async fn yield_now() {
 
 /// The next connection once there is room for it, and its slot; running out of descriptors or
 /// memory is waited out (and logged once per [`REPORT_EVERY`]), not fatal.
-async fn accept<P: Platform, L: TcpListener>(
+async fn accept<P: Platform, L: TcpListener, G: Gate>(
     platform: &P,
     admission: &Rc<Admission<P::Clock>>,
+    gate: &G,
     listener: &mut L,
     out_of_resources: &mut Throttle,
     in_a_row: &mut u32,
-) -> Result<(L::Connection, SocketAddr, Slot<P>), StackError> {
+) -> Result<(L::Connection, SocketAddr, Slot<P>, G::Charge), StackError> {
     *in_a_row += 1;
     if *in_a_row > ACCEPT_BATCH {
         *in_a_row = 0;
         yield_now().await;
     }
     loop {
-        match admission.accept(listener).await {
+        match admission.accept(listener, gate).await {
             Err(StackError::NoResources) => {
                 let port = listener.local_addr().port();
                 match out_of_resources.hit(platform.clock().now()) {
@@ -408,6 +506,7 @@ async fn serve_plain<P, L, H>(
     handler: Rc<H>,
     limits: Rc<Limits>,
     admission: Rc<Admission<P::Clock>>,
+    stats: Rc<Stats>,
 ) where
     P: Platform,
     L: TcpListener + 'static,
@@ -417,17 +516,18 @@ async fn serve_plain<P, L, H>(
     let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
     loop {
         let accepted =
-            accept(&platform, &admission, &mut listener, &mut out_of_resources, &mut in_a_row).await;
-        let (conn, peer, slot) = match accepted {
+            accept(&platform, &admission, &(), &mut listener, &mut out_of_resources, &mut in_a_row).await;
+        let (conn, peer, slot, ()) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 log::warn!("plain HTTP listener failed ({e}); port {} stops", listener.local_addr().port());
                 return;
             }
         };
-        let (handler, limits, clock) = (handler.clone(), limits.clone(), platform.clock());
+        let (handler, limits, clock, stats) =
+            (handler.clone(), limits.clone(), platform.clock(), stats.clone());
         platform.spawn(async move {
-            if let Err(e) = serve(conn, &*handler, &clock, &limits).await {
+            if let Err(e) = serve_counting(conn, &*handler, &clock, &limits, &stats.http).await {
                 log::debug!("{peer}: {e}");
             }
             drop(slot);

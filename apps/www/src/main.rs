@@ -11,8 +11,9 @@ morgana_app::main!(args: [www::ARGS], devices: [TcpStack, KvRo(www::SITE), KvRo(
     let htdocs = t.kv_ro_or("kv", www::site::HTDOCS)?;
     let certs = t.kv_ro("certs")?;
     let (platform, stack, provider) = (t.platform(), t.tcp_stack()?, morgana_app::tls_provider());
+    let stats = www::Stats::new(t.counters());
     Ok(async move {
         let identity = www::identity(certs.as_ref()).await?;
-        www::start(platform, stack, htdocs, identity, provider, config).await
+        www::start_counted(platform, stack, htdocs, identity, provider, config, stats).await
     })
 });

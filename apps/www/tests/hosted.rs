@@ -772,3 +772,77 @@ fn certificates_and_site_from_directories() {
         (Some(1), "www: --kv /nonexistent/site: no such directory\n".into())
     );
 }
+
+/// The counter `name` (`group.counter`) in a counters line.
+fn counter(line: &str, name: &str) -> Option<u64> {
+    line.split(' ').find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+}
+
+/// The first log line from `from` on that contains `needle` and passes `ok`, waiting up to
+/// `limit` for it.
+fn wait_for_line(w: &Www, from: usize, needle: &str, limit: Duration, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(l) = w.log().into_iter().skip(from).find(|l| l.contains(needle) && ok(l)) {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "no '{needle}' line as expected within {limit:?}: {:?}", w.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(w: &Www, name: &str) {
+    let pid = w.child.id().to_string();
+    let status = Command::new("kill").args([&format!("-{name}"), &pid]).status().expect("kill(1)");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+#[test]
+fn counters_move_in_the_stats_interval_line_and_are_printed_on_sigusr1_and_at_exit() {
+    let (_dir, ca) = dev_ca();
+    let w = Www::start(&["--stats-interval", "1"]);
+    let first = wait_for_line(&w, 0, "stats: ", Duration::from_secs(5), |_| true);
+    for name in ["tls.handshakes", "tls.failed", "http.2xx", "http.4xx"] {
+        assert_eq!(counter(&first, name), Some(0), "{name} before any client: {first}");
+    }
+    for path in ["/", "/about.html", "/nope"] {
+        let out = curl(&["--cacert", &ca, "-o", "/dev/null", &w.url(path)]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A client that is not TLS: a failed handshake.
+    let mut raw = TcpStream::connect(("127.0.0.1", w.https)).unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let _ = raw.read(&mut [0u8; 64]);
+    let from = w.log().len();
+    let moved = wait_for_line(&w, from, "stats: ", Duration::from_secs(5), |l| {
+        counter(l, "tls.handshakes") == Some(3)
+    });
+    assert_eq!(counter(&moved, "http.2xx"), Some(2), "{moved}");
+    assert_eq!(counter(&moved, "http.4xx"), Some(1), "{moved}");
+    assert_eq!(counter(&moved, "tls.failed"), Some(1), "{moved}");
+    assert_eq!(counter(&moved, "tls.open"), Some(0), "curl closed its connections: {moved}");
+    let interval = w.log().iter().filter(|l| l.contains("stats: ")).count();
+    assert!(interval >= 2, "one line per second: {:?}", w.log());
+
+    // Without an interval: nothing until asked, a line on SIGUSR1, the summary on SIGTERM.
+    let mut w = Www::start(&[]);
+    let out = curl(&["--cacert", &ca, "-o", "/dev/null", &w.url("/")]);
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!w.log().iter().any(|l| l.contains("stats: ")), "no line unasked: {:?}", w.log());
+    signal(&w, "USR1");
+    let asked = wait_for_line(&w, 0, "stats: ", Duration::from_secs(5), |_| true);
+    assert_eq!(counter(&asked, "tls.handshakes"), Some(1), "{asked}");
+    signal(&w, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "www did not exit on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(143), "128 + SIGTERM");
+    let exit = wait_for_line(&w, 0, "stats at exit: ", Duration::from_secs(5), |_| true);
+    assert_eq!(counter(&exit, "http.2xx"), Some(1), "{exit}");
+}

@@ -16,7 +16,7 @@ use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use morgana::rand_core::{CryptoRng, RngCore};
-use morgana::{Clock, Instant, Platform, Spawn, WallClock};
+use morgana::{Clock, HeapUsage, Instant, Platform, Spawn, WallClock};
 
 /// Where time comes from: the system, the hardware, or a simulation.
 pub trait TimeSource: 'static {
@@ -520,12 +520,18 @@ pub trait Entropy: 'static {
 pub struct RtPlatform<T: TimeSource, E: Entropy> {
     handle: Handle<T>,
     entropy: Rc<E>,
+    heap: Option<fn() -> Option<HeapUsage>>,
 }
 
 impl<T: TimeSource, E: Entropy> RtPlatform<T, E> {
     /// Bundle `handle` with `entropy`.
     pub fn new(handle: Handle<T>, entropy: E) -> Self {
-        Self { handle, entropy: Rc::new(entropy) }
+        Self { handle, entropy: Rc::new(entropy), heap: None }
+    }
+
+    /// The same, with `heap` answering [`Platform::heap`] (a target whose heap has a known size).
+    pub fn with_heap(self, heap: fn() -> Option<HeapUsage>) -> Self {
+        Self { heap: Some(heap), ..self }
     }
 
     /// The executor handle.
@@ -536,7 +542,7 @@ impl<T: TimeSource, E: Entropy> RtPlatform<T, E> {
 
 impl<T: TimeSource, E: Entropy> Clone for RtPlatform<T, E> {
     fn clone(&self) -> Self {
-        Self { handle: self.handle.clone(), entropy: self.entropy.clone() }
+        Self { handle: self.handle.clone(), entropy: self.entropy.clone(), heap: self.heap }
     }
 }
 
@@ -556,6 +562,10 @@ impl<T: TimeSource, E: Entropy> Platform for RtPlatform<T, E> {
 
     fn rng(&self) -> E::Rng {
         self.entropy.rng()
+    }
+
+    fn heap(&self) -> Option<HeapUsage> {
+        self.heap.and_then(|f| f())
     }
 }
 

@@ -15,6 +15,13 @@
 //!   this crate ── Device, Target, run, StartError                              shared
 //! ```
 //!
+//! [`run`] also prints the run's [`Counters`] as one line: every `--stats-interval SECONDS`
+//! (one of [`COMMON`]), when the user asks ([`Target::stats_requests`]: SIGUSR1 on a host), and
+//! at exit (also when the user stops the program: SIGTERM, SIGINT). A target adds the groups of
+//! the devices and stacks it builds ([`Counters::add_tcpip`]), an app its own through
+//! `t.counters()`, so a generic app reports without knowing the target; the heap (where the
+//! platform knows it, [`morgana::Platform::heap`]) leads the line.
+//!
 //! An app's body is one closure over `t: &mut impl Target`:
 //!
 //! ```
@@ -39,6 +46,7 @@ extern crate alloc;
 mod device;
 mod or;
 mod run;
+mod stats;
 mod target;
 
 pub use device::{Absent, Device, Store};
@@ -47,4 +55,5 @@ pub use or::Or;
 pub use run::{
     EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, StartError, log_level, run,
 };
-pub use target::{Refused, Specs, Target};
+pub use stats::{Count, Counters, Line};
+pub use target::{Refused, Specs, StatsRequest, StatsRequests, Target};

@@ -6,9 +6,10 @@ use core::fmt::{self, Display};
 use core::future::Future;
 use core::str::FromStr;
 
+use morgana::{Clock, Duration, Platform};
 use morgana_args::{ArgError, ArgSpec, Args, COMMON};
 
-use crate::{Device, Target};
+use crate::{Counters, Device, StatsRequest, StatsRequests, Target};
 
 /// The app returned `Ok` (or `--help` was answered).
 pub const EXIT_SUCCESS: u8 = 0;
@@ -130,6 +131,11 @@ where
         Ok(l) => l.unwrap_or(log::LevelFilter::Info),
         Err(e) => return fail(&e, EXIT_USAGE),
     };
+    let positive = |s: &str| s.parse::<u64>().ok().filter(|&n| n > 0).map(Duration::from_secs);
+    let interval = match args.get_opt_with("stats-interval", "a number of seconds, at least 1", positive) {
+        Ok(i) => i,
+        Err(e) => return fail(&e, EXIT_USAGE),
+    };
     let mut target = match T::start(boot, args, level) {
         Ok(t) => t,
         Err(e) => return fail(&e, e.exit_code()),
@@ -138,9 +144,19 @@ where
         Ok(app) => app,
         Err(e) => return fail(&e, e.exit_code()),
     };
-    match target.block_on(app) {
-        Ok(Ok(())) => EXIT_SUCCESS,
-        Ok(Err(e)) => {
+    let report = Report { counters: target.counters().clone(), platform: target.platform() };
+    let requests = target.stats_requests();
+    let app = with_reports(app, &report, interval, requests);
+    let outcome = target.block_on(app);
+    // At exit, where something was counted besides the heap (a silent app stays silent).
+    let stopped = matches!(outcome, Ok(Err(_)));
+    if !report.counters.is_empty() || stopped {
+        log::info!("stats at exit: {}", report.line());
+    }
+    match outcome {
+        Ok(Err(status)) => status,
+        Ok(Ok(Ok(()))) => EXIT_SUCCESS,
+        Ok(Ok(Err(e))) => {
             T::print_error(format_args!("error: {e}"));
             EXIT_FAILURE
         }
@@ -149,4 +165,66 @@ where
             EXIT_FAILURE
         }
     }
+}
+
+/// What a counters line reads: the heap (from the platform, where it has one) and the groups.
+struct Report<P> {
+    counters: Counters,
+    platform: P,
+}
+
+impl<P: Platform> Report<P> {
+    fn line(&self) -> String {
+        let mut line = String::new();
+        if let Some(h) = self.platform.heap() {
+            line = alloc::format!("heap.used_kib={} heap.size_kib={}", h.used / 1024, h.size / 1024);
+        }
+        let groups = self.counters.line();
+        if !groups.is_empty() && !line.is_empty() {
+            line.push(' ');
+        }
+        line + &groups
+    }
+}
+
+/// `app`, with a counters line logged every `interval` and on each of `requests`: the app's
+/// output when it completes, or the exit status the user stopped it with.
+async fn with_reports<F: Future, P: Platform>(
+    app: F,
+    report: &Report<P>,
+    interval: Option<Duration>,
+    mut requests: Option<alloc::boxed::Box<dyn StatsRequests>>,
+) -> Result<F::Output, u8> {
+    use core::task::Poll;
+    let clock = report.platform.clock();
+    let mut next = interval.map(|i| clock.now() + i);
+    let mut app = core::pin::pin!(app);
+    core::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = app.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        let asked = match requests.as_mut().map(|r| r.poll_request(cx)) {
+            Some(Poll::Ready(StatsRequest::Exit(status))) => return Poll::Ready(Err(status)),
+            Some(Poll::Ready(StatsRequest::Now)) => true,
+            _ => false,
+        };
+        let now = clock.now();
+        let due = next.is_some_and(|at| now >= at);
+        if asked || due {
+            log::info!("stats: {}", report.line());
+        }
+        if let (Some(at), Some(i)) = (next.as_mut(), interval) {
+            if due {
+                // The next one a whole interval on, even after a late wake-up.
+                *at = (*at + i).max(now + Duration::from_millis(1));
+            }
+            clock.wake_at(*at, cx.waker());
+        }
+        if asked {
+            // Another request may already be pending: look again soon.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    })
+    .await
 }

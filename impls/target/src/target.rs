@@ -7,7 +7,24 @@ use morgana::{Block, KvRo, KvRw, Net, Platform, Resolver, TcpStack, UdpStack};
 use morgana_args::{ArgSpec, Args};
 use morgana_rt::Stalled;
 
-use crate::{Device, Or, StartError};
+use crate::{Counters, Device, Or, StartError};
+
+/// The user asking for the counters (SIGUSR1 on a host), or asking the program to stop
+/// (SIGTERM, SIGINT), which prints them before it exits.
+pub trait StatsRequests {
+    /// Ready once for each request since the last ready; else the task of `cx` is woken at the
+    /// next one.
+    fn poll_request(&mut self, cx: &mut core::task::Context<'_>) -> core::task::Poll<StatsRequest>;
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsRequest {
+    /// The counters, now.
+    Now,
+    /// Stop: print the counters and exit with this status (128 + the signal, by convention).
+    Exit(u8),
+}
 
 /// A target's arguments for one app's devices: those it reads (listed by `--help`) and those
 /// it knows but cannot honour (never listed; given, they stop the start with their reason).
@@ -101,6 +118,16 @@ pub trait Target: Sized {
     /// app could exceed: on a host, the open-files limit (a descriptor per connection, and a few
     /// for listeners, the event loop and files). `None` where memory is the only limit.
     fn connection_limit(&self) -> Option<u64> {
+        None
+    }
+
+    /// The run's counters: the target adds its devices' and stacks' groups as it builds them
+    /// (`net`, `tcp`), the app its own (`tls`, `http`); the run prints them at exit, every
+    /// `--stats-interval` and on request.
+    fn counters(&self) -> &Counters;
+
+    /// How the user asks for the counters now, where there is a way (a signal on a host).
+    fn stats_requests(&mut self) -> Option<alloc::boxed::Box<dyn StatsRequests>> {
         None
     }
 

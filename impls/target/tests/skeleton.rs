@@ -21,6 +21,7 @@ struct Mem {
     exec: Executor<VirtualTime>,
     time: VirtualTime,
     args: Args,
+    counters: morgana_target::Counters,
 }
 
 const KV: &[ArgSpec] = &[ArgSpec::value("kv", "DIR", "a store")];
@@ -64,7 +65,7 @@ impl Target for Mem {
             return Err(StartError::Device("cannot start: no memory".into()));
         }
         let time = VirtualTime::new();
-        Ok(Self { exec: Executor::new(time.clone()), time, args })
+        Ok(Self { exec: Executor::new(time.clone()), time, args, counters: Default::default() })
     }
 
     fn args(&self) -> &Args {
@@ -101,6 +102,10 @@ impl Target for Mem {
 
     fn file(&mut self, _: &str) -> Result<Option<Vec<u8>>, StartError> {
         Ok(None)
+    }
+
+    fn counters(&self) -> &morgana_target::Counters {
+        &self.counters
     }
 
     fn block_on<F: Future>(self, app: F) -> Result<F::Output, Stalled> {

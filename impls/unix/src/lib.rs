@@ -40,6 +40,7 @@ mod kv;
 mod logger;
 mod reactor;
 mod run;
+mod signal;
 mod socket;
 #[allow(unsafe_code)]
 mod sys;

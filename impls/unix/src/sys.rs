@@ -275,6 +275,43 @@ pub fn connect(fd: BorrowedFd<'_>, addr: &SocketAddr) -> io::Result<bool> {
     }
 }
 
+/// Block `signals` in the calling thread and return a non-blocking signalfd that reads them
+/// (delivered to the process while no other thread takes them: a unikernel's one thread).
+pub fn signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
+    // SAFETY: an all-zero sigset_t is a valid value for sigemptyset to initialise.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t owned here; the signal numbers come from libc's constants.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+    }
+    // SAFETY: `set` is initialised; the old mask is not asked for (null).
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    // SAFETY: `set` is initialised; -1 asks for a new descriptor.
+    let fd = check(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })?;
+    // SAFETY: `fd` was just returned by signalfd and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Read one signal from a signalfd made by [`signalfd`]: its number.
+pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    // SAFETY: an all-zero signalfd_siginfo is a valid value (plain integers).
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let len = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: `info` is a valid, writable buffer of `len` bytes; `fd` is an open descriptor.
+    let n = unsafe { libc::read(fd.as_raw_fd(), (&raw mut info).cast(), len) };
+    match usize::try_from(n) {
+        Err(_) => Err(io::Error::last_os_error()),
+        Ok(n) if n == len => Ok(libc::c_int::try_from(info.ssi_signo).unwrap_or(0)),
+        Ok(_) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a short read from a signalfd")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

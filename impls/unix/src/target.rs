@@ -19,6 +19,7 @@ use crate::wiring::{self, BLOCK_ARGS, NET_ARGS, UnixStack};
 pub struct Unix {
     rt: Runtime,
     args: Args,
+    counters: morgana_target::Counters,
 }
 
 /// Append `specs` to `out`, skipping names already there (a stack and a NIC share `--net`).
@@ -71,7 +72,7 @@ impl Target for Unix {
         raise_open_files_limit();
         let rt = Runtime::with_time(time)
             .map_err(|e| StartError::Device(format!("cannot create the event loop (epoll): {e}")))?;
-        Ok(Self { rt, args })
+        Ok(Self { rt, args, counters: morgana_target::Counters::default() })
     }
 
     fn args(&self) -> &Args {
@@ -85,7 +86,27 @@ impl Target for Unix {
     /// Host sockets (`--net socket`, the default) or `morgana-tcpip` on a TAP device (`--net
     /// tap:IFNAME`): see [`wiring::stack`].
     fn tcp_stack(&mut self) -> Result<UnixStack, StartError> {
-        wiring::stack(&self.rt.platform(), &self.args)
+        let stack = wiring::stack(&self.rt.platform(), &self.args)?;
+        // Host sockets are the kernel's TCP (`ss -s`, `nstat` count it); a TAP has our stack.
+        if let morgana_tcpip::either::Either::Right(s) = &stack {
+            self.counters.add_tcpip(s);
+        }
+        Ok(stack)
+    }
+
+    fn counters(&self) -> &morgana_target::Counters {
+        &self.counters
+    }
+
+    /// SIGUSR1 asks for the counters; SIGTERM and SIGINT stop the program after printing them.
+    fn stats_requests(&mut self) -> Option<Box<dyn morgana_target::StatsRequests>> {
+        match crate::signal::Signals::new() {
+            Ok(s) => Some(Box::new(s)),
+            Err(e) => {
+                log::warn!("cannot watch for SIGUSR1 (the counters on demand): {e}");
+                None
+            }
+        }
     }
 
     /// The TAP device `--net tap:IFNAME`; host sockets have none, and say so.

@@ -57,13 +57,21 @@ mod image {
                         }
                         "panic" => panic!("deliberate panic from the conformance image"),
                         "exception" => morgana_virtio::page_fault(),
+                        "out-of-memory" => {
+                            // 64 KiB at a time, kept (not written: under an emulating KVM a
+                            // memset of the whole heap takes seconds), until there is no room.
+                            let mut kept = alloc::vec::Vec::new();
+                            loop {
+                                kept.push(alloc::vec::Vec::<u8>::with_capacity(64 * 1024));
+                            }
+                        }
                         "stack-overflow" => {
                             let depth = morgana_virtio::stack_overflow();
                             log::info!("recursed {depth} deep and came back");
                         }
                         _ => {
                             return Err(
-                                "unknown check: expected block, net, clock, panic, exception or stack-overflow",
+                                "unknown check: expected block, net, clock, panic, exception, out-of-memory or stack-overflow",
                             );
                         }
                     }

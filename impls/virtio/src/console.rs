@@ -121,9 +121,64 @@ pub fn report_exception(vector: u64, name: &str, error: u64, rip: u64, rsp: u64,
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     crate::sys::cpu::cli();
+    if let Some(failed) = crate::sys::heap::failed_allocation()
+        && is_allocation_failure(info.message(), failed)
+    {
+        report_out_of_memory(failed);
+        crate::sys::exit(crate::run::EXIT_PANIC)
+    }
     match info.location() {
         Some(at) => println(format_args!("panicked at {at}: {}", info.message())),
         None => println(format_args!("panicked: {}", info.message())),
     }
     crate::sys::exit(crate::run::EXIT_PANIC)
+}
+
+/// Whether a panic's message is the one `alloc` panics with when the allocator found no room for
+/// `size` bytes ("memory allocation of 65536 bytes failed").
+#[cfg(target_os = "none")]
+fn is_allocation_failure(message: core::panic::PanicMessage<'_>, size: usize) -> bool {
+    use core::fmt::Write;
+    /// The first bytes of a message, enough to hold the one `alloc` writes.
+    struct Start {
+        buf: [u8; 64],
+        len: usize,
+    }
+    impl Write for Start {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            let end = self.len + s.len();
+            self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?.copy_from_slice(s.as_bytes());
+            self.len = end;
+            Ok(())
+        }
+    }
+    let mut start = Start { buf: [0; 64], len: 0 };
+    if write!(start, "{message}").is_err() {
+        return false;
+    }
+    let said = core::str::from_utf8(&start.buf[..start.len]).unwrap_or_default();
+    said.strip_prefix("memory allocation of ")
+        .and_then(|rest| rest.strip_suffix(" bytes failed"))
+        .and_then(|n| n.parse::<usize>().ok())
+        == Some(size)
+}
+
+/// One line for an allocation the heap had no room for: its size, and the heap's use and size.
+#[cfg(target_os = "none")]
+fn report_out_of_memory(size: usize) {
+    // Tenths of a MiB in integers: float formatting would cost every image a few KiB.
+    let tenths = |n: usize| (n as u64 * 10 + (1 << 19)) >> 20;
+    match crate::sys::heap::usage() {
+        Some((used, heap)) => {
+            let (used, heap) = (tenths(used), tenths(heap));
+            println(format_args!(
+                "out of memory: a {size}-byte allocation failed with {}.{} of {}.{} MiB in use",
+                used / 10,
+                used % 10,
+                heap / 10,
+                heap % 10
+            ))
+        }
+        None => println(format_args!("out of memory: a {size}-byte allocation failed")),
+    }
 }

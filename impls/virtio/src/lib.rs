@@ -36,6 +36,8 @@
 //! Exit status through QEMU's `isa-debug-exit` (port 0xf4): the kernel writes `s` and QEMU exits
 //! with `(s << 1) | 1`; `cargo xtask run` turns that back into `s`. `s` is 0 for success, 1 for an
 //! app error or a failed start, 2 for a bad argument, 3 for a CPU exception, 101 for a panic.
+//! An allocation the heap cannot give is a panic reported in one line with the heap's size and
+//! use (`out of memory: a 65536-byte allocation failed with 6.5 of 6.6 MiB in use`).
 //! QEMU exiting 0 means the guest reset without reporting (a triple fault).
 //!
 //! Build with `cargo xtask build APP --target virtio` (which passes `-C relocation-model=static`

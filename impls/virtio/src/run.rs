@@ -133,6 +133,7 @@ pub struct Virtio {
     irqs: Irqs,
     args: Args,
     describe: Describe,
+    counters: morgana_target::Counters,
 }
 
 impl Virtio {
@@ -174,10 +175,11 @@ impl Target for Virtio {
     fn start(b: Booted, args: Args, level: log::LevelFilter) -> Result<Self, StartError> {
         init_log(b.time, level);
         let exec = Executor::new(b.time);
-        let platform = RtPlatform::new(exec.handle(), b.entropy);
+        let platform = RtPlatform::new(exec.handle(), b.entropy).with_heap(heap_usage);
         let (mmio, irqs, describe) = (b.cmdline.mmio, b.irqs, b.describe);
         let devices = ManuallyDrop::new(None);
-        Ok(Self { exec, park: b.park, time: b.time, platform, devices, mmio, irqs, args, describe })
+        let counters = morgana_target::Counters::default();
+        Ok(Self { exec, park: b.park, time: b.time, platform, devices, mmio, irqs, args, describe, counters })
     }
 
     fn args(&self) -> &Args {
@@ -192,7 +194,13 @@ impl Target for Virtio {
         // As `crate::stack`: the arguments are checked before the NIC is taken.
         let config = crate::tcpip_config(&self.args)?;
         let net = crate::net(self.devices())?;
-        Ok(morgana_tcpip::spawn(&self.platform, net, config))
+        let stack = morgana_tcpip::spawn(&self.platform, net, config);
+        self.counters.add_tcpip(&stack);
+        Ok(stack)
+    }
+
+    fn counters(&self) -> &morgana_target::Counters {
+        &self.counters
     }
 
     fn net(&mut self) -> Result<VirtioNet, StartError> {
@@ -241,4 +249,9 @@ impl Target for Virtio {
             .block_on(&mut self.park, morgana_virtio_drivers::drain_tx(&clock, Duration::from_millis(100)));
         out
     }
+}
+
+/// The heap's size and use, for [`morgana::Platform::heap`].
+fn heap_usage() -> Option<morgana::HeapUsage> {
+    crate::sys::heap::usage().map(|(used, size)| morgana::HeapUsage { used, size })
 }

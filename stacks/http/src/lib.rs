@@ -59,4 +59,7 @@ pub use error::HttpError;
 pub use files::{
     Range, RedirectToHttps, StaticFiles, content_type, etag, none_match, parse_range, percent_decode,
 };
-pub use server::{BodyWriter, ConnStats, Handler, Limits, Request, Responder, reason, serve, with_deadline};
+pub use server::{
+    BodyWriter, ConnStats, Handler, Limits, Request, Responder, StatusCounts, reason, serve, serve_counting,
+    with_deadline,
+};

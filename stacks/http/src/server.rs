@@ -317,10 +317,44 @@ fn has_token(value: &[u8], token: &str) -> bool {
 /// connection idles out. Malformed requests get their error status and the connection closes;
 /// nothing a client sends makes this panic.
 pub async fn serve<F, H, C>(
+    flow: F,
+    handler: &H,
+    clock: &C,
+    limits: &Limits,
+) -> Result<ConnStats, HttpError<F::Error>>
+where
+    F: Flow,
+    H: Handler,
+    C: Clock + WallClock,
+{
+    serve_counting(flow, handler, clock, limits, &StatusCounts::default()).await
+}
+
+/// Answers sent, by status class (`1xx` to `5xx`), across every connection that shares it:
+/// the counters a person reads to see a server's errors.
+#[derive(Debug, Default)]
+pub struct StatusCounts([core::cell::Cell<u64>; 5]);
+
+impl StatusCounts {
+    fn count(&self, status: u16) {
+        if let Some(c) = self.0.get(usize::from(status / 100).wrapping_sub(1)) {
+            c.set(c.get() + 1);
+        }
+    }
+
+    /// Answers of class `class`xx (1 to 5) so far.
+    pub fn class(&self, class: u8) -> u64 {
+        self.0.get(usize::from(class).wrapping_sub(1)).map_or(0, core::cell::Cell::get)
+    }
+}
+
+/// [`serve`], counting each answer's status class in `counts`.
+pub async fn serve_counting<F, H, C>(
     mut flow: F,
     handler: &H,
     clock: &C,
     limits: &Limits,
+    counts: &StatusCounts,
 ) -> Result<ConnStats, HttpError<F::Error>>
 where
     F: Flow,
@@ -366,12 +400,14 @@ where
                 }
             }
             Parsed::Reject(status) => {
+                counts.count(status);
                 log::debug!("http: rejected a request with {status}");
                 reject(&mut flow, status, clock, limits).await;
                 return Err(HttpError::Malformed(reason(status)));
             }
             Parsed::Done { head_len, body_len, close, complete, status } => {
                 stats.requests += 1;
+                counts.count(status);
                 head_deadline = None;
                 log::debug!("http: {status}");
                 if close || !complete {

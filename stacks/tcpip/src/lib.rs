@@ -57,6 +57,11 @@
 //! | DHCP | one client, its lease |
 //! | UDP | [`Config::udp_packets`] datagrams and [`Config::udp_buffer`] bytes per socket and direction |
 //!
+//! [`Stack::counters`] says what happened, for a person reading why a service is slow: the
+//! device's frames, bytes and drops, TCP connections open, accepted and refused for lack of
+//! memory, and retransmissions (the fork's `Socket::retransmits`, summed over the sockets
+//! alive and gone). The targets print them (`net.*`, `tcp.*`) with `--stats-interval`.
+//!
 //! `no_std` + `alloc`; no unsafe code.
 //!
 //! [smoltcp]: https://docs.rs/smoltcp
@@ -81,6 +86,6 @@ mod udp;
 pub use config::{ARGS, Config, Congestion, Ipv4Mode, Ipv6Cidr};
 pub use listen::Listener;
 pub use runner::Runner;
-pub use stack::{Stack, new, spawn};
+pub use stack::{Counters, Stack, new, spawn};
 pub use tcp::{Connection, ReadHalf, WriteHalf};
 pub use udp::UdpSocket;

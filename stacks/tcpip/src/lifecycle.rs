@@ -260,6 +260,7 @@ impl Inner {
         let Timers { linger, orphan_timeout, .. } = self.timers;
         let timeout = Some(orphan_timeout);
         let sockets = &mut self.sockets;
+        let retired = &mut self.counted.retransmits_retired;
         let mut next: Option<SmolInstant> = None;
         self.orphans.retain_mut(|o| {
             let s = sockets.get_mut::<tcp::Socket>(o.handle);
@@ -279,6 +280,7 @@ impl Inner {
                 _ => false,
             };
             if done {
+                *retired += s.retransmits();
                 sockets.remove(o.handle);
             } else if let Some(at) = o.progress.deadline(outstanding(s, s.state()), timeout) {
                 next = Some(next.map_or(at, |n| n.min(at)));

@@ -299,6 +299,8 @@ impl TcpListener for Listener {
                         let Some(slot) = inner.listeners[self.id].as_mut() else { break };
                         slot.pool[i] = fresh;
                         slot.resetting[i] = None;
+                        inner.counted.accepted += 1;
+                        inner.counted.refused += u64::from(fresh.is_none());
                         if fresh.is_none() && slot.short.is_none() {
                             // The connection is served (its buffers exist); its slot waits.
                             slot.short = Some((now, now));

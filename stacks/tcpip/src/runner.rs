@@ -70,6 +70,7 @@ impl<N: Net, C: Clock> Runner<N, C> {
             inner.link_changed(up);
         }
 
+        inner.counted.net = self.net.stats();
         let mut dev = Adapter { net: &mut self.net, cx, caps: &self.caps, tx_blocked: false };
         let mut budget = INGRESS_BUDGET;
         let mut changed = false;

@@ -63,6 +63,36 @@ pub(crate) struct Inner {
     pub(crate) lease_overdue: bool,
     pub(crate) next_port: u16,
     pub(crate) link_up: bool,
+    /// What [`Stack::counters`] reports, besides what the sockets count themselves.
+    pub(crate) counted: Counted,
+}
+
+/// Counts the stack keeps for [`Stack::counters`].
+#[derive(Debug, Default)]
+pub(crate) struct Counted {
+    /// The device's counters, copied by the runner at each pass.
+    pub net: morgana::NetStats,
+    pub accepted: u64,
+    pub refused: u64,
+    /// Retransmissions of the sockets already removed.
+    pub retransmits_retired: u64,
+}
+
+/// The stack's counters, for a person reading why a service is slow: its device's frames and
+/// drops, connections open, accepted and refused, and retransmissions (loss on the path).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// The device's frames, bytes and drops (as of the runner's last pass).
+    pub net: morgana::NetStats,
+    /// TCP connections open now (handshake done, not yet closed), accepted or connected.
+    pub open: u64,
+    /// Connections accepted from listeners since start.
+    pub accepted: u64,
+    /// New connections turned away for lack of memory: a listener slot left without a socket
+    /// (its SYNs wait, clients retry), or `connect` failing with `NoResources`.
+    pub refused: u64,
+    /// Retransmissions started since start (timeouts, loss probes, fast retransmits).
+    pub retransmits: u64,
 }
 
 impl Inner {
@@ -158,6 +188,24 @@ pub struct Stack {
 impl Stack {
     pub(crate) fn borrow(&self) -> RefMut<'_, Inner> {
         self.inner.borrow_mut()
+    }
+
+    /// The stack's counters now (a pass over its sockets: for a log line, not a data path).
+    pub fn counters(&self) -> Counters {
+        let inner = self.borrow();
+        let (mut open, mut retransmits) = (0, inner.counted.retransmits_retired);
+        for (_, s) in inner.sockets.iter() {
+            if let smoltcp::socket::Socket::Tcp(t) = s {
+                retransmits += t.retransmits();
+                use tcp::State::*;
+                open += u64::from(matches!(
+                    t.state(),
+                    Established | FinWait1 | FinWait2 | CloseWait | Closing | LastAck
+                ));
+            }
+        }
+        let c = &inner.counted;
+        Counters { net: c.net, open, accepted: c.accepted, refused: c.refused, retransmits }
     }
 
     /// The interface's MAC address.
@@ -257,6 +305,7 @@ pub fn new<N: Net, C: Clock>(net: N, clock: C, config: Config) -> (Stack, Runner
         lease_overdue: false,
         next_port,
         link_up: true,
+        counted: Counted::default(),
     };
     if let Some((cidr, gw)) = static_v4 {
         inner.set_ipv4(Some(cidr), gw);

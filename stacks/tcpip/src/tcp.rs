@@ -244,7 +244,10 @@ impl TcpStack for Stack {
             let inner = &mut *guard;
             inner.check_route(IpAddress::from(remote.ip()))?;
             let port = inner.ephemeral_port(|i, p| i.tcp_port_in_use(p))?;
-            let mut s = inner.new_tcp_socket().ok_or(StackError::NoResources)?;
+            let Some(mut s) = inner.new_tcp_socket() else {
+                inner.counted.refused += 1;
+                return Err(StackError::NoResources);
+            };
             s.connect(inner.iface.context(), remote, port).map_err(|e| match e {
                 ConnectError::Unaddressable => StackError::NoRoute,
                 ConnectError::InvalidState => StackError::InvalidInput,

@@ -72,9 +72,14 @@ impl ArgSpec {
     }
 }
 
-/// The arguments every target reads, whatever the app: `--log` and `--help`.
+/// The arguments every target reads, whatever the app: `--log`, `--stats-interval` and `--help`.
 pub const COMMON: &[ArgSpec] = &[
     ArgSpec::value("log", "LEVEL", "log level: error, warn, info, debug or trace").short('l').default("info"),
+    ArgSpec::value(
+        "stats-interval",
+        "SECONDS",
+        "log the counters (frames, drops, connections, heap, TLS, HTTP) every SECONDS; they are logged at exit too",
+    ),
     ArgSpec::flag("help", "print this help and exit").short('h'),
 ];
 

@@ -232,6 +232,47 @@ pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
         },
     );
     c.add(
+        "out of memory: one line with the heap's size and use, status 101",
+        &[],
+        &[],
+        Launch::Qemu(Vm { mem: "8M".into(), ..c.qemu(&conf).args(["--check", "out-of-memory"]) }),
+        60,
+        |b| {
+            b.expect_status(101)?;
+            // "out of memory: a 65536-byte allocation failed with 6.7 of 6.8 MiB in use"
+            let line = b.lines.iter().map(|(_, l)| l.as_str()).find(|l| l.starts_with("out of memory: "));
+            let Some(line) = line else { return Err("no 'out of memory: ...' line".into()) };
+            let mib = |s: &str| s.parse::<f64>().ok();
+            let words: Vec<&str> = line.split(' ').collect();
+            match words[..] {
+                [
+                    "out",
+                    "of",
+                    "memory:",
+                    "a",
+                    "65536-byte",
+                    "allocation",
+                    "failed",
+                    "with",
+                    used,
+                    "of",
+                    size,
+                    "MiB",
+                    "in",
+                    "use",
+                ] if mib(used)
+                    .zip(mib(size))
+                    .is_some_and(|(u, s)| s > 4.0 && s < 8.0 && u <= s && u > s - 0.2) =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "'{line}': not '... a 65536-byte allocation failed with U of S MiB in use' with U ~ S < 8"
+                )),
+            }
+        },
+    );
+    c.add(
         "CPU exception: vector and RIP, status 3",
         &[],
         &[],

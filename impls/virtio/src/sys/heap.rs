@@ -3,7 +3,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{NonNull, null_mut};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use linked_list_allocator::LockedHeap;
 
@@ -12,20 +12,41 @@ use super::pvh::StartInfo;
 
 struct GrowingHeap {
     heap: LockedHeap,
+    /// Start of the heap's RAM.
+    start: AtomicU64,
     /// End of the RAM the heap may grow into.
     end: AtomicU64,
+    /// The size of the latest allocation that found no room (0: none yet).
+    failed: AtomicUsize,
 }
 
 #[global_allocator]
-static HEAP: GrowingHeap = GrowingHeap { heap: LockedHeap::empty(), end: AtomicU64::new(0) };
+static HEAP: GrowingHeap = GrowingHeap {
+    heap: LockedHeap::empty(),
+    start: AtomicU64::new(0),
+    end: AtomicU64::new(0),
+    failed: AtomicUsize::new(0),
+};
+
+/// Bytes allocated now and the heap's whole size (the RAM it may grow into), for the counters
+/// and the out-of-memory report; `None` while the heap is locked (inside an allocation).
+pub fn usage() -> Option<(usize, usize)> {
+    let used = HEAP.heap.try_lock()?.used();
+    let size = HEAP.end.load(Ordering::Relaxed).saturating_sub(HEAP.start.load(Ordering::Relaxed));
+    Some((used, size as usize))
+}
+
+/// The size of the latest allocation that found no room, if one has: a fallible allocation
+/// (`try_reserve`) that failed sets it too, so read it only to explain an allocation failure.
+pub fn failed_allocation() -> Option<usize> {
+    Some(HEAP.failed.load(Ordering::Relaxed)).filter(|&n| n > 0)
+}
 
 static STARTED: AtomicBool = AtomicBool::new(false);
-/// Start of the heap's region (its end is `HEAP.end`).
-static START: AtomicU64 = AtomicU64::new(0);
 
 /// Whether `[start, end)` overlaps the RAM the heap may use.
 pub fn overlaps(start: u64, end: u64) -> bool {
-    start < HEAP.end.load(Ordering::Relaxed) && end > START.load(Ordering::Relaxed)
+    start < HEAP.end.load(Ordering::Relaxed) && end > HEAP.start.load(Ordering::Relaxed)
 }
 
 /// Give the allocator the largest free RAM region of the loader's memory map below 4 GiB
@@ -44,7 +65,7 @@ pub fn init(info: &StartInfo) -> Result<u64, &'static str> {
     if !unsafe { paging::map(start, first - start, false) } {
         return Err("the heap's memory lies above 4 GiB");
     }
-    START.store(start, Ordering::Relaxed);
+    HEAP.start.store(start, Ordering::Relaxed);
     HEAP.end.store(end, Ordering::Relaxed);
     // SAFETY: as above the range is unused RAM that nothing else touches, `[start, first)` is
     // now mapped, and this runs once (`STARTED`), before any allocation (boot allocates nothing
@@ -71,6 +92,7 @@ unsafe impl GlobalAlloc for GrowingHeap {
             // SAFETY: `[top, new_top)` is the heap's own RAM (inside the region `init` took);
             // interrupt handlers never allocate, so this is task context.
             if new_top <= top || !unsafe { paging::map(top, new_top - top, false) } {
+                self.failed.store(layout.size(), Ordering::Relaxed);
                 return null_mut();
             }
             // SAFETY: `[top, new_top)` is RAM inside the heap's region, just mapped, unused.

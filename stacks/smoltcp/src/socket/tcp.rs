@@ -561,6 +561,9 @@ pub struct Socket<'a> {
     rx_buffer_limit: usize,
     /// Payload bytes received in order since the socket was created.
     rx_total: u64,
+    /// Retransmissions started since the socket was created: timeouts, loss probes, fast
+    /// retransmits and lost retransmissions resent (a counter for the user: loss on the path).
+    retransmits: u64,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -669,6 +672,7 @@ impl<'a> Socket<'a> {
             syn_drop: false,
             rx_buffer_limit: 0,
             rx_total: 0,
+            retransmits: 0,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -1408,6 +1412,13 @@ impl<'a> Socket<'a> {
         if self.tx_buffer.is_empty() && storage.len() < self.tx_buffer.capacity() {
             self.tx_buffer = SocketBuffer::new(storage);
         }
+    }
+
+    /// Retransmissions this socket started since it was created: retransmission timeouts,
+    /// loss probes, fast retransmits and lost retransmissions resent (Linux's
+    /// `TcpRetransSegs`, counted by event rather than by segment).
+    pub fn retransmits(&self) -> u64 {
+        self.retransmits
     }
 
     /// Payload bytes received in order since the socket was created (a counter for buffer
@@ -2851,6 +2862,7 @@ impl<'a> Socket<'a> {
             net_debug!("retransmission of {} lost: resending it", self.local_seq_no);
             self.lost_rexmit_mark = None;
             self.pending_fast_retransmit = true;
+            self.retransmits += 1;
             self.fast_retransmit_seq = self.local_seq_no;
             self.rtte.on_retransmit();
             return;
@@ -2873,6 +2885,7 @@ impl<'a> Socket<'a> {
         };
         if lost && seq < self.remote_last_seq {
             self.pending_fast_retransmit = true;
+            self.retransmits += 1;
             self.fast_retransmit_seq = seq;
             // Karn: an ACK that may be for the retransmission is no RTT sample.
             self.rtte.on_retransmit();
@@ -3106,6 +3119,7 @@ impl<'a> Socket<'a> {
             net_debug!("timeout exceeded");
             self.set_state(State::Closed);
         } else if self.timer.should_retransmit(cx.now()) {
+            self.retransmits += 1;
             // A reordering window that ran out is a fast retransmit, not a timeout.
             let reordered_out = core::mem::take(&mut self.reorder_wait);
             if reordered_out {
@@ -8470,6 +8484,7 @@ mod test {
             payload: &b"def"[..],
             ..RECV_TEMPL
         }));
+        assert_eq!(s.retransmits(), 1, "the probe is counted");
         // One probe per flight: then the RTO.
         recv_nothing!(s, time 339);
         recv!(s, time 340, Ok(TcpRepr {
@@ -8478,6 +8493,7 @@ mod test {
             payload: &b"def"[..],
             ..RECV_TEMPL
         }));
+        assert_eq!(s.retransmits(), 2, "and the timeout");
     }
 
     #[test]
