@@ -7,6 +7,7 @@ use core::future::Future;
 use core::str::FromStr;
 
 use morgana_args::{ArgError, ArgSpec, Args, COMMON};
+use morgana_rt::Stalled;
 
 use crate::{Device, Target};
 
@@ -101,6 +102,31 @@ where
     F: Future<Output = Result<(), E>>,
     E: Display,
 {
+    match prepare(boot, program, argv, app, devices, build) {
+        Ok((target, app)) => exit_status::<T, E>(target.block_on(app)),
+        Err(code) => code,
+    }
+}
+
+/// [`run`] up to the app's start: the started target and the app's future, or the exit status
+/// when it ends before (`--help`, a bad argument, a device that cannot be opened). For a target
+/// that drives the future itself (a simulated node, polled beside the others of its world);
+/// [`exit_status`] maps what the future returns.
+pub fn prepare<T, I, F, E>(
+    boot: T::Boot,
+    program: &str,
+    argv: I,
+    app: &[&[ArgSpec]],
+    devices: &[Device],
+    build: impl FnOnce(&mut T) -> Result<F, StartError>,
+) -> Result<(T, F), u8>
+where
+    T: Target,
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
     let specs = T::specs(devices);
     let mut listed: Vec<&[ArgSpec]> = Vec::with_capacity(app.len() + 3);
     listed.extend([COMMON, &specs.read[..]]);
@@ -116,29 +142,34 @@ where
         Ok(a) => a,
         Err(ArgError::Help) => {
             T::print_usage(&Args::usage(program, &listed));
-            return EXIT_SUCCESS;
+            return Err(EXIT_SUCCESS);
         }
-        Err(e) => return fail(&e, EXIT_USAGE),
+        Err(e) => return Err(fail(&e, EXIT_USAGE)),
     };
     if let Some(r) = specs.refused.iter().find(|r| args.flag(r.spec.name)) {
         let (name, value) = (r.spec.name, args.raw(r.spec.name).unwrap_or_default());
         let sep = if value.is_empty() { "" } else { " " };
         T::print_error(format_args!("{program}: --{name}{sep}{value}: {}; {}", r.why, r.instead));
-        return EXIT_FAILURE;
+        return Err(EXIT_FAILURE);
     }
     let level = match args.get_opt_with("log", "error, warn, info, debug or trace", log_level) {
         Ok(l) => l.unwrap_or(log::LevelFilter::Info),
-        Err(e) => return fail(&e, EXIT_USAGE),
+        Err(e) => return Err(fail(&e, EXIT_USAGE)),
     };
     let mut target = match T::start(boot, args, level) {
         Ok(t) => t,
-        Err(e) => return fail(&e, e.exit_code()),
+        Err(e) => return Err(fail(&e, e.exit_code())),
     };
-    let app = match build(&mut target) {
-        Ok(app) => app,
-        Err(e) => return fail(&e, e.exit_code()),
-    };
-    match target.block_on(app) {
+    match build(&mut target) {
+        Ok(app) => Ok((target, app)),
+        Err(e) => Err(fail(&e, e.exit_code())),
+    }
+}
+
+/// The exit status for what an app's future returned (or why it stalled), the error printed
+/// where `T` prints errors: 0 for `Ok`, 1 after `error: ...` otherwise.
+pub fn exit_status<T: Target, E: Display>(outcome: Result<Result<(), E>, Stalled>) -> u8 {
+    match outcome {
         Ok(Ok(())) => EXIT_SUCCESS,
         Ok(Err(e)) => {
             T::print_error(format_args!("error: {e}"));
