@@ -383,6 +383,12 @@ impl<T: TimeSource> Executor<T> {
         }
     }
 
+    /// Whether a task was spawned or woken and waits to be polled (a cheap check, for a loop
+    /// that skips executors with nothing to do).
+    pub fn is_woken(&self) -> bool {
+        self.core.any_woken()
+    }
+
     /// The earliest registered timer, if any.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.core.timers.borrow_mut().next()

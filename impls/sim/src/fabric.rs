@@ -195,7 +195,13 @@ impl Fabric {
             row.push(link.clone());
         }
         self.links.push(vec![link; self.ports.len() + 1]);
-        self.ports.push(Port { mac, up: false, inbox: VecDeque::new(), waker: None, stats: NetStats::default() });
+        self.ports.push(Port {
+            mac,
+            up: false,
+            inbox: VecDeque::new(),
+            waker: None,
+            stats: NetStats::default(),
+        });
         self.ports.len() - 1
     }
 

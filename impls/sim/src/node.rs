@@ -143,7 +143,9 @@ impl Target for SimNode {
                     }
                 }
                 Device::Block => {}
-                Device::KvRo(s) | Device::KvRw(s) => out.refused.push(refused(s.name, "DIR", s.help, s.instead)),
+                Device::KvRo(s) | Device::KvRw(s) => {
+                    out.refused.push(refused(s.name, "DIR", s.help, s.instead))
+                }
                 Device::File(s) => out.refused.push(refused(s.name, "FILE", s.help, s.instead)),
             }
         }
@@ -193,7 +195,9 @@ impl Target for SimNode {
         self.take("disk")?;
         match &self.boot.disk {
             Some(d) => Ok(Traced::new(NodeDisk(d.clone()), self.boot.tap.clone())),
-            None => Err(StartError::Device("this node has no disk: give it one in the scenario (NodeSpec::disk)".into())),
+            None => Err(StartError::Device(
+                "this node has no disk: give it one in the scenario (NodeSpec::disk)".into(),
+            )),
         }
     }
 

@@ -113,7 +113,11 @@ fn keep_failure(scenario: &Scenario, first: &Outcome, opts: &Options) -> String 
     let again = (scenario.run)(c);
     let mut msg = String::new();
     if again.hash != first.hash {
-        let _ = writeln!(msg, "the replay reached trace {:016x}, not {:016x}: the run is not deterministic", again.hash, first.hash);
+        let _ = writeln!(
+            msg,
+            "the replay reached trace {:016x}, not {:016x}: the run is not deterministic",
+            again.hash, first.hash
+        );
     }
     if let Err(e) = std::fs::create_dir_all(&opts.out) {
         let _ = write!(msg, "cannot create {}: {e}", opts.out.display());
@@ -156,7 +160,9 @@ pub fn run(scenario: &Scenario, opts: &Options) -> Summary {
             let (out, differs) = determinism(scenario, seed, opts.swarm);
             match &differs {
                 Some(d) => println!("determinism check, seed {seed}: NOT deterministic: {d}"),
-                None => println!("determinism check, seed {seed}: two runs, the same {} events", out.trace.len()),
+                None => {
+                    println!("determinism check, seed {seed}: two runs, the same {} events", out.trace.len())
+                }
             }
             summary.nondeterministic = differs;
             out

@@ -60,7 +60,8 @@ impl Swarm {
         let power_cut = (unit(&mut rng), unit(&mut rng) * 0.5);
         let on = |rng: &mut ChaCha8Rng| rng.next_u32() & 1 == 1;
         let drift_ppm = if on(&mut rng) { (rng.next_u32() % 500) as i32 } else { 0 };
-        let offset = if on(&mut rng) { Duration::from_millis(rng.next_u64() % 10_000) } else { Duration::ZERO };
+        let offset =
+            if on(&mut rng) { Duration::from_millis(rng.next_u64() % 10_000) } else { Duration::ZERO };
         let (partitions, crashes) = (on(&mut rng), on(&mut rng));
         Self { drawn: true, links, power_cut, drift_ppm, offset, partitions, crashes }
     }

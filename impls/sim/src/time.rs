@@ -28,6 +28,9 @@ impl Skew {
 
     /// The node's reading at world time `world`.
     pub fn local(&self, world: Instant) -> Instant {
+        if self.drift_ppm == 0 {
+            return world.saturating_add(self.offset);
+        }
         let w = i128::from(world.as_nanos());
         let local = self.offset.as_nanos() as i128 + w + w * self.drift() / PPM;
         Instant::from_nanos(local.clamp(0, i128::from(u64::MAX)) as u64)
@@ -37,6 +40,9 @@ impl Skew {
     pub fn world(&self, local: Instant) -> Instant {
         if local == Instant::MAX {
             return Instant::MAX;
+        }
+        if self.drift_ppm == 0 {
+            return Instant::from_nanos(local.as_nanos().saturating_sub(self.offset.as_nanos() as u64));
         }
         let since = i128::from(local.as_nanos()) - self.offset.as_nanos() as i128;
         if since <= 0 {

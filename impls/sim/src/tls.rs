@@ -6,8 +6,8 @@
 //! rustls-rustcrypto through `OsRng`), which would make every handshake, and so every frame
 //! after it, differ from run to run. Here all three come from the seeded generator of the node
 //! being polled (set by the world around each node's step and boot), so a run replays bit for
-//! bit. The cipher suites and signature verification are rustls-rustcrypto's, which draw
-//! nothing.
+//! bit. The cipher suites and signature verification are ring's, which draw nothing (and are
+//! several times faster than the pure-Rust curves at verifying).
 //!
 //! Key exchange: X25519 and P-256. Signing: ECDSA P-256 keys (the development certificate's).
 //! Randomness drawn outside any node is a bug in the simulator, and panics saying so.
@@ -18,7 +18,10 @@ use std::sync::Arc;
 
 use p256::pkcs8::DecodePrivateKey;
 use rand_chacha::ChaCha20Rng;
-use rustls::crypto::{ActiveKeyExchange, CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom, SharedSecret, SupportedKxGroup};
+use rustls::crypto::{
+    ActiveKeyExchange, CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom, SharedSecret,
+    SupportedKxGroup,
+};
 use rustls::pki_types::PrivateKeyDer;
 use rustls::sign::{Signer, SigningKey};
 use rustls::{Error, NamedGroup, SignatureAlgorithm, SignatureScheme};
@@ -74,9 +77,10 @@ impl rand_core06::RngCore for NodeRng {
 
 impl rand_core06::CryptoRng for NodeRng {}
 
-/// The provider: rustls-rustcrypto's cipher suites and verifiers, the node's randomness.
+/// The provider: ring's cipher suites and signature verification (which draw nothing), the
+/// node's randomness for everything that does.
 pub fn provider() -> Arc<CryptoProvider> {
-    let base = rustls_rustcrypto::provider();
+    let base = rustls::crypto::ring::default_provider();
     Arc::new(CryptoProvider {
         kx_groups: vec![&X25519, &P256],
         secure_random: &NodeRandom,
@@ -217,6 +221,7 @@ impl ActiveKeyExchange for P256Kx {
 mod tests {
     use super::*;
     use rand_core::SeedableRng;
+    use rustls::pki_types::pem::PemObject;
 
     fn key_share(seed: u64) -> Vec<u8> {
         let rng = Rc::new(RefCell::new(ChaCha20Rng::seed_from_u64(seed)));

@@ -424,8 +424,14 @@ mod tests {
             second.push(Instant::from_millis(i), ran(u16::from(i == 3)));
         }
         let d = second.divergence().expect("the runs differ");
-        assert_eq!((d.index, d.expected, d.got), (3, Some(reference[3]), Some(Record { at: Instant::from_millis(3), event: ran(1) })));
-        assert!(d.to_string().starts_with("first diverging event #3: first run [    0.003000000] n0 ran"), "{d}");
+        assert_eq!(
+            (d.index, d.expected, d.got),
+            (3, Some(reference[3]), Some(Record { at: Instant::from_millis(3), event: ran(1) }))
+        );
+        assert!(
+            d.to_string().starts_with("first diverging event #3: first run [    0.003000000] n0 ran"),
+            "{d}"
+        );
         let mut short = Trace::new().compare(reference);
         short.push(Instant::ZERO, ran(0));
         assert_eq!(short.divergence().unwrap().got, None, "a run that ends early diverges too");

@@ -245,7 +245,10 @@ where
 
     fn split(self) -> (Self::ReadHalf, Self::WriteHalf) {
         let (r, w) = self.inner.split();
-        (Traced { inner: r, tap: self.tap.clone(), conn: self.conn }, Traced { inner: w, tap: self.tap, conn: self.conn })
+        (
+            Traced { inner: r, tap: self.tap.clone(), conn: self.conn },
+            Traced { inner: w, tap: self.tap, conn: self.conn },
+        )
     }
 
     async fn close(self) -> Result<(), StackError> {
@@ -268,7 +271,11 @@ impl<B: Block> Block for Traced<B> {
 
     async fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
         let r = self.inner.write(sector, buf).await;
-        self.tap.io(IoOp::BlockWrite, sector as u32, r.as_ref().map(|_| buf.len() as u32).map_err(block_code));
+        self.tap.io(
+            IoOp::BlockWrite,
+            sector as u32,
+            r.as_ref().map(|_| buf.len() as u32).map_err(block_code),
+        );
         r
     }
 

@@ -69,7 +69,14 @@ pub struct WorldConfig {
 impl WorldConfig {
     /// Seed `seed`, no swarm, nothing kept, a one-hour limit.
     pub fn new(seed: u64) -> Self {
-        Self { seed, swarm: false, record: false, compare: None, capture: false, limit: Duration::from_secs(3600) }
+        Self {
+            seed,
+            swarm: false,
+            record: false,
+            compare: None,
+            capture: false,
+            limit: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -87,7 +94,14 @@ pub struct NodeSpec {
 impl NodeSpec {
     /// A node called `name` (for reports), started with the world, no arguments, no disk.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), argv: Vec::new(), disk: None, skew: None, start: true, tcpip: Rc::new(|c| c) }
+        Self {
+            name: name.into(),
+            argv: Vec::new(),
+            disk: None,
+            skew: None,
+            start: true,
+            tcpip: Rc::new(|c| c),
+        }
     }
 
     /// Its command line (`--ipv4 10.0.0.1/24 --port 443`): as the app reads on every target.
@@ -131,7 +145,12 @@ struct Slot {
     boot: BootFn,
     boots: u32,
     exit: Rc<Cell<Option<u8>>>,
+    /// Who waits for the exit ([`Ctl::wait_exit`]).
+    exit_waiters: Rc<RefCell<Vec<std::task::Waker>>>,
     running: Option<Rc<SimNode>>,
+    /// The running node's next timer, in world time (kept after each step: a node's timers
+    /// change only while it runs).
+    next: Option<Instant>,
 }
 
 struct Inner {
@@ -218,7 +237,15 @@ impl World {
             fabric.capture();
         }
         let rng = RefCell::new(ChaCha8Rng::seed_from_u64(mix(config.seed ^ 0x5ce)));
-        let inner = Inner { config, swarm, clock, trace, fabric: Rc::new(RefCell::new(fabric)), slots: RefCell::default(), rng };
+        let inner = Inner {
+            config,
+            swarm,
+            clock,
+            trace,
+            fabric: Rc::new(RefCell::new(fabric)),
+            slots: RefCell::default(),
+            rng,
+        };
         Self { inner: Rc::new(inner) }
     }
 
@@ -277,11 +304,25 @@ impl World {
         let skew = spec.skew.unwrap_or_else(|| self.inner.swarm.skew(self.inner.config.seed, id));
         let disk = spec.disk.map(|(size, sectors)| {
             let (lose, tear) = self.inner.swarm.power_cut;
-            let dev = FaultyBlock::new(MemBlock::new(size, sectors), mix(self.inner.config.seed ^ (id as u64) << 20))
-                .power_cut_faults(lose, tear);
+            let dev = FaultyBlock::new(
+                MemBlock::new(size, sectors),
+                mix(self.inner.config.seed ^ (id as u64) << 20),
+            )
+            .power_cut_faults(lose, tear);
             Rc::new(RefCell::new(dev))
         });
-        slots.push(Slot { spec, port, skew, disk, boot, boots: 0, exit: Rc::default(), running: None });
+        slots.push(Slot {
+            spec,
+            port,
+            skew,
+            disk,
+            boot,
+            boots: 0,
+            exit: Rc::default(),
+            exit_waiters: Rc::default(),
+            running: None,
+            next: None,
+        });
         id
     }
 
@@ -358,17 +399,33 @@ impl Inner {
             return false;
         }
         let now = self.clock.now();
-        self.trace.borrow_mut().push(now, Event::Ran { node, polls: step.polls as u32, timers: step.timers as u32 });
+        self.trace
+            .borrow_mut()
+            .push(now, Event::Ran { node, polls: step.polls as u32, timers: step.timers as u32 });
         true
     }
 
-    /// Run node `id` until idle; whether it did anything. A node whose app finished halts.
+    /// Run node `id` until idle, if it has something to do (a task woken, a timer due); whether
+    /// it did anything. A node whose app finished halts.
     fn step(&self, id: NodeId) -> bool {
-        let Some(node) = self.slots.borrow()[id].running.clone() else { return false };
-        set_running(id as u16, self.clock.now());
+        let now = self.clock.now();
+        let node = {
+            let slots = self.slots.borrow();
+            let slot = &slots[id];
+            match &slot.running {
+                Some(n) if n.exec().is_woken() || slot.next.is_some_and(|at| at <= now) => n.clone(),
+                _ => return false,
+            }
+        };
+        set_running(id as u16, now);
         let step = crate::tls::with_rng(node.tls_rng(), || node.exec().run_until_idle());
         let busy = self.ran(id as u16, step);
-        if self.slots.borrow()[id].exit.get().is_some() {
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots[id];
+        slot.next = node.exec().next_deadline().map(|d| slot.skew.world(d));
+        let exited = slot.exit.get().is_some();
+        drop(slots);
+        if exited {
             self.halt(id);
         }
         busy
@@ -393,8 +450,8 @@ impl Inner {
         };
         consider(self.fabric.borrow().next_arrival());
         for slot in self.slots.borrow().iter() {
-            if let Some(node) = &slot.running {
-                consider(node.exec().next_deadline().map(|d| slot.skew.world(d)));
+            if slot.running.is_some() {
+                consider(slot.next);
             }
         }
         next
@@ -497,6 +554,7 @@ impl Ctl {
         inner.fabric.borrow_mut().set_port(id, true);
         let rng = boot.tls_rng.clone();
         let exit = inner.slots.borrow()[id].exit.clone();
+        let waiters = inner.slots.borrow()[id].exit_waiters.clone();
         set_running(id as u16, inner.clock.now());
         match crate::tls::with_rng(&rng, || boot_fn(boot)) {
             Ok((node, app)) => {
@@ -506,12 +564,16 @@ impl Ctl {
                     let code = app.await;
                     trace.borrow_mut().push(clock.now(), Event::Exit { node: id as u16, code });
                     exit.set(Some(code));
+                    waiters.borrow_mut().drain(..).for_each(std::task::Waker::wake);
                 });
-                inner.slots.borrow_mut()[id].running = Some(Rc::new(node));
+                let mut slots = inner.slots.borrow_mut();
+                slots[id].next = Some(inner.clock.now());
+                slots[id].running = Some(Rc::new(node));
             }
             Err(code) => {
                 inner.trace.borrow_mut().push(inner.clock.now(), Event::Exit { node: id as u16, code });
                 exit.set(Some(code));
+                waiters.borrow_mut().drain(..).for_each(std::task::Waker::wake);
                 inner.fabric.borrow_mut().set_port(id, false);
             }
         }
@@ -530,7 +592,12 @@ impl Ctl {
         let cut = cut.unwrap_or_default();
         self.inner.trace.borrow_mut().push(
             self.now(),
-            Event::Crash { node: id as u16, unflushed: cut.unflushed as u32, lost: cut.lost as u32, torn: cut.torn as u32 },
+            Event::Crash {
+                node: id as u16,
+                unflushed: cut.unflushed as u32,
+                lost: cut.lost as u32,
+                torn: cut.torn as u32,
+            },
         );
     }
 
@@ -552,12 +619,14 @@ impl Ctl {
 
     /// Wait until node `id`'s app has finished; its exit status.
     pub async fn wait_exit(&self, id: NodeId) -> u8 {
-        loop {
-            if let Some(code) = self.exit_code(id) {
-                return code;
+        std::future::poll_fn(|cx| match self.exit_code(id) {
+            Some(code) => std::task::Poll::Ready(code),
+            None => {
+                self.inner.slots.borrow()[id].exit_waiters.borrow_mut().push(cx.waker().clone());
+                std::task::Poll::Pending
             }
-            self.sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     /// Cut the link `from` → `to` (a one-way partition).

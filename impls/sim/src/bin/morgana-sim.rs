@@ -41,7 +41,7 @@ struct Cli {
     #[arg(long)]
     keep_going: bool,
     /// Where failing seeds' traces and captures are written.
-    #[arg(long, default_value = "target/sim")]
+    #[arg(long, default_value = "target/sim-runs")]
     out: PathBuf,
     /// Measure every scenario: simulated time over wall time, seeds per second.
     #[arg(long)]
@@ -53,7 +53,10 @@ struct Cli {
 
 fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
     let (a, b) = s.split_once("..").ok_or_else(|| format!("expected N..M, got {s:?}"))?;
-    let (a, b): (u64, u64) = (a.parse().map_err(|_| format!("bad start {a:?}"))?, b.parse().map_err(|_| format!("bad end {b:?}"))?);
+    let (a, b): (u64, u64) = (
+        a.parse().map_err(|_| format!("bad start {a:?}"))?,
+        b.parse().map_err(|_| format!("bad end {b:?}"))?,
+    );
     if b <= a {
         return Err(format!("{s}: the range is empty (M is excluded)"));
     }
@@ -121,14 +124,18 @@ fn main() -> ExitCode {
         (None, Some(r)) => r,
         (None, None) => 1..2,
     };
-    let opts = Options { seeds, swarm: cli.swarm, check: !cli.no_check, keep_going: cli.keep_going, out: cli.out };
+    let opts =
+        Options { seeds, swarm: cli.swarm, check: !cli.no_check, keep_going: cli.keep_going, out: cli.out };
     let summary = runner::run(scenario, &opts);
     if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// `cargo xtask bench sim`: each scenario's simulated/wall ratio and seeds per second.
 fn bench(quick: bool) -> ExitCode {
-    println!("{:<16} {:>6} {:>12} {:>10} {:>10} {:>9}", "scenario", "seeds", "simulated s", "wall s", "speedup", "seeds/s");
+    println!(
+        "{:<16} {:>6} {:>12} {:>10} {:>10} {:>9}",
+        "scenario", "seeds", "simulated s", "wall s", "speedup", "seeds/s"
+    );
     for s in ALL {
         let seeds: u64 = if quick || s.name == "www" { 1 } else { 3 };
         let (mut sim, mut wall, mut failed) = (0.0, 0.0, 0);

@@ -64,7 +64,12 @@ impl fmt::Display for Violation {
                 Op::Get(None) => "get -> absent".to_string(),
                 Op::Put(v) => format!("put {v}"),
             };
-            writeln!(f, "  client {} {what}: invoked {:.6}, returned {ret}", c.client, c.invoked as f64 / 1e9)?;
+            writeln!(
+                f,
+                "  client {} {what}: invoked {:.6}, returned {ret}",
+                c.client,
+                c.invoked as f64 / 1e9
+            )?;
         }
         Ok(())
     }
@@ -243,7 +248,13 @@ mod tests {
         for round in 0..500u64 {
             for key in 0..2 {
                 h.push(Call { client: 0, key, op: Op::Put(round), invoked: t, returned: Some(t + 10) });
-                h.push(Call { client: 1, key, op: Op::Get(Some(round)), invoked: t + 5, returned: Some(t + 15) });
+                h.push(Call {
+                    client: 1,
+                    key,
+                    op: Op::Get(Some(round)),
+                    invoked: t + 5,
+                    returned: Some(t + 15),
+                });
             }
             t += 20;
         }

@@ -83,7 +83,7 @@ async fn session<F: Flow<Error = StackError>, K: KvRw>(
             (Some("S"), Some(k), Some(v)) => {
                 let n = writes.get() + 1;
                 writes.set(n);
-                let dropped = matches!(fault, Fault::DropEvery(every) if n % every == 0);
+                let dropped = matches!(fault, Fault::DropEvery(every) if n.is_multiple_of(every));
                 if !dropped {
                     kv.set(&key(k), v.as_bytes()).await.map_err(SessionError::Kv)?;
                 }
@@ -156,7 +156,8 @@ async fn client<P: Platform, S: TcpStack>(
     let mut written = 0u64;
     let end = clock.now() + work.until;
     while clock.now() < end {
-        let think = work.think.as_nanos() as f64 * -((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64).max(1e-9).ln();
+        let think = work.think.as_nanos() as f64
+            * -((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64).max(1e-9).ln();
         clock.sleep(Duration::from_nanos(think as u64)).await;
         if conn.is_none() {
             let at = clock.now() + work.timeout;
@@ -214,12 +215,17 @@ fn add_clients(w: &World, n: u32, work: Workload, history: &History) {
     for i in 0..n {
         let ip = format!("10.0.0.{}/24", 10 + i);
         let (world, history) = (w.clock(), history.clone());
-        w.node(NodeSpec::new(format!("client{i}")).args(["--ipv4", ip.as_str()]), &[], &[Device::TcpStack], move |t| {
-            let (platform, stack) = (t.platform(), t.tcp_stack()?);
-            let (world, history) = (world.clone(), history.clone());
-            let server = SocketAddr::new(SERVER_IP.parse().unwrap_or([10, 0, 0, 1].into()), PORT);
-            Ok(client(platform, stack, server, i, work, world, history))
-        });
+        w.node(
+            NodeSpec::new(format!("client{i}")).args(["--ipv4", ip.as_str()]),
+            &[],
+            &[Device::TcpStack],
+            move |t| {
+                let (platform, stack) = (t.platform(), t.tcp_stack()?);
+                let (world, history) = (world.clone(), history.clone());
+                let server = SocketAddr::new(SERVER_IP.parse().unwrap_or([10, 0, 0, 1].into()), PORT);
+                Ok(client(platform, stack, server, i, work, world, history))
+            },
+        );
     }
 }
 

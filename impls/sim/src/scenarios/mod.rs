@@ -27,23 +27,33 @@ pub const ALL: &[Scenario] = &[
         about: "www serving 50 http-fetch clients for 10 simulated minutes over lossy links (think time exp, mean 1 s)",
         ci_seeds: 0,
         run: |c| {
-            let shape = www::Shape { clients: 50, duration: Duration::from_secs(600), think: Duration::from_secs(1), timeout_ms: 20_000 };
+            let shape = www::Shape {
+                clients: 50,
+                duration: Duration::from_secs(600),
+                think: Duration::from_secs(1),
+                timeout_ms: 20_000,
+            };
             www::serve(c, shape)
         },
     },
     Scenario {
         name: "www-small",
-        about: "www serving 8 http-fetch clients for one simulated minute over lossy links",
-        ci_seeds: 2,
+        about: "www serving 6 http-fetch clients for 40 simulated seconds over lossy links (the CI-sized www)",
+        ci_seeds: 1,
         run: |c| {
-            let shape = www::Shape { clients: 8, duration: Duration::from_secs(60), think: Duration::from_secs(1), timeout_ms: 20_000 };
+            let shape = www::Shape {
+                clients: 6,
+                duration: Duration::from_secs(40),
+                think: Duration::from_secs(1),
+                timeout_ms: 20_000,
+            };
             www::serve(c, shape)
         },
     },
     Scenario {
         name: "partition",
         about: "clients cut off www both ways, then one way; after each heal every client fetches again",
-        ci_seeds: 2,
+        ci_seeds: 1,
         run: www::partition,
     },
     Scenario {

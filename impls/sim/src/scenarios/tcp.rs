@@ -29,6 +29,9 @@ fn stream(seed: u64, len: usize) -> Vec<u8> {
     v
 }
 
+/// What each pair's transfer came to, by its label.
+type Results = Rc<RefCell<Vec<(String, Result<bool, StackError>)>>>;
+
 /// Write `data` to the echo server while reading it back; whether every byte came back.
 async fn transfer<S: TcpStack>(stack: S, server: SocketAddr, data: Vec<u8>) -> Result<bool, StackError> {
     let conn = stack.connect(server).await?;
@@ -58,7 +61,7 @@ async fn transfer<S: TcpStack>(stack: S, server: SocketAddr, data: Vec<u8>) -> R
 /// The matrix: 12 pairs of nodes, `bytes` each way per pair.
 pub fn matrix(config: WorldConfig, bytes: usize) -> Outcome {
     let w = World::new(config, LinkFaults::default());
-    let results: Rc<RefCell<Vec<(String, Result<bool, StackError>)>>> = Rc::default();
+    let results: Results = Rc::default();
     let mut pair = 0u8;
     let mut cells = Vec::new();
     for &loss in &LOSS {
@@ -73,7 +76,9 @@ pub fn matrix(config: WorldConfig, bytes: usize) -> Outcome {
                 };
                 let (sip, cip) = (format!("10.1.{pair}.1/16"), format!("10.1.{pair}.2/16"));
                 let server = w.node(
-                    NodeSpec::new(format!("echo{pair}")).args(["--ipv4", sip.as_str(), "--port", "7"]).tcpip(tune),
+                    NodeSpec::new(format!("echo{pair}"))
+                        .args(["--ipv4", sip.as_str(), "--port", "7"])
+                        .tcpip(tune),
                     &[echo::ARGS],
                     &[Device::TcpStack],
                     |t| {

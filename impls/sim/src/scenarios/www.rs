@@ -193,27 +193,32 @@ pub fn serve(config: WorldConfig, shape: Shape) -> Outcome {
     })
 }
 
-/// `partition`: clients cut off the server both ways for 30 s, then server → clients only for
-/// 20 s; each client must fetch again after each heal.
+/// `partition`: clients cut off the server both ways for 20 s, then server → clients only for
+/// 15 s; each client must fetch again after each heal.
 pub fn partition(config: WorldConfig) -> Outcome {
-    let shape = Shape { clients: 6, duration: Duration::from_secs(150), think: Duration::from_secs(1), timeout_ms: 8000 };
+    let shape = Shape {
+        clients: 4,
+        duration: Duration::from_secs(100),
+        think: Duration::from_secs(1),
+        timeout_ms: 8000,
+    };
     let w = World::new(config, links());
     let (server, clients, stats) = build(&w, shape);
     w.run(move |ctl: Ctl| async move {
-        ctl.sleep(Duration::from_secs(20)).await;
+        ctl.sleep(Duration::from_secs(10)).await;
         ctl.partition(&clients, &[server]);
-        ctl.sleep(Duration::from_secs(30)).await;
+        ctl.sleep(Duration::from_secs(20)).await;
         ctl.heal();
         let healed = ctl.now();
-        ctl.sleep(Duration::from_secs(30)).await;
+        ctl.sleep(Duration::from_secs(25)).await;
         recovered(&stats, healed, "the two-way partition")?;
         for &c in &clients {
             ctl.cut(server, c);
         }
-        ctl.sleep(Duration::from_secs(20)).await;
+        ctl.sleep(Duration::from_secs(15)).await;
         ctl.heal();
         let healed = ctl.now();
-        ctl.sleep(Duration::from_secs(40)).await;
+        ctl.sleep(Duration::from_secs(25)).await;
         recovered(&stats, healed, "the one-way partition")?;
         let s = stats.borrow();
         if s.iter().all(|c| c.failed == 0) {
