@@ -442,3 +442,100 @@ impl Net for SimNet {
         self.fabric.borrow().ports[self.port].stats
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    struct Bed {
+        clock: WorldClock,
+        fabric: Rc<RefCell<Fabric>>,
+        a: SimNet,
+        b: SimNet,
+    }
+
+    fn new_bed(faults: LinkFaults) -> Bed {
+        let clock = WorldClock::default();
+        let trace = Rc::new(RefCell::new(Trace::new()));
+        let fabric = Rc::new(RefCell::new(Fabric::new(clock.clone(), trace, 7, faults)));
+        for mac in [A, B] {
+            let p = fabric.borrow_mut().add_port(mac);
+            fabric.borrow_mut().set_port(p, true);
+        }
+        let (a, b) = (SimNet::new(fabric.clone(), 0), SimNet::new(fabric.clone(), 1));
+        Bed { clock, fabric, a, b }
+    }
+
+    /// Send frames numbered `0..n` from `from` to `to` (the number in the payload).
+    fn send(net: &mut SimNet, dst: [u8; 6], src: [u8; 6], n: u32) {
+        let mut cx = Context::from_waker(Waker::noop());
+        for i in 0..n {
+            net.transmit(&mut cx).unwrap().consume(64, |f| {
+                f[..6].copy_from_slice(&dst);
+                f[6..12].copy_from_slice(&src);
+                f[14..18].copy_from_slice(&i.to_le_bytes());
+            });
+        }
+    }
+
+    /// Let a second pass and take what arrived, by number.
+    fn arrived(bed: &mut Bed, to_b: bool) -> Vec<u32> {
+        bed.clock.advance_to(bed.clock.now() + Duration::from_secs(1));
+        bed.fabric.borrow_mut().deliver_due();
+        let net = if to_b { &mut bed.b } else { &mut bed.a };
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut got = Vec::new();
+        while let Some((rx, _)) = net.receive(&mut cx) {
+            rx.consume(|f| got.push(u32::from_le_bytes(f[14..18].try_into().unwrap())));
+        }
+        got
+    }
+
+    #[test]
+    fn a_one_way_cut_stops_one_direction_only() {
+        let mut bed = new_bed(LinkFaults::latency(Duration::from_millis(1)));
+        bed.fabric.borrow_mut().set_link(0, 1, false);
+        send(&mut bed.a, B, A, 3);
+        send(&mut bed.b, A, B, 3);
+        assert_eq!(arrived(&mut bed, true), Vec::<u32>::new(), "a -> b is cut");
+        assert_eq!(arrived(&mut bed, false), [0, 1, 2], "b -> a passes");
+        bed.fabric.borrow_mut().set_link(0, 1, true);
+        send(&mut bed.a, B, A, 2);
+        assert_eq!(arrived(&mut bed, true), [0, 1], "healed");
+    }
+
+    #[test]
+    fn jitter_keeps_a_link_in_order_and_reordering_does_not() {
+        let jitter = LinkFaults {
+            latency: Latency::Uniform(Duration::from_millis(1), Duration::from_millis(30)),
+            ..LinkFaults::default()
+        };
+        let mut bed = new_bed(jitter);
+        send(&mut bed.a, B, A, 200);
+        assert_eq!(arrived(&mut bed, true), (0..200).collect::<Vec<_>>());
+        let mut bed = new_bed(LinkFaults { reorder: 0.3, reorder_by: Duration::from_millis(5), ..jitter });
+        send(&mut bed.a, B, A, 200);
+        let got = arrived(&mut bed, true);
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..200).collect::<Vec<_>>(), "every frame arrives");
+        assert_ne!(got, sorted, "some overtaken");
+    }
+
+    #[test]
+    fn loss_duplication_and_a_down_receiver() {
+        let mut bed = new_bed(LinkFaults { loss: 0.5, ..LinkFaults::default() });
+        send(&mut bed.a, B, A, 1000);
+        let n = arrived(&mut bed, true).len();
+        assert!((400..600).contains(&n), "about half lost: {n} arrived");
+        let mut bed = new_bed(LinkFaults { duplicate: 1.0, ..LinkFaults::default() });
+        send(&mut bed.a, B, A, 10);
+        assert_eq!(arrived(&mut bed, true).len(), 20, "each twice");
+        bed.fabric.borrow_mut().set_port(1, false);
+        send(&mut bed.a, B, A, 10);
+        assert_eq!(arrived(&mut bed, true).len(), 0, "nothing reaches a crashed node");
+    }
+}

@@ -98,6 +98,9 @@ fn line(scenario: &Scenario, out: &Outcome) -> String {
         out.wall.as_secs_f64(),
         out.trace.len()
     );
+    if let Some(mix) = &out.swarm {
+        let _ = writeln!(s, "  swarm: {mix}");
+    }
     let _ = writeln!(s, "trace {:016x}", out.hash);
     let _ = write!(s, "speedup {:.0}x", out.speedup());
     s

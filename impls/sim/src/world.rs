@@ -205,6 +205,8 @@ pub struct Outcome {
     pub end: Instant,
     /// Real time the run took.
     pub wall: std::time::Duration,
+    /// The fault mix, when swarm mode drew it.
+    pub swarm: Option<String>,
 }
 
 impl Outcome {
@@ -389,7 +391,8 @@ impl World {
         let pcap = inner.fabric.borrow_mut().pcap().cloned();
         let trace = std::mem::take(&mut *inner.trace.borrow_mut());
         let hash = trace.hash();
-        Outcome { seed: inner.config.seed, result, hash, trace, pcap, end, wall: started.elapsed() }
+        let swarm = inner.swarm.drawn.then(|| inner.swarm.to_string());
+        Outcome { seed: inner.config.seed, result, hash, trace, pcap, end, wall: started.elapsed(), swarm }
     }
 }
 

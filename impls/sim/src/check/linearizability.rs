@@ -47,17 +47,25 @@ pub struct Violation {
     pub key: u64,
     /// Its operations, in invocation order.
     pub calls: Vec<Call>,
+    /// How many of them (in invocation order) already fail: where to look.
+    pub failing_prefix: usize,
 }
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "key {} is not linearizable; its {} operations:", self.key, self.calls.len())?;
-        // The last writes and reads are what a reader needs to see the problem.
-        let skip = self.calls.len().saturating_sub(40);
+        let end = self.failing_prefix.clamp(1, self.calls.len());
+        writeln!(
+            f,
+            "key {} is not linearizable: the first {end} of its {} operations already are not; the last of those:",
+            self.key,
+            self.calls.len()
+        )?;
+        // The operations just before the point of failure are what a reader needs.
+        let skip = end.saturating_sub(30);
         if skip > 0 {
             writeln!(f, "  ... {skip} earlier ones")?;
         }
-        for c in &self.calls[skip..] {
+        for c in &self.calls[skip..end] {
             let ret = c.returned.map_or("never".to_string(), |r| format!("{:.6}", r as f64 / 1e9));
             let what = match c.op {
                 Op::Get(Some(v)) => format!("get -> {v}"),
@@ -84,7 +92,14 @@ pub fn linearizable(history: &[Call]) -> Result<(), Violation> {
     for (key, mut calls) in by_key {
         calls.sort_by_key(|c| (c.invoked, c.client));
         if !register(&calls) {
-            return Err(Violation { key, calls });
+            // The shortest failing prefix, for the report (found by bisection: a prefix of a
+            // history is usually, not always, as linearizable as more of it).
+            let (mut ok, mut bad) = (0, calls.len());
+            while bad - ok > 1 {
+                let mid = (ok + bad) / 2;
+                if register(&calls[..mid]) { ok = mid } else { bad = mid }
+            }
+            return Err(Violation { key, calls, failing_prefix: bad });
         }
     }
     Ok(())

@@ -183,13 +183,30 @@ fn check(stats: &Stats, shape: Shape, max_failed: f64) -> Result<(), String> {
     Ok(())
 }
 
-/// 10 simulated minutes of `www` and 50 clients (`www`), or a smaller run.
+/// 10 simulated minutes of `www` and 50 clients (`www`), or a smaller run. In swarm mode the
+/// seed may also cut clients off for a few seconds at random, and restart the server (it keeps
+/// no state): fetches may then fail, but never return anything but the page, and every client
+/// keeps being served.
 pub fn serve(config: WorldConfig, shape: Shape) -> Outcome {
     let w = World::new(config, links());
-    let (_, _, stats) = build(&w, shape);
+    let (server, clients, stats) = build(&w, shape);
     w.run(move |ctl: Ctl| async move {
-        ctl.sleep(shape.duration + Duration::from_secs(1)).await;
-        check(&stats, shape, 0.01)
+        let (partitions, crashes) = (ctl.swarm().partitions, ctl.swarm().crashes);
+        let end = ctl.now() + shape.duration;
+        while (partitions || crashes) && ctl.now() + Duration::from_secs(20) < end {
+            ctl.sleep(Duration::from_millis(5_000 + ctl.below(10_000))).await;
+            if partitions && ctl.below(2) == 0 {
+                let victims: Vec<NodeId> = clients.iter().copied().filter(|_| ctl.below(3) == 0).collect();
+                ctl.partition(&victims, &[server]);
+                ctl.sleep(Duration::from_millis(500 + ctl.below(4_000))).await;
+                ctl.heal();
+            } else if crashes {
+                ctl.restart(server);
+            }
+        }
+        ctl.sleep(end.saturating_duration_since(ctl.now()) + Duration::from_secs(1)).await;
+        let allowed = if partitions || crashes { 0.2 } else { 0.01 };
+        check(&stats, shape, allowed)
     })
 }
 
