@@ -176,3 +176,44 @@ fn a_stuck_world_says_what_each_node_waits_on() {
     assert!(report.contains("waiting on: Read on c"), "{report}");
     assert!(report.contains("n0 mute:"), "{report}");
 }
+
+#[test]
+fn each_node_reads_the_world_clock_through_its_own_skew() {
+    use morgana::{Clock, Platform};
+    use morgana_sim::time::Skew;
+    let w = World::new(WorldConfig::new(1), LinkFaults::default());
+    let skews = [
+        Skew::default(),
+        Skew { offset: Duration::from_secs(5), drift_ppm: 0 },
+        Skew { offset: Duration::ZERO, drift_ppm: 1000 },
+        Skew { offset: Duration::ZERO, drift_ppm: -1000 },
+    ];
+    let woke = std::rc::Rc::new(std::cell::RefCell::new(vec![None; skews.len()]));
+    let world_clock = w.clock();
+    let nodes: Vec<_> = skews
+        .iter()
+        .enumerate()
+        .map(|(i, skew)| {
+            let (woke, world_clock) = (woke.clone(), world_clock.clone());
+            w.node(NodeSpec::new(format!("n{i}")).skew(*skew), &[], &[], move |t| {
+                let clock = morgana_target::Target::platform(t).clock();
+                let (woke, world_clock) = (woke.clone(), world_clock.clone());
+                Ok(async move {
+                    clock.sleep(Duration::from_secs(60)).await;
+                    woke.borrow_mut()[i] = Some(world_clock.now().as_millis());
+                    Ok::<(), String>(())
+                })
+            })
+        })
+        .collect();
+    let out = w.run(move |ctl| async move {
+        for n in nodes {
+            ctl.wait_exit(n).await;
+        }
+        Ok(())
+    });
+    assert!(out.result.is_ok());
+    // Sixty seconds of each node's clock, in world milliseconds: a clock 0.1 % fast sleeps
+    // 59.94 s of world time, one 0.1 % slow 60.06 s; an offset changes nothing in a sleep.
+    assert_eq!(*woke.borrow(), [Some(60_000), Some(60_000), Some(59_940), Some(60_060)]);
+}
