@@ -30,6 +30,8 @@ pub struct Client {
     pub wrong: u64,
     /// World time of the last intact page.
     pub last_ok: Option<morgana::Instant>,
+    /// Why fetches failed, and how often.
+    pub errors: std::collections::BTreeMap<String, u64>,
 }
 
 type Stats = Rc<RefCell<Vec<Client>>>;
@@ -142,7 +144,10 @@ where
                     c.last_ok = Some(world.now());
                 }
                 Ok(_) => c.wrong += 1,
-                Err(_) => c.failed += 1,
+                Err(e) => {
+                    c.failed += 1;
+                    *c.errors.entry(e.to_string()).or_default() += 1;
+                }
             }
         }
         let u = ((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64).max(1e-9);
@@ -179,7 +184,11 @@ fn check(stats: &Stats, shape: Shape, max_failed: f64) -> Result<(), String> {
             return Err(format!("client {i} fetched only {} pages (expected about {expected:.0})", c.ok));
         }
     }
-    log::info!("{ok} pages fetched, {failed} failed");
+    let mut why: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for (e, n) in s.iter().flat_map(|c| c.errors.iter()) {
+        *why.entry(e).or_default() += n;
+    }
+    log::info!("{ok} pages fetched, {failed} failed: {why:?}");
     Ok(())
 }
 
