@@ -145,6 +145,7 @@ where
                 }
                 Ok(_) => c.wrong += 1,
                 Err(e) => {
+                    log::info!("fetch failed: {e}");
                     c.failed += 1;
                     *c.errors.entry(e.to_string()).or_default() += 1;
                 }
