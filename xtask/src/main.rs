@@ -13,6 +13,8 @@
 //! cargo xtask bench store [--quick]                 durable commits and batches against redb;
 //! cargo xtask bench store --soak [--cuts N]         or the long power-cut sweep
 //! cargo xtask fuzz [TARGET] [--time SECONDS]        fuzz targets (nightly, cargo-fuzz)
+//! cargo xtask sim SCENARIO [--seed N | --seeds N..M] [--swarm]   deterministic simulation;
+//! cargo xtask sim --list                            its scenarios; cargo xtask bench sim: figures
 //! ```
 //!
 //! `--target virtio` options (QEMU) are in [`virtio`]. `cargo xtask test` runs the checks; the
@@ -29,6 +31,7 @@ mod bench_tcpip;
 mod bench_www;
 mod fuzz;
 mod meta;
+mod sim;
 mod test;
 mod tools;
 mod virtio;
@@ -105,9 +108,9 @@ enum Cmd {
     Size,
     /// Measure, as ratios against a peer measured in the same run: `bench boot [--runs N]`,
     /// `bench www [--quick]`, `bench tcpip [--quick] [--only mem|tap|link|flood] [--soak]`,
-    /// `bench store [--quick] [--soak [--cuts N]]`.
+    /// `bench store [--quick] [--soak [--cuts N]]`, `bench sim [--quick]`.
     Bench {
-        /// What to measure: boot, www, tcpip or store.
+        /// What to measure: boot, www, tcpip, store or sim.
         what: String,
         /// Its options (e.g. --runs 20, --quick, --soak).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -116,6 +119,13 @@ enum Cmd {
     /// Run the fuzz targets in fuzz/ with cargo-fuzz (nightly): `fuzz [TARGET] [--time SECONDS]`.
     Fuzz {
         /// A target and `--time SECONDS` (default: every target, 60 s each).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run a deterministic simulation scenario over seeds: `sim SCENARIO [--seed N | --seeds
+    /// N..M] [--swarm] [--log LEVEL]`; `sim --list` lists the scenarios.
+    Sim {
+        /// The scenario and its options (`sim --help` lists them).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -190,9 +200,11 @@ fn main() -> ExitCode {
             "www" => bench_www::run(&root, args.iter().any(|a| a == "--quick")),
             "tcpip" => bench_tcpip::run(&root, &args),
             "store" => bench_store::run(&root, &args),
-            _ => Err(Failure::usage(format!("unknown benchmark '{what}'; valid: boot, www, tcpip, store"))),
+            "sim" => sim::bench(&root, &args),
+            _ => Err(Failure::usage(format!("no benchmark '{what}'; valid: boot, www, tcpip, store, sim"))),
         },
         Cmd::Fuzz { args } => fuzz::run(&root, &args),
+        Cmd::Sim { args } => sim::run(&root, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -350,7 +350,7 @@ impl<T: TimeSource> Executor<T> {
             if flag.is_set() || core.any_woken() {
                 continue;
             }
-            if core.fire_timers() {
+            if core.fire_timers() > 0 {
                 continue;
             }
             let next = core.timers.borrow_mut().next();
@@ -363,6 +363,45 @@ impl<T: TimeSource> Executor<T> {
     pub fn live_tasks(&self) -> usize {
         self.core.live_tasks.get()
     }
+
+    /// Poll the woken tasks and fire the due timers until nothing is runnable, without parking:
+    /// for a loop that drives several executors on one clock (a simulated world of nodes, each
+    /// with its own executor). What it did is returned; [`next_deadline`](Self::next_deadline)
+    /// says when to call it again.
+    pub fn run_until_idle(&self) -> Idle {
+        let core = &*self.core;
+        let mut idle = Idle::default();
+        loop {
+            idle.polls += core.poll_tasks();
+            if core.any_woken() {
+                continue;
+            }
+            match core.fire_timers() {
+                0 => return idle,
+                fired => idle.timers += fired,
+            }
+        }
+    }
+
+    /// Whether a task was spawned or woken and waits to be polled (a cheap check, for a loop
+    /// that skips executors with nothing to do).
+    pub fn is_woken(&self) -> bool {
+        self.core.any_woken()
+    }
+
+    /// The earliest registered timer, if any.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.core.timers.borrow_mut().next()
+    }
+}
+
+/// What one [`Executor::run_until_idle`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Idle {
+    /// Task polls.
+    pub polls: usize,
+    /// Timers that fired.
+    pub timers: usize,
 }
 
 impl<T: TimeSource> Drop for Executor<T> {
@@ -409,11 +448,12 @@ impl<T: TimeSource> Core<T> {
 
     /// Poll every woken task once, in index order; a task woken during the pass by one before it
     /// runs in the same pass, one woken by a task after it in the next.
-    fn poll_tasks(&self) {
+    fn poll_tasks(&self) -> usize {
         if !self.spawned.borrow().is_empty() {
             self.place_spawned();
         }
         let count = self.tasks.borrow().len();
+        let mut polled = 0;
         let mut i = 0;
         while i < count {
             let bits = self.ready.borrow()[i / CHUNK].clone();
@@ -437,6 +477,7 @@ impl<T: TimeSource> Core<T> {
             // `tasks`) or drop other handles. A free slot's bit is a stale wake: ignored.
             let task = self.tasks.borrow_mut()[at].take();
             let Some(mut task) = task else { continue };
+            polled += 1;
             let done = task.future.as_mut().poll(&mut Context::from_waker(&task.waker)).is_ready();
             if done {
                 self.live_tasks.set(self.live_tasks.get() - 1);
@@ -445,6 +486,7 @@ impl<T: TimeSource> Core<T> {
                 self.tasks.borrow_mut()[at] = Some(task);
             }
         }
+        polled
     }
 
     /// Whether a task was spawned or woken (during a pass, a task may wake one polled before it).
@@ -462,14 +504,14 @@ impl<T: TimeSource> Core<T> {
             .any(|w| w.load(Ordering::Acquire) != 0)
     }
 
-    /// Wake every timer that is due; whether any was.
-    fn fire_timers(&self) -> bool {
+    /// Wake every timer that is due; how many were.
+    fn fire_timers(&self) -> usize {
         let now = self.time.now();
         let mut due = Vec::new();
         self.timers.borrow_mut().take_due(now, &mut due);
-        let any = !due.is_empty();
+        let fired = due.len();
         due.into_iter().for_each(Waker::wake);
-        any
+        fired
     }
 }
 

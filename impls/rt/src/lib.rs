@@ -36,6 +36,6 @@ mod executor;
 mod log_format;
 mod virtual_time;
 
-pub use executor::{Entropy, Executor, Handle, Park, RtPlatform, Stalled, TimeSource};
+pub use executor::{Entropy, Executor, Handle, Idle, Park, RtPlatform, Stalled, TimeSource};
 pub use log_format::LogLine;
 pub use virtual_time::{VirtualPark, VirtualTime};

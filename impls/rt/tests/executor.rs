@@ -171,3 +171,36 @@ fn tasks_holding_a_handle_are_dropped_with_the_executor() {
     drop(exec);
     assert_eq!(Rc::strong_count(&owned), 1, "the task outlived its executor");
 }
+
+#[test]
+fn two_executors_step_on_one_clock_without_parking() {
+    let time = VirtualTime::new();
+    let (a, b) = (Executor::new(time.clone()), Executor::new(time.clone()));
+    let log = Rc::new(RefCell::new(Vec::new()));
+    for (name, exec, period) in [("a", &a, 300u64), ("b", &b, 500)] {
+        let (h, log) = (exec.handle(), log.clone());
+        exec.handle().spawn(async move {
+            for _ in 0..3 {
+                h.sleep(Duration::from_millis(period)).await;
+                log.borrow_mut().push((name, h.now().as_millis()));
+            }
+        });
+    }
+    let mut steps = 0;
+    loop {
+        let (ia, ib) = (a.run_until_idle(), b.run_until_idle());
+        steps += ia.polls + ib.polls;
+        let next = [a.next_deadline(), b.next_deadline()].into_iter().flatten().min();
+        match next {
+            Some(at) => time.advance_to(at),
+            None => break,
+        }
+    }
+    assert_eq!(
+        *log.borrow(),
+        [("a", 300), ("b", 500), ("a", 600), ("a", 900), ("b", 1000), ("b", 1500)],
+        "each executor's timers fire in world order"
+    );
+    assert_eq!(steps, 8, "a first poll and one per timer: nothing is polled twice");
+    assert_eq!((a.live_tasks(), b.live_tasks()), (0, 0));
+}

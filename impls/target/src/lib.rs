@@ -53,7 +53,8 @@ pub use device::{Absent, Device, Store};
 pub use morgana_args::{ArgError, ArgSpec, Args, COMMON};
 pub use or::Or;
 pub use run::{
-    EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, StartError, log_level, run,
+    EXIT_EXCEPTION, EXIT_FAILURE, EXIT_PANIC, EXIT_SUCCESS, EXIT_USAGE, StartError, exit_status, log_level,
+    prepare, run,
 };
 pub use stats::{Count, Counters, Line};
 pub use target::{Refused, Specs, StatsRequest, StatsRequests, Target};

@@ -8,6 +8,7 @@ use core::str::FromStr;
 
 use morgana::{Clock, Duration, Platform};
 use morgana_args::{ArgError, ArgSpec, Args, COMMON};
+use morgana_rt::Stalled;
 
 use crate::{Counters, Device, StatsRequest, StatsRequests, Target};
 
@@ -102,6 +103,82 @@ where
     F: Future<Output = Result<(), E>>,
     E: Display,
 {
+    let (mut target, app, interval) = match start(boot, program, argv, app, devices, build) {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
+    let report = Report { counters: target.counters().clone(), platform: target.platform() };
+    let requests = target.stats_requests();
+    let app = with_reports(app, &report, interval, requests);
+    let outcome = target.block_on(app);
+    // At exit, where something was counted besides the heap (a silent app stays silent).
+    let stopped = matches!(outcome, Ok(Err(_)));
+    if !report.counters.is_empty() || stopped {
+        log::info!("stats at exit: {}", report.line());
+    }
+    match outcome {
+        Ok(Err(status)) => status,
+        Ok(Ok(app)) => exit_status::<T, E>(Ok(app)),
+        Err(stalled) => exit_status::<T, E>(Err(stalled)),
+    }
+}
+
+/// [`run`] up to the app's start: the started target and the app's future, or the exit status
+/// when it ends before (`--help`, a bad argument, a device that cannot be opened). For a target
+/// that drives the future itself (a simulated node, polled beside the others of its world);
+/// [`exit_status`] maps what the future returns. Such a target prints no counters lines.
+pub fn prepare<T, I, F, E>(
+    boot: T::Boot,
+    program: &str,
+    argv: I,
+    app: &[&[ArgSpec]],
+    devices: &[Device],
+    build: impl FnOnce(&mut T) -> Result<F, StartError>,
+) -> Result<(T, F), u8>
+where
+    T: Target,
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    start(boot, program, argv, app, devices, build).map(|(target, app, _)| (target, app))
+}
+
+/// The exit status for what an app's future returned (or why it stalled), the error printed
+/// where `T` prints errors: 0 for `Ok`, 1 after `error: ...` otherwise.
+pub fn exit_status<T: Target, E: Display>(outcome: Result<Result<(), E>, Stalled>) -> u8 {
+    match outcome {
+        Ok(Ok(())) => EXIT_SUCCESS,
+        Ok(Err(e)) => {
+            T::print_error(format_args!("error: {e}"));
+            EXIT_FAILURE
+        }
+        Err(stalled) => {
+            T::print_error(format_args!("error: {stalled}"));
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Arguments parsed, target started, app built: with the `--stats-interval` asked for.
+type Started<T, F> = (T, F, Option<Duration>);
+
+fn start<T, I, F, E>(
+    boot: T::Boot,
+    program: &str,
+    argv: I,
+    app: &[&[ArgSpec]],
+    devices: &[Device],
+    build: impl FnOnce(&mut T) -> Result<F, StartError>,
+) -> Result<Started<T, F>, u8>
+where
+    T: Target,
+    I: IntoIterator,
+    I::Item: AsRef<str>,
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
     let specs = T::specs(devices);
     let mut listed: Vec<&[ArgSpec]> = Vec::with_capacity(app.len() + 3);
     listed.extend([COMMON, &specs.read[..]]);
@@ -117,53 +194,32 @@ where
         Ok(a) => a,
         Err(ArgError::Help) => {
             T::print_usage(&Args::usage(program, &listed));
-            return EXIT_SUCCESS;
+            return Err(EXIT_SUCCESS);
         }
-        Err(e) => return fail(&e, EXIT_USAGE),
+        Err(e) => return Err(fail(&e, EXIT_USAGE)),
     };
     if let Some(r) = specs.refused.iter().find(|r| args.flag(r.spec.name)) {
         let (name, value) = (r.spec.name, args.raw(r.spec.name).unwrap_or_default());
         let sep = if value.is_empty() { "" } else { " " };
         T::print_error(format_args!("{program}: --{name}{sep}{value}: {}; {}", r.why, r.instead));
-        return EXIT_FAILURE;
+        return Err(EXIT_FAILURE);
     }
     let level = match args.get_opt_with("log", "error, warn, info, debug or trace", log_level) {
         Ok(l) => l.unwrap_or(log::LevelFilter::Info),
-        Err(e) => return fail(&e, EXIT_USAGE),
+        Err(e) => return Err(fail(&e, EXIT_USAGE)),
     };
     let positive = |s: &str| s.parse::<u64>().ok().filter(|&n| n > 0).map(Duration::from_secs);
     let interval = match args.get_opt_with("stats-interval", "a number of seconds, at least 1", positive) {
         Ok(i) => i,
-        Err(e) => return fail(&e, EXIT_USAGE),
+        Err(e) => return Err(fail(&e, EXIT_USAGE)),
     };
     let mut target = match T::start(boot, args, level) {
         Ok(t) => t,
-        Err(e) => return fail(&e, e.exit_code()),
+        Err(e) => return Err(fail(&e, e.exit_code())),
     };
-    let app = match build(&mut target) {
-        Ok(app) => app,
-        Err(e) => return fail(&e, e.exit_code()),
-    };
-    let report = Report { counters: target.counters().clone(), platform: target.platform() };
-    let requests = target.stats_requests();
-    let app = with_reports(app, &report, interval, requests);
-    let outcome = target.block_on(app);
-    // At exit, where something was counted besides the heap (a silent app stays silent).
-    let stopped = matches!(outcome, Ok(Err(_)));
-    if !report.counters.is_empty() || stopped {
-        log::info!("stats at exit: {}", report.line());
-    }
-    match outcome {
-        Ok(Err(status)) => status,
-        Ok(Ok(Ok(()))) => EXIT_SUCCESS,
-        Ok(Ok(Err(e))) => {
-            T::print_error(format_args!("error: {e}"));
-            EXIT_FAILURE
-        }
-        Err(stalled) => {
-            T::print_error(format_args!("error: {stalled}"));
-            EXIT_FAILURE
-        }
+    match build(&mut target) {
+        Ok(app) => Ok((target, app, interval)),
+        Err(e) => Err(fail(&e, e.exit_code())),
     }
 }
 
