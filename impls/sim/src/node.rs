@@ -166,7 +166,14 @@ impl Target for SimNode {
     fn start(boot: NodeBoot, args: Args, _level: log::LevelFilter) -> Result<Self, StartError> {
         let exec = Executor::new(boot.time.clone());
         let platform = RtPlatform::new(exec.handle(), SeededEntropy::new(boot.seed));
-        Ok(Self { exec, platform, args, boot, taken: Vec::new(), counters: morgana_target::Counters::default() })
+        Ok(Self {
+            exec,
+            platform,
+            args,
+            boot,
+            taken: Vec::new(),
+            counters: morgana_target::Counters::default(),
+        })
     }
 
     fn args(&self) -> &Args {
