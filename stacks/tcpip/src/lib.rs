@@ -51,7 +51,7 @@
 //! | connections | as many as the heap gives buffers to while [`Config::memory_reserve`] stays free; 16 KiB each way to start, at most [`Config::tcp_buffer_max`] each way |
 //! | out-of-order data | inside the receive buffer, in at most 32 ranges (smoltcp's assembler, `assembler-max-segment-count-32`) |
 //! | IP fragments | none kept: reassembly is not built in, fragments are dropped |
-//! | neighbours | 8 cache entries; those confirmed by traffic are never evicted by unsolicited ARP; one request per address per second, 8 addresses tracked |
+//! | neighbours | 64 cache entries (`iface-neighbor-cache-count-64`: a server talks to every client on its own link directly; with 8, an answer to an ARP request was pushed out by the next before the waiting socket could use it once more than 8 peers were busy, and connections sat silent for seconds); those confirmed by traffic are never evicted by unsolicited ARP; one request per address per second, 64 addresses tracked. Beyond 64 busy peers on the link the cache turns over, each new one costing an ARP round trip or more |
 //! | SACK information | 8 blocks per connection |
 //! | DNS | [`Config::dns_queries`] queries at once, 4 results each |
 //! | DHCP | one client, its lease |
