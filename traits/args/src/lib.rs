@@ -116,7 +116,7 @@ impl fmt::Display for ArgError {
             Self::MissingValue(n) => write!(f, "--{n}: a value is required"),
             Self::UnexpectedValue(n) => write!(f, "--{n}: takes no value"),
             Self::Invalid { name, value, expected } => {
-                write!(f, "--{name}: expected {expected}, got {value:?}")
+                write!(f, "--{name}: expected {expected}, got {}", Quoted(value))
             }
             Self::Required(n) => write!(f, "--{n}: required"),
             Self::Conflict(m) => f.write_str(m),
@@ -126,6 +126,34 @@ impl fmt::Display for ArgError {
 }
 
 impl core::error::Error for ArgError {}
+
+/// A value as the user typed it, in double quotes, with quotes, backslashes and control
+/// characters escaped (`\n`, `\u{1b}`) so that it cannot garble the terminal. As `{:?}` of a
+/// `str` for what a command line holds, without the Unicode tables `{:?}` links in (2 KiB of a
+/// bare-metal image).
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' | '\\' => {
+                    f.write_char('\\')?;
+                    f.write_char(c)?;
+                }
+                '\n' => f.write_str("\\n")?,
+                '\r' => f.write_str("\\r")?,
+                '\t' => f.write_str("\\t")?,
+                '\0' => f.write_str("\\0")?,
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
+}
 
 /// A value type that arguments can be parsed into.
 pub trait ArgValue: Sized {
@@ -372,6 +400,14 @@ pub fn split_cmdline(cmdline: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_value_is_quoted_as_debug_quotes_a_str() {
+        for v in ["http", "a \"b\" \\c", "tab\there\n\r", "esc\u{1b}[2J", "nul\0", "del\u{7f}", "ünïcödé ✓"]
+        {
+            assert_eq!(Quoted(v).to_string(), alloc::format!("{v:?}"), "{v:?}");
+        }
+    }
 
     const APP: &[ArgSpec] = &[
         ArgSpec::value("port", "PORT", "port").default("7"),
