@@ -29,6 +29,18 @@ unsafe extern "C" {
     static morgana_stack_bottom: u64;
 }
 
+unsafe extern "C" {
+    // SAFETY: the label just above the boot stack, defined in the `global_asm!` below; only its
+    // address is used.
+    static morgana_stack_top: u8;
+}
+
+/// The boot stack's addresses.
+pub fn stack() -> core::ops::Range<u64> {
+    let bottom = &raw const morgana_stack_bottom as u64;
+    bottom..&raw const morgana_stack_top as u64
+}
+
 /// Whether the stack has overflowed (its bottom word was overwritten).
 pub fn stack_overflowed() -> bool {
     // SAFETY: reads the first word of the boot stack, a static this module defines; a volatile
