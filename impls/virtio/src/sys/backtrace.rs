@@ -16,7 +16,8 @@ unsafe extern "C" {
     static __text_end: u8;
 }
 
-/// The caller's frame pointer: where a walk from the current function starts.
+/// The frame pointer of the function this is inlined into: a walk from it starts with the
+/// return address into that function's caller.
 #[inline(always)]
 pub fn frame_pointer() -> u64 {
     let rbp: u64;

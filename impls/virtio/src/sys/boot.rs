@@ -27,11 +27,7 @@ const CANARY: u64 = 0x6d6f_7267_616e_6121;
 unsafe extern "C" {
     // SAFETY: the stack's lowest word, defined in the `global_asm!` below.
     static morgana_stack_bottom: u64;
-}
-
-unsafe extern "C" {
-    // SAFETY: the label just above the boot stack, defined in the `global_asm!` below; only its
-    // address is used.
+    // SAFETY: the label just above the boot stack, defined there too; only its address is used.
     static morgana_stack_top: u8;
 }
 
