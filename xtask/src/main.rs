@@ -32,6 +32,7 @@ mod bench_www;
 mod fuzz;
 mod meta;
 mod sim;
+mod strip;
 mod test;
 mod tools;
 mod virtio;

@@ -13,12 +13,13 @@
 
 use std::path::{Path, PathBuf};
 
-use morgana_qemu::{NetSpec, QEMU, Vm, guest_status, kvm_is_software, kvm_usable};
+use morgana_qemu::{NetSpec, QEMU, Symbolizer, Vm, guest_status, kvm_is_software, kvm_usable};
 
 use crate::meta::{self, App};
 use crate::{Failure, NO_STD_TARGET, Outcome, cargo, exec};
 
-/// Cargo profile for images: LTO, size-optimised, stripped.
+/// Cargo profile for images: LTO, size-optimised, linked with line tables (kept as `IMAGE.debug`,
+/// the image itself stripped: [`crate::strip`]).
 const PROFILE: &str = "release-small";
 /// Image-size targets (`cargo xtask size`), KiB: `www` includes its crypto provider.
 const SIZE_TARGETS_KIB: &[(&str, u64)] = &[("hello", 64), ("echo", 256), ("www", 1536)];
@@ -97,7 +98,11 @@ pub fn build_images(root: &Path, apps: &[&str], conformance: bool) -> Outcome {
         // and the no_std library checks are untouched.
         c.env(
             "CARGO_TARGET_X86_64_UNKNOWN_NONE_RUSTFLAGS",
-            format!("-C relocation-model=static -C link-arg=-T{}", linker_script(root).display()),
+            // Frame pointers: a crash's backtrace walks them (see morgana-virtio's console).
+            format!(
+                "-C relocation-model=static -C force-frame-pointers=yes -C link-arg=-T{}",
+                linker_script(root).display()
+            ),
         );
         c.args(["build", "--quiet", "--target", NO_STD_TARGET, "--profile", PROFILE]);
         c
@@ -107,11 +112,13 @@ pub fn build_images(root: &Path, apps: &[&str], conformance: bool) -> Outcome {
     // `cargo xtask build APP` makes. Cargo keeps both variants, so switching is cheap.
     for app in apps {
         exec(image_build().args(["-p", app, "--bin", app]))?;
+        crate::strip::split(&image_path(root, app, false))?;
     }
     if conformance {
         // Separately: an example turns on its package's dev-dependencies, and the apps' (which
         // use std) must not leak into their images through feature unification.
         exec(image_build().args(["-p", "morgana-virtio", "--example", "conformance"]))?;
+        crate::strip::split(&image_path(root, "conformance", true))?;
     }
     Ok(())
 }
@@ -133,6 +140,7 @@ pub fn build(root: &Path, app: &str) -> Outcome {
     build_images(root, &[app], false)?;
     let image = image_path(root, app, false);
     println!("{} ({:.1} KiB stripped)", image.display(), size_kib(&image));
+    println!("{} (symbols and line tables)", morgana_qemu::debug_path(&image).display());
     Ok(())
 }
 
@@ -308,7 +316,16 @@ pub fn run(root: &Path, name: &str, q: &QemuArgs, args: &[String]) -> Outcome {
     vm.mem = q.mem.clone();
     vm.net = net;
     vm.block = block;
-    let status = vm.command().status().map_err(|e| Failure::new(format!("cannot start {QEMU}: {e}")))?;
+    // The console through a relay that resolves a crash's backtrace from `APP.debug`.
+    let mut child = vm
+        .command()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::new(format!("cannot start {QEMU}: {e}")))?;
+    if let Some(console) = child.stdout.take() {
+        let _ = morgana_qemu::relay(console, std::io::stdout().lock(), &Symbolizer::new(&vm.image));
+    }
+    let status = child.wait().map_err(|e| Failure::new(format!("{QEMU}: {e}")))?;
     match guest_status(status) {
         Ok(0) => Ok(()),
         Ok(s) => Err(Failure { message: String::new(), code: s }),

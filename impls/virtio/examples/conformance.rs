@@ -5,7 +5,8 @@
 //! `--check block` runs `morgana_testkit::block::check_rw` on the first disk; `--check net` runs
 //! `morgana_testkit::net::check_pair` between the first two NICs (joined by a QEMU hub);
 //! `--check clock` reports wall and monotonic time across a sleep; `--check panic` and
-//! `--check exception` exercise the failure paths.
+//! `--check exception` exercise the failure paths (a crash two named calls deep, for the
+//! backtrace).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -55,8 +56,8 @@ mod image {
                                 u1.saturating_sub(u0).as_millis()
                             );
                         }
-                        "panic" => panic!("deliberate panic from the conformance image"),
-                        "exception" => morgana_virtio::page_fault(),
+                        "panic" => _ = crash_outer(false),
+                        "exception" => _ = crash_outer(true),
                         "out-of-memory" => {
                             // 64 KiB at a time, kept (not written: under an emulating KVM a
                             // memset of the whole heap takes seconds), until there is no room.
@@ -79,6 +80,24 @@ mod image {
                 Ok(())
             })
         })
+    }
+
+    /// `--check panic` and `--check exception`: a crash two named calls deep, whose backtrace
+    /// shows both (not inlined, and not tail calls: each does something after its call).
+    #[inline(never)]
+    fn crash_outer(fault: bool) -> u32 {
+        crash_inner(core::hint::black_box(fault)).wrapping_add(1)
+    }
+
+    /// A page fault or a panic.
+    #[inline(never)]
+    fn crash_inner(fault: bool) -> u32 {
+        if fault {
+            morgana_virtio::page_fault();
+        } else {
+            panic!("deliberate panic from the conformance image");
+        }
+        core::hint::black_box(0)
     }
 
     extern crate alloc;

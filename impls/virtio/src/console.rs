@@ -117,6 +117,20 @@ pub fn report_exception(vector: u64, name: &str, error: u64, rip: u64, rsp: u64,
     }
 }
 
+/// Frames a crash's backtrace shows at most.
+const FRAMES: usize = 32;
+
+/// Print the backtrace from frame pointer `fp` (the crashed code's), a line per frame with its
+/// return address, innermost first: `backtrace: #0 0x10a3f2`. `cargo xtask run` and the QEMU
+/// suite print each frame's function and line under it, from the image's unstripped copy.
+pub fn report_backtrace(fp: u64) {
+    let mut frames = [0u64; FRAMES];
+    let n = crate::sys::backtrace::walk(fp, &mut frames);
+    for (i, ret) in frames[..n].iter().enumerate() {
+        println(format_args!("backtrace: #{i} {ret:#x}"));
+    }
+}
+
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
@@ -125,12 +139,13 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         && is_allocation_failure(info.message(), failed)
     {
         report_out_of_memory(failed);
-        crate::sys::exit(crate::run::EXIT_PANIC)
+    } else {
+        match info.location() {
+            Some(at) => println(format_args!("panicked at {at}: {}", info.message())),
+            None => println(format_args!("panicked: {}", info.message())),
+        }
     }
-    match info.location() {
-        Some(at) => println(format_args!("panicked at {at}: {}", info.message())),
-        None => println(format_args!("panicked: {}", info.message())),
-    }
+    report_backtrace(crate::sys::backtrace::frame_pointer());
     crate::sys::exit(crate::run::EXIT_PANIC)
 }
 

@@ -38,7 +38,10 @@
 //! app error or a failed start, 2 for a bad argument, 3 for a CPU exception, 101 for a panic.
 //! An allocation the heap cannot give is a panic reported in one line with the heap's size and
 //! use (`out of memory: a 65536-byte allocation failed with 6.5 of 6.6 MiB in use`).
-//! QEMU exiting 0 means the guest reset without reporting (a triple fault).
+//! QEMU exiting 0 means the guest reset without reporting (a triple fault). A panic and a CPU
+//! exception are followed by a backtrace, `backtrace: #N 0xADDR` lines from a walk of the frame
+//! pointers (images are built with them), which `cargo xtask run` and the QEMU suite resolve to
+//! functions and lines from the image's unstripped copy, `APP.debug`.
 //!
 //! Build with `cargo xtask build APP --target virtio` (which passes `-C relocation-model=static`
 //! and the linker script `link.ld` at 1 MiB). On the host this crate is only its pure logic

@@ -5,6 +5,11 @@
 //! status ([`guest_status`]), whether KVM is usable, and a boot with its console captured line
 //! by line with the time the host read each ([`Boot`]).
 //!
+//! A crash's backtrace (`backtrace: #N 0xADDR` lines, after a panic or a CPU exception) is
+//! resolved to `FUNCTION at FILE:LINE` from the image's unstripped copy, `IMAGE.debug`
+//! ([`debug_path`]), and printed under each raw line: in a [`boot`]'s lines, and by [`relay`],
+//! which `cargo xtask run` passes the console through.
+//!
 //! Exit status: the kernel writes its status `s` to QEMU's `isa-debug-exit` port, and QEMU
 //! exits with `(s << 1) | 1`; [`guest_status`] turns that back into `s` (0 ok, 1 app error or
 //! failed start, 2 bad argument, 3 CPU exception, 101 panic). QEMU exiting 0 means the guest
@@ -23,7 +28,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::io::{BufRead, BufReader};
+mod symbolize;
+
+pub use symbolize::{Address, BACKTRACE, Symbolizer, debug_path};
+
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -229,9 +238,49 @@ pub enum Exit {
     Plain,
 }
 
-/// Boot `vm`, capturing its console, killing it after `timeout`.
+/// Boot `vm`, capturing its console, killing it after `timeout`; a backtrace's lines are
+/// followed by what their addresses resolve to ([`Symbolizer`]).
 pub fn boot(vm: &Vm, timeout: Duration) -> Result<Boot, String> {
-    capture(vm.command(), Exit::Qemu, timeout)
+    let mut boot = capture(vm.command(), Exit::Qemu, timeout)?;
+    let symbols = Symbolizer::new(&vm.image);
+    boot.lines = boot
+        .lines
+        .into_iter()
+        .flat_map(|(t, line)| {
+            let under = symbols.annotate(&line);
+            std::iter::once((t, line)).chain(under.into_iter().map(move |u| (t, u)))
+        })
+        .collect();
+    Ok(boot)
+}
+
+/// Copy a guest's console from `from` to `to` as it comes, and after each backtrace line what
+/// its address resolves to (see [`Symbolizer`]).
+pub fn relay(mut from: impl Read, mut to: impl Write, symbols: &Symbolizer) -> std::io::Result<()> {
+    let mut buf = [0u8; 4096];
+    let mut line = Vec::new();
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return to.flush();
+        }
+        // Through at once, up to each line's end, the resolved addresses after it.
+        let mut rest = &buf[..n];
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            to.write_all(&rest[..=end])?;
+            line.extend_from_slice(&rest[..end]);
+            let text = String::from_utf8_lossy(&line);
+            for under in symbols.annotate(text.trim_end_matches('\r')) {
+                // As the kernel ends its lines, for a terminal in raw mode.
+                write!(to, "{under}\r\n")?;
+            }
+            line.clear();
+            rest = &rest[end + 1..];
+        }
+        to.write_all(rest)?;
+        line.extend_from_slice(rest);
+        to.flush()?;
+    }
 }
 
 /// Run `cmd` (QEMU, or a launcher of it), capturing its stdout line by line, killing it after

@@ -10,7 +10,9 @@ use morgana_netns::{Need, Suite};
 use morgana_qemu::{Boot, Exit, NetSpec, Vm, capture};
 use morgana_virtio_tests::Env;
 
-use crate::checks::{check_clock, check_conformance_clock, check_hello, on_stderr, only_line};
+use crate::checks::{
+    check_backtrace, check_clock, check_conformance_clock, check_hello, on_stderr, only_line,
+};
 use crate::needs;
 
 /// How a test starts a guest.
@@ -216,7 +218,7 @@ pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
         },
     );
     c.add(
-        "guest panic: readable message, status 101",
+        "guest panic: readable message, a backtrace naming its callers, status 101",
         &[],
         &[],
         Launch::Qemu(c.qemu(&conf).args(["--check", "panic"])),
@@ -228,7 +230,10 @@ pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
                     && l.contains("conformance.rs")
                     && l.ends_with("deliberate panic from the conformance image")
             });
-            if ok { Ok(()) } else { Err("no 'panicked at ...: deliberate panic' line".into()) }
+            if !ok {
+                return Err("no 'panicked at ...: deliberate panic' line".into());
+            }
+            check_backtrace(b, &["crash_inner", "crash_outer", "main"])
         },
     );
     c.add(
@@ -273,7 +278,7 @@ pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
         },
     );
     c.add(
-        "CPU exception: vector and RIP, status 3",
+        "CPU exception: vector and RIP, a backtrace naming its callers, status 3",
         &[],
         &[],
         Launch::Qemu(c.qemu(&conf).args(["--check", "exception"])),
@@ -282,10 +287,18 @@ pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
             b.expect_status(3)?;
             let want = "CPU exception 14 (page fault), error code 0x0, at RIP 0x";
             if b.find(want).is_empty() || b.find("CR2 0x1000000000)").is_empty() {
-                Err(format!("no '{want}... CR2 0x1000000000)' line"))
-            } else {
-                Ok(())
+                return Err(format!("no '{want}... CR2 0x1000000000)' line"));
             }
+            // The faulting instruction's function, under the exception's line.
+            let rip = b.lines.iter().position(|(_, l)| l.starts_with(want)).unwrap_or(0);
+            if !b
+                .lines
+                .get(rip + 1)
+                .is_some_and(|(_, l)| l.contains("read_unmapped at impls/virtio/src/sys/cpu.rs:"))
+            {
+                return Err("no '    ...read_unmapped at impls/virtio/src/sys/cpu.rs:LINE' under it".into());
+            }
+            check_backtrace(b, &["crash_inner", "crash_outer", "main"])
         },
     );
     c.add(

@@ -126,3 +126,32 @@ pub fn on_stderr(b: &Boot, want: &str) -> Result<(), String> {
         Err(format!("no '{want}...' on stderr: {}", b.stderr))
     }
 }
+
+/// A crash's backtrace, symbolized: after the panic or exception line, `backtrace: #N 0x...`
+/// lines, and under them (or under the exception's, for the faulting function) each of
+/// `callers`, innermost first, named with a line of the conformance image's source.
+pub fn check_backtrace(b: &Boot, callers: &[&str]) -> Result<(), String> {
+    if b.find("backtrace: #0 0x").is_empty() {
+        return Err("no 'backtrace: #0 0x...' line".into());
+    }
+    let crash = |l: &str| l.starts_with("panicked at ") || l.starts_with("CPU exception ");
+    let mut from = b.lines.iter().position(|(_, l)| crash(l)).ok_or("no panic or exception line")?;
+    for caller in callers {
+        let names = |l: &str| {
+            let Some((name, at)) = l.strip_prefix("    ").and_then(|l| l.split_once(" at ")) else {
+                return false;
+            };
+            (name == *caller || name.ends_with(&format!("::{caller}")))
+                && at.starts_with("impls/virtio/examples/conformance.rs:")
+        };
+        match b.lines[from..].iter().position(|(_, l)| names(l)) {
+            Some(i) => from += i + 1,
+            None => {
+                return Err(format!(
+                    "no '    ...{caller} at impls/virtio/examples/conformance.rs:LINE' under the crash (in this order: {callers:?})"
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -27,6 +27,14 @@ const CANARY: u64 = 0x6d6f_7267_616e_6121;
 unsafe extern "C" {
     // SAFETY: the stack's lowest word, defined in the `global_asm!` below.
     static morgana_stack_bottom: u64;
+    // SAFETY: the label just above the boot stack, defined there too; only its address is used.
+    static morgana_stack_top: u8;
+}
+
+/// The boot stack's addresses.
+pub fn stack() -> core::ops::Range<u64> {
+    let bottom = &raw const morgana_stack_bottom as u64;
+    bottom..&raw const morgana_stack_top as u64
 }
 
 /// Whether the stack has overflowed (its bottom word was overwritten).

@@ -38,8 +38,10 @@ morgana_exc_stubs:
     .endr
 
 morgana_exc_common:
-    /* [rsp] = vector, error code, rip, cs, rflags, rsp, ss. Never returns. */
+    /* [rsp] = vector, error code, rip, cs, rflags, rsp, ss. Never returns. The interrupted
+       code's frame pointer, for the backtrace, is the second argument. */
     movq %rsp, %rdi
+    movq %rbp, %rsi
     andq $-16, %rsp
     cld
     call {exception}
@@ -149,6 +151,12 @@ struct FaultStack(UnsafeCell<[u8; 16 * 1024]>);
 unsafe impl Sync for FaultStack {}
 
 static FAULT_STACK: FaultStack = FaultStack(UnsafeCell::new([0; 16 * 1024]));
+
+/// The addresses of the stack page faults and double faults run on.
+pub fn fault_stack() -> core::ops::Range<u64> {
+    let bottom = FAULT_STACK.0.get() as u64;
+    bottom..bottom + size_of::<FaultStack>() as u64
+}
 
 /// The TSS's selector: GDT entry 3 (see `boot.rs`).
 const TSS_SELECTOR: u16 = 0x18;
@@ -281,7 +289,7 @@ const NAMES: [&str; 32] = [
     "reserved",
 ];
 
-extern "C" fn on_exception(frame: &ExceptionFrame) -> ! {
+extern "C" fn on_exception(frame: &ExceptionFrame, rbp: u64) -> ! {
     let cr2: u64;
     // SAFETY: reading CR2 has no side effects.
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) }
@@ -294,5 +302,6 @@ extern "C" fn on_exception(frame: &ExceptionFrame) -> ! {
             super::boot::STACK_SIZE / 1024
         ));
     }
+    crate::console::report_backtrace(rbp);
     super::exit(crate::run::EXIT_EXCEPTION)
 }

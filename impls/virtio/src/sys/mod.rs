@@ -3,6 +3,7 @@
 //! small API these modules export.
 
 pub mod apic;
+pub mod backtrace;
 pub mod boot;
 pub mod clock;
 pub mod cpu;
