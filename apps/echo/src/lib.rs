@@ -9,7 +9,7 @@
 use core::fmt;
 use core::net::SocketAddr;
 
-use morgana::{Clock, Duration, Flow, Platform, StackError, TcpListener, TcpStack};
+use morgana::{Clock, Duration, Flow, Platform, StackError, TaskGroup, TcpListener, TcpStack};
 use morgana_args::{ArgError, ArgSpec, Args};
 
 /// `--port PORT` and `--backlog N`.
@@ -65,13 +65,14 @@ pub async fn start<P: Platform, S: TcpStack>(
         .map_err(|error| ListenError { port: config.port, error })?;
     log::info!("listening on {}", listener.local_addr());
     let clock = platform.clock();
+    let tasks = TaskGroup::unlimited(platform);
     let mut id = 0u64;
     loop {
         match listener.accept().await {
             Ok((conn, peer)) => {
                 id += 1;
                 log::info!("connection {id} from {peer}");
-                platform.spawn(serve(conn, peer, id));
+                tasks.spawn(serve(conn, peer, id, tasks.clone()));
             }
             Err(e) => {
                 // Out of sockets or buffers: give the open connections time to finish instead
@@ -84,7 +85,7 @@ pub async fn start<P: Platform, S: TcpStack>(
 }
 
 /// Echo one connection until the peer half-closes it, then close our side.
-async fn serve<F: Flow<Error = StackError>>(mut conn: F, peer: SocketAddr, id: u64) {
+async fn serve<F: Flow<Error = StackError>, P>(mut conn: F, peer: SocketAddr, id: u64, tasks: TaskGroup<P>) {
     let mut buf = [0u8; 8192];
     let mut total = 0u64;
     let result = async {
@@ -101,5 +102,10 @@ async fn serve<F: Flow<Error = StackError>>(mut conn: F, peer: SocketAddr, id: u
     match result {
         Ok(()) => log::info!("connection {id} from {peer} closed: {total} bytes echoed"),
         Err(e) => log::info!("connection {id} from {peer} ended: {e} after {total} bytes"),
+    }
+    // This one is still counted until it returns.
+    let open = tasks.live() - 1;
+    if open > 0 {
+        log::debug!("{open} connections still open");
     }
 }
