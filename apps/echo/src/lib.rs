@@ -1,8 +1,9 @@
 //! `echo`: a TCP echo server (mirage-skeleton device-usage/network).
 //!
-//! Listens on `--port` (default 7, the echo service), serves every connection in its own task,
-//! and logs each one. Generic over [`TcpStack`]: host sockets on unix today, smoltcp on a TAP
-//! device or on bare metal with the same source.
+//! Listens on `--port` (default 7, the echo service), serves every connection in its own task
+//! (a [`TaskGroup`], which counts them), and logs each one with the number open. Generic over
+//! [`TcpStack`]: host sockets on unix today, smoltcp on a TAP device or on bare metal with the
+//! same source.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -71,8 +72,8 @@ pub async fn start<P: Platform, S: TcpStack>(
         match listener.accept().await {
             Ok((conn, peer)) => {
                 id += 1;
-                log::info!("connection {id} from {peer}");
-                tasks.spawn(serve(conn, peer, id, tasks.clone()));
+                tasks.spawn(serve(conn, peer, id));
+                log::info!("connection {id} from {peer} ({} open)", tasks.live());
             }
             Err(e) => {
                 // Out of sockets or buffers: give the open connections time to finish instead
@@ -85,7 +86,7 @@ pub async fn start<P: Platform, S: TcpStack>(
 }
 
 /// Echo one connection until the peer half-closes it, then close our side.
-async fn serve<F: Flow<Error = StackError>, P>(mut conn: F, peer: SocketAddr, id: u64, tasks: TaskGroup<P>) {
+async fn serve<F: Flow<Error = StackError>>(mut conn: F, peer: SocketAddr, id: u64) {
     let mut buf = [0u8; 8192];
     let mut total = 0u64;
     let result = async {
@@ -102,10 +103,5 @@ async fn serve<F: Flow<Error = StackError>, P>(mut conn: F, peer: SocketAddr, id
     match result {
         Ok(()) => log::info!("connection {id} from {peer} closed: {total} bytes echoed"),
         Err(e) => log::info!("connection {id} from {peer} ended: {e} after {total} bytes"),
-    }
-    // This one is still counted until it returns.
-    let open = tasks.live() - 1;
-    if open > 0 {
-        log::debug!("{open} connections still open");
     }
 }
