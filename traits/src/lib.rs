@@ -15,6 +15,10 @@
 //! | entropy | [`rand_core::RngCore`] + [`rand_core::CryptoRng`] | re-exported as [`rand_core`] |
 //! | the bundle | [`Platform`] | clock, RNG and task spawning, handed to every app |
 //!
+//! Two helpers every server writes otherwise: [`time::timeout`]/[`time::deadline`] bound a future by a
+//! [`Clock`], and [`TaskGroup`] spawns tasks, counts them while they run and waits for room
+//! under a limit.
+//!
 //! `use morgana::prelude::*;` brings every trait an app calls methods of into scope.
 //!
 //! The crate is `no_std` (with `alloc`), has no unsafe code and no target code. Runtime
@@ -34,6 +38,7 @@ pub mod net;
 pub mod platform;
 pub mod prelude;
 pub mod stack;
+pub mod task;
 pub mod time;
 
 pub use block::{Block, BlockError, BlockInfo};
@@ -45,4 +50,5 @@ pub use net::{Capabilities, LinkState, Net, NetStats, RxToken, TxToken};
 pub use platform::{HeapUsage, Platform, Spawn};
 pub use rand_core;
 pub use stack::{Resolver, StackError, TcpListener, TcpStack, UdpSocket, UdpStack};
-pub use time::{Clock, Duration, Instant, WallClock};
+pub use task::{Place, TaskGroup};
+pub use time::{Clock, Duration, Instant, TimedOut, WallClock};

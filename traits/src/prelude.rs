@@ -19,5 +19,6 @@ pub use crate::kv::{Key, KvError, KvRo, KvRw};
 pub use crate::net::Net;
 pub use crate::platform::{Platform, Spawn};
 pub use crate::stack::{Resolver, StackError, TcpListener, TcpStack, UdpSocket, UdpStack};
-pub use crate::time::{Clock, Duration, Instant, WallClock};
+pub use crate::task::TaskGroup;
+pub use crate::time::{Clock, Duration, Instant, TimedOut, WallClock};
 pub use embedded_io_async::{Read, Write};

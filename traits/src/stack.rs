@@ -2,7 +2,8 @@
 //!
 //! The hosted target implements these on host kernel sockets; `morgana-tcpip` implements them on
 //! any [`Net`](crate::Net) with smoltcp. Associated types are `'static` so generic app code can
-//! move a connection into a spawned task. Stacks are cheap handles (`Clone`) onto shared state.
+//! move a connection into a spawned task. Stacks are cheap handles (`Clone`) onto shared state,
+//! and `&S` is a stack wherever `S` is (blanket impls), so code can lend one instead of cloning.
 //!
 //! ```
 //! use morgana::stack::{StackError, TcpListener, TcpStack};
@@ -146,4 +147,31 @@ pub trait UdpSocket {
 pub trait Resolver {
     /// The IPv4 and IPv6 addresses of `name` (an address literal resolves to itself).
     async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, StackError>;
+}
+
+impl<T: TcpStack + ?Sized> TcpStack for &T {
+    type Connection = T::Connection;
+    type Listener = T::Listener;
+
+    async fn connect(&self, remote: SocketAddr) -> Result<Self::Connection, StackError> {
+        T::connect(self, remote).await
+    }
+
+    async fn listen(&self, port: u16, backlog: usize) -> Result<Self::Listener, StackError> {
+        T::listen(self, port, backlog).await
+    }
+}
+
+impl<T: UdpStack + ?Sized> UdpStack for &T {
+    type Socket = T::Socket;
+
+    async fn bind(&self, port: u16) -> Result<Self::Socket, StackError> {
+        T::bind(self, port).await
+    }
+}
+
+impl<T: Resolver + ?Sized> Resolver for &T {
+    async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, StackError> {
+        T::resolve(self, name).await
+    }
 }

@@ -18,10 +18,23 @@
 //! }
 //! # mod log { macro_rules! info { ($($t:tt)*) => {} } pub(crate) use info; }
 //! ```
+//!
+//! [`timeout`] and [`deadline`] bound any future by the clock: the future's output, or
+//! [`TimedOut`] once the time is up (the future is then dropped, which cancels it).
+//!
+//! ```
+//! use morgana::time::{Clock, Duration, TimedOut, timeout};
+//!
+//! /// Wait at most five seconds for `answer`.
+//! async fn ask<C: Clock>(clock: &C, answer: impl Future<Output = u32>) -> Result<u32, TimedOut> {
+//!     timeout(clock, Duration::from_secs(5), answer).await
+//! }
+//! ```
 
 use core::fmt;
-use core::future::poll_fn;
+use core::future::{Future, poll_fn};
 use core::ops::{Add, AddAssign, Sub};
+use core::pin::pin;
 use core::task::{Poll, Waker};
 
 pub use core::time::Duration;
@@ -160,4 +173,54 @@ impl<T: WallClock + ?Sized> WallClock for &T {
     fn now_unix(&self) -> Duration {
         T::now_unix(self)
     }
+}
+
+/// The time given to [`timeout`] or [`deadline`] ran out before the future completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TimedOut;
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out")
+    }
+}
+
+impl core::error::Error for TimedOut {}
+
+impl From<TimedOut> for crate::stack::StackError {
+    fn from(_: TimedOut) -> Self {
+        Self::TimedOut
+    }
+}
+
+/// Run `fut` until `at` on `clock`: its output, or [`TimedOut`] if `at` came first (then `fut`
+/// is dropped). `fut` is polled first, so one that is ready at once wins even past `at`. No
+/// allocation: the clock's [`Clock::wake_at`] is the only timer.
+pub async fn deadline<C, F>(clock: &C, at: Instant, fut: F) -> Result<F::Output, TimedOut>
+where
+    C: Clock + ?Sized,
+    F: Future,
+{
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        if clock.now() >= at {
+            return Poll::Ready(Err(TimedOut));
+        }
+        clock.wake_at(at, cx.waker());
+        Poll::Pending
+    })
+    .await
+}
+
+/// Run `fut` for at most `d` on `clock`, counted from this call: [`deadline`] at
+/// `clock.now() + d`.
+pub fn timeout<C, F>(clock: &C, d: Duration, fut: F) -> impl Future<Output = Result<F::Output, TimedOut>>
+where
+    C: Clock + ?Sized,
+    F: Future,
+{
+    deadline(clock, clock.now() + d, fut)
 }

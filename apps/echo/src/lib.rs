@@ -1,15 +1,16 @@
 //! `echo`: a TCP echo server (mirage-skeleton device-usage/network).
 //!
-//! Listens on `--port` (default 7, the echo service), serves every connection in its own task,
-//! and logs each one. Generic over [`TcpStack`]: host sockets on unix today, smoltcp on a TAP
-//! device or on bare metal with the same source.
+//! Listens on `--port` (default 7, the echo service), serves every connection in its own task
+//! (a [`TaskGroup`], which counts them), and logs each one with the number open. Generic over
+//! [`TcpStack`]: host sockets on unix today, smoltcp on a TAP device or on bare metal with the
+//! same source.
 #![no_std]
 #![forbid(unsafe_code)]
 
 use core::fmt;
 use core::net::SocketAddr;
 
-use morgana::{Clock, Duration, Flow, Platform, StackError, TcpListener, TcpStack};
+use morgana::{Clock, Duration, Flow, Platform, StackError, TaskGroup, TcpListener, TcpStack};
 use morgana_args::{ArgError, ArgSpec, Args};
 
 /// `--port PORT` and `--backlog N`.
@@ -65,13 +66,14 @@ pub async fn start<P: Platform, S: TcpStack>(
         .map_err(|error| ListenError { port: config.port, error })?;
     log::info!("listening on {}", listener.local_addr());
     let clock = platform.clock();
+    let tasks = TaskGroup::unlimited(platform);
     let mut id = 0u64;
     loop {
         match listener.accept().await {
             Ok((conn, peer)) => {
                 id += 1;
-                log::info!("connection {id} from {peer}");
-                platform.spawn(serve(conn, peer, id));
+                tasks.spawn(serve(conn, peer, id));
+                log::info!("connection {id} from {peer} ({} open)", tasks.live());
             }
             Err(e) => {
                 // Out of sockets or buffers: give the open connections time to finish instead

@@ -12,7 +12,7 @@ use morgana::{Flow, FlowWrite, TcpStack};
 use morgana_netns::free_port;
 use morgana_unix::{Runtime, SocketStack};
 
-async fn client(stack: SocketStack, addr: SocketAddr, seed: u8) -> Vec<u8> {
+async fn client<S: TcpStack>(stack: S, addr: SocketAddr, seed: u8) -> Vec<u8> {
     let data: Vec<u8> = (0..100_000u32).map(|i| (i as u8).wrapping_mul(seed)).collect();
     let conn = stack.connect(addr).await.unwrap();
     let (mut rx, mut tx) = conn.split();
@@ -41,11 +41,12 @@ fn echo_serves_concurrent_connections_from_the_same_loop() {
     let p = rt.platform();
     let stack = SocketStack::with_ipv4(Ipv4Addr::LOCALHOST);
     let port = free_port();
-    let server = echo::start(p.clone(), stack, echo::Config { port, backlog: 64 });
+    // Server and clients share one stack by reference: `&S` is a `TcpStack` too.
+    let server = echo::start(p.clone(), &stack, echo::Config { port, backlog: 64 });
     // `select` polls the server first, and its first poll binds the port.
-    let clients = async move {
+    let clients = async {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        join_all((1..=20).map(|seed| client(stack, addr, seed))).await.len()
+        join_all((1..=20).map(|seed| client(&stack, addr, seed))).await.len()
     };
     let served = rt.block_on(async {
         match select(pin!(server), pin!(clients)).await {

@@ -6,14 +6,14 @@
 //! most once per [`REPORT_EVERY`], with how often and for how long, not once per connection.
 
 use alloc::rc::Rc;
-use alloc::vec::Vec;
-use core::cell::{Cell, RefCell};
+use core::cell::RefCell;
 use core::future::{Future, poll_fn};
 use core::net::SocketAddr;
 use core::pin::pin;
-use core::task::{Context, Poll, Waker};
+use core::task::{Context, Poll};
 
-use morgana::{Clock, Duration, Instant, StackError, TcpListener};
+use morgana::task::Place;
+use morgana::{Clock, Duration, Instant, Platform, StackError, TaskGroup, TcpListener};
 
 /// Reports of a limit reached come at most this often.
 pub const REPORT_EVERY: Duration = Duration::from_secs(10);
@@ -72,13 +72,11 @@ impl Gate for () {
     fn take(&self) {}
 }
 
-/// The connections in service, shared by the HTTPS and plain HTTP acceptors.
-pub struct Admission<C> {
-    max: usize,
-    clock: C,
-    live: Cell<usize>,
-    /// Acceptors waiting for a connection to end.
-    waiting: RefCell<Vec<Waker>>,
+/// The connections in service, shared by the HTTPS and plain HTTP acceptors: a
+/// [`TaskGroup`] of `--max-connections` with the limit's report.
+pub struct Admission<P: Platform> {
+    tasks: TaskGroup<P>,
+    clock: P::Clock,
     report: RefCell<Report>,
 }
 
@@ -93,35 +91,43 @@ struct Report {
     full_for: Duration,
 }
 
-impl<C: Clock> Admission<C> {
-    /// At most `max` connections at once (at least one), timed by `clock`.
-    pub fn new(max: usize, clock: C) -> Rc<Self> {
+impl<P: Platform> Admission<P> {
+    /// At most `max` connections at once (at least one), spawned and timed by `platform`.
+    pub fn new(platform: &P, max: usize) -> Rc<Self> {
         Rc::new(Self {
-            max: max.max(1),
-            clock,
-            live: Cell::new(0),
-            waiting: RefCell::default(),
+            tasks: TaskGroup::new(platform.clone(), max),
+            clock: platform.clock(),
             report: RefCell::default(),
         })
     }
 
     /// Connections in service now.
     pub fn live(&self) -> usize {
-        self.live.get()
+        self.tasks.live()
+    }
+
+    /// Serve a connection admitted with [`Admission::accept`] in its own task, in `place`.
+    pub fn spawn(&self, place: Place, task: impl Future<Output = ()> + 'static) {
+        self.tasks.spawn_in(place, task);
     }
 
     /// Whether a connection may be accepted now (fewer than the limit are open); if not, the
     /// task of `cx` is woken when one ends. While at the limit, it is reported once per
     /// [`REPORT_EVERY`].
-    pub fn poll_room(&self, cx: &mut Context<'_>) -> bool {
+    fn poll_room(&self, cx: &mut Context<'_>) -> bool {
         let now = self.clock.now();
-        self.report_if_due(now);
-        if self.live.get() < self.max {
-            return true;
+        let room = self.tasks.poll_room(cx).is_ready();
+        if room {
+            // A stretch at the limit ends when an acceptor, woken by the connection that
+            // ended, finds room (every acceptor waits here while the group is full).
+            let mut r = self.report.borrow_mut();
+            if let Some(at) = r.full_since.take() {
+                r.full_for += now.saturating_duration_since(at);
+            }
         }
-        let mut waiting = self.waiting.borrow_mut();
-        if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
-            waiting.push(cx.waker().clone());
+        self.report_if_due(now);
+        if room {
+            return true;
         }
         // Wake up to report a long stretch at the limit, even if no connection ends.
         let last = self.report.borrow().reached.last.unwrap_or(now);
@@ -130,28 +136,27 @@ impl<C: Clock> Admission<C> {
     }
 
     /// Accept the next connection from `listener` once there is room for it here and in
-    /// `gate` (the TLS budget, or `()`), with its slot and its charge. While either is short,
+    /// `gate` (the TLS budget, or `()`), with its place and its charge. While either is short,
     /// `accept` is not polled: connections wait in the listen backlog.
     pub async fn accept<L: TcpListener, G: Gate>(
-        self: &Rc<Self>,
+        &self,
         listener: &mut L,
         gate: &G,
-    ) -> Result<(L::Connection, SocketAddr, Slot<C>, G::Charge), StackError> {
+    ) -> Result<(L::Connection, SocketAddr, Place, G::Charge), StackError> {
         let mut accept = pin!(listener.accept());
         poll_fn(|cx| {
             if !self.poll_room(cx) || !gate.poll_room(cx) {
                 return Poll::Pending;
             }
-            // Room and a connection in the same poll: the slot is taken before anyone else runs.
+            // Room and a connection in the same poll: the place is taken before anyone else runs.
             accept.as_mut().poll(cx).map(|r| r.map(|(conn, peer)| (conn, peer, self.take(), gate.take())))
         })
         .await
     }
 
-    fn take(self: &Rc<Self>) -> Slot<C> {
-        let live = self.live.get() + 1;
-        self.live.set(live);
-        if live == self.max {
+    fn take(&self) -> Place {
+        let place = self.tasks.reserve();
+        if self.tasks.live() == self.tasks.limit() {
             let now = self.clock.now();
             let due = {
                 let mut r = self.report.borrow_mut();
@@ -162,7 +167,7 @@ impl<C: Clock> Admission<C> {
                 self.log(times, since, now);
             }
         }
-        Slot(self.clone())
+        place
     }
 
     fn report_if_due(&self, now: Instant) {
@@ -178,7 +183,7 @@ impl<C: Clock> Admission<C> {
 
     /// Log that the limit was reached `times` in the `since` before `now`.
     fn log(&self, times: u64, since: Option<Duration>, now: Instant) {
-        let max = self.max;
+        let max = self.tasks.limit();
         let Some(since) = since else {
             log::warn!(
                 "{max} connections open, the --max-connections limit: accepting paused until one ends \
@@ -196,7 +201,7 @@ impl<C: Clock> Admission<C> {
             }
             core::mem::take(&mut r.full_for) + current
         };
-        let (since, full, live) = (since.as_secs_f64(), full.as_secs_f64(), self.live.get());
+        let (since, full, live) = (since.as_secs_f64(), full.as_secs_f64(), self.live());
         if times == 0 {
             log::warn!(
                 "still at --max-connections {max}: accepting paused for {full:.1} s of the last {since:.1} s; \
@@ -208,27 +213,6 @@ impl<C: Clock> Admission<C> {
                  for {full:.1} s of it; {live} connections open"
             );
         }
-    }
-
-    fn release(&self) {
-        let live = self.live.get();
-        if live == self.max {
-            let mut r = self.report.borrow_mut();
-            if let Some(at) = r.full_since.take() {
-                r.full_for += self.clock.now().saturating_duration_since(at);
-            }
-        }
-        self.live.set(live - 1);
-        self.waiting.borrow_mut().drain(..).for_each(Waker::wake);
-    }
-}
-
-/// One connection's place among the `--max-connections`, given back when dropped.
-pub struct Slot<C: Clock>(Rc<Admission<C>>);
-
-impl<C: Clock> Drop for Slot<C> {
-    fn drop(&mut self) {
-        self.0.release();
     }
 }
 

@@ -33,11 +33,12 @@ use alloc::sync::Arc;
 use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use core::future::Future;
+
+use morgana::time::{TimedOut, timeout};
 use morgana::{Clock, Duration, Key, KvRo, Platform, StackError, TcpListener, TcpStack};
 use morgana_args::{ArgError, ArgSpec, Args};
-use morgana_http::{
-    Handler, Limits, RedirectToHttps, StaticFiles, StatusCounts, serve_counting, with_deadline,
-};
+use morgana_http::{Handler, Limits, RedirectToHttps, StaticFiles, StatusCounts, serve_counting};
 use morgana_tls::rustls::crypto::CryptoProvider;
 use morgana_tls::{ConfigError, Identity, TlsServer, TlsTime, server_config};
 
@@ -322,7 +323,7 @@ where
     let tls = Rc::new(TlsServer::new(Arc::new(tls_config), time));
     let files = Rc::new(StaticFiles::new(htdocs));
     let limits = Rc::new(config.limits.clone());
-    let admission = Admission::new(config.max_connections, clock.clone());
+    let admission = Admission::new(&platform, config.max_connections);
     let heap = config.heap.or_else(|| platform.heap());
     let budget = TlsBudget::new(heap, clock.clone(), stats.clone());
     let backlog = config.backlog();
@@ -368,38 +369,33 @@ where
             CONNECTION_HEAP / 1024
         );
     }
-    let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
     let failed_handshakes = Rc::new(HandshakeLog::default());
-    loop {
-        let (conn, peer, slot, charge) =
-            accept(&platform, &admission, &budget, &mut https, &mut out_of_resources, &mut in_a_row)
-                .await
-                .map_err(Error::Accept)?;
+    let e = accept_loop(&platform, &admission, &budget, &mut https, |conn, peer, charge| {
         let (tls, files, limits, clock) = (tls.clone(), files.clone(), limits.clone(), clock.clone());
-        let failed_handshakes = failed_handshakes.clone();
-        let stats = stats.clone();
-        platform.spawn(async move {
-            let at = clock.now() + limits.header_timeout;
-            match with_deadline(&clock, at, tls.accept(conn)).await {
-                Some(Ok(session)) => {
+        let (failed_handshakes, stats) = (failed_handshakes.clone(), stats.clone());
+        async move {
+            match timeout(&clock, limits.header_timeout, tls.accept(conn)).await {
+                Ok(Ok(session)) => {
                     stats.handshakes.add();
                     match serve_counting(session, &*files, &clock, &limits, &stats.http).await {
                         Ok(conn) => log::debug!("{peer}: {} requests", conn.requests),
                         Err(e) => log::debug!("{peer}: {e}"),
                     }
                 }
-                Some(Err(e)) => {
+                Ok(Err(e)) => {
                     stats.failed.add();
                     failed_handshakes.failed(clock.now(), peer, &e)
                 }
-                None => {
+                Err(TimedOut) => {
                     stats.timed_out.add();
                     failed_handshakes.timed_out(clock.now(), peer)
                 }
             }
-            drop((charge, slot));
-        });
-    }
+            drop(charge);
+        }
+    })
+    .await;
+    Err(Error::Accept(e))
 }
 
 /// Failed and timed-out TLS handshakes: at info level the first, then a count at most once per
@@ -438,8 +434,6 @@ fn handshakes(n: u64) -> &'static str {
     if n == 1 { "handshake" } else { "handshakes" }
 }
 
-type Slot<P> = admission::Slot<<P as Platform>::Clock>;
-
 /// Connections an acceptor takes in a row before it lets the others run: a burst of thousands
 /// of clients then sees its handshakes progress as it is accepted (as nginx accepts a few per
 /// turn of its loop), instead of every handshake waiting for the whole burst to be accepted.
@@ -459,23 +453,32 @@ async fn yield_now() {
     .await
 }
 
-/// The next connection once there is room for it, and its slot; running out of descriptors or
-/// memory is waited out (and logged once per [`REPORT_EVERY`]), not fatal.
-async fn accept<P: Platform, L: TcpListener, G: Gate>(
+/// Accept connections from `listener` once there is room for them in `admission` and `gate`,
+/// each served by the task `serve(conn, peer, charge)` makes; running out of descriptors or
+/// memory is waited out (and logged once per [`REPORT_EVERY`]), not fatal. Returns the error
+/// that stopped it. The HTTPS and the plain HTTP listener both run this loop.
+async fn accept_loop<P, L, G, T>(
     platform: &P,
-    admission: &Rc<Admission<P::Clock>>,
+    admission: &Admission<P>,
     gate: &G,
     listener: &mut L,
-    out_of_resources: &mut Throttle,
-    in_a_row: &mut u32,
-) -> Result<(L::Connection, SocketAddr, Slot<P>, G::Charge), StackError> {
-    *in_a_row += 1;
-    if *in_a_row > ACCEPT_BATCH {
-        *in_a_row = 0;
-        yield_now().await;
-    }
+    mut serve: impl FnMut(L::Connection, SocketAddr, G::Charge) -> T,
+) -> StackError
+where
+    P: Platform,
+    L: TcpListener,
+    G: Gate,
+    T: Future<Output = ()> + 'static,
+{
+    let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
     loop {
+        in_a_row += 1;
+        if in_a_row > ACCEPT_BATCH {
+            in_a_row = 0;
+            yield_now().await;
+        }
         match admission.accept(listener, gate).await {
+            Ok((conn, peer, place, charge)) => admission.spawn(place, serve(conn, peer, charge)),
             Err(StackError::NoResources) => {
                 let port = listener.local_addr().port();
                 match out_of_resources.hit(platform.clock().now()) {
@@ -494,7 +497,7 @@ async fn accept<P: Platform, L: TcpListener, G: Gate>(
                 }
                 platform.clock().sleep(Duration::from_millis(100)).await;
             }
-            other => return other,
+            Err(e) => return e,
         }
     }
 }
@@ -505,7 +508,7 @@ async fn serve_plain<P, L, H>(
     mut listener: L,
     handler: Rc<H>,
     limits: Rc<Limits>,
-    admission: Rc<Admission<P::Clock>>,
+    admission: Rc<Admission<P>>,
     stats: Rc<Stats>,
 ) where
     P: Platform,
@@ -513,24 +516,15 @@ async fn serve_plain<P, L, H>(
     L::Connection: morgana::Flow<Error = StackError> + 'static,
     H: Handler + 'static,
 {
-    let (mut out_of_resources, mut in_a_row) = (Throttle::default(), 0);
-    loop {
-        let accepted =
-            accept(&platform, &admission, &(), &mut listener, &mut out_of_resources, &mut in_a_row).await;
-        let (conn, peer, slot, ()) = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!("plain HTTP listener failed ({e}); port {} stops", listener.local_addr().port());
-                return;
-            }
-        };
+    let e = accept_loop(&platform, &admission, &(), &mut listener, |conn, peer, ()| {
         let (handler, limits, clock, stats) =
             (handler.clone(), limits.clone(), platform.clock(), stats.clone());
-        platform.spawn(async move {
+        async move {
             if let Err(e) = serve_counting(conn, &*handler, &clock, &limits, &stats.http).await {
                 log::debug!("{peer}: {e}");
             }
-            drop(slot);
-        });
-    }
+        }
+    })
+    .await;
+    log::warn!("plain HTTP listener failed ({e}); port {} stops", listener.local_addr().port());
 }

@@ -192,6 +192,60 @@ fn plain_http_port_serves_the_site_with_http_serve() {
 }
 
 #[test]
+fn at_the_connection_limit_accepting_pauses_and_the_time_paused_is_reported() {
+    let out = run(async |p| {
+        let config = www::Config {
+            port: 443,
+            http_port: Some(80),
+            http_serve: true,
+            max_connections: 2,
+            ..www::Config::default()
+        };
+        let client = network(&p, config).await;
+        let addr = "10.0.0.1:80".parse().unwrap();
+        let clock = p.clock();
+        // Two idle connections take both places for 15 s (the idle timeout is 30 s).
+        let held = [client.connect(addr).await.unwrap(), client.connect(addr).await.unwrap()];
+        clock.sleep(Duration::from_secs(15)).await;
+        drop(held);
+        // Ten seconds later, the limit is reached again.
+        clock.sleep(Duration::from_secs(10)).await;
+        let again = [client.connect(addr).await.unwrap(), client.connect(addr).await.unwrap()];
+        clock.sleep(Duration::from_millis(10)).await;
+        // A third waits in the backlog until one of them ends, then is served.
+        let c = clock.clone();
+        p.spawn(async move {
+            c.sleep(Duration::from_secs(3)).await;
+            drop(again);
+        });
+        let plain = url("http://localhost/about.html");
+        let r =
+            fetch::<_, _, morgana_rt::Handle<morgana_rt::VirtualTime>>(&client, &client, None, &plain).await;
+        (r.unwrap().status, clock.now())
+    });
+    let log = messages(&out);
+    let (status, done) = out.result.unwrap();
+    assert_eq!(status, 200);
+    assert!(done.as_millis() >= 28_000, "served at {done} once a place was free, not before");
+    let limit: Vec<&String> = log.iter().filter(|m| m.contains("--max-connections")).collect();
+    assert!(
+        limit[0].starts_with("2 connections open, the --max-connections limit: accepting paused"),
+        "{limit:?}"
+    );
+    assert!(
+        limit[1].starts_with("still at --max-connections 2: accepting paused for 10.0 s of the last 10.0 s"),
+        "{limit:?}"
+    );
+    // Paused from 10 s (the last report) to 15 s (the two ended): 5 of the 15 s since.
+    assert!(
+        limit[2].starts_with(
+            "--max-connections 2 reached 1 time(s) in the last 15.0 s, accepting paused for 5.0 s of it"
+        ),
+        "{limit:?}"
+    );
+}
+
+#[test]
 fn certificates_from_a_store_and_a_clear_error_without_them() {
     let out = run(async |p| {
         let certs = MemKv::new(p.clock());

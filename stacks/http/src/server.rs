@@ -3,10 +3,8 @@
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::future::{Future, poll_fn};
+use core::future::Future;
 use core::mem::MaybeUninit;
-use core::pin::pin;
-use core::task::Poll;
 
 use embedded_io_async::Write;
 use morgana::{Clock, Duration, Flow, Instant, WallClock};
@@ -279,20 +277,10 @@ impl<W: Write> BodyWriter<'_, W> {
     }
 }
 
-/// Run `f` until `at` on `clock`: `None` if the deadline came first.
+/// Run `f` until `at` on `clock`: `None` if the deadline came first
+/// ([`morgana::time::deadline`], whose `Err(TimedOut)` reads as `None` here).
 pub async fn with_deadline<C: Clock, F: Future>(clock: &C, at: Instant, f: F) -> Option<F::Output> {
-    let mut f = pin!(f);
-    poll_fn(|cx| {
-        if let Poll::Ready(v) = f.as_mut().poll(cx) {
-            return Poll::Ready(Some(v));
-        }
-        if clock.now() >= at {
-            return Poll::Ready(None);
-        }
-        clock.wake_at(at, cx.waker());
-        Poll::Pending
-    })
-    .await
+    morgana::time::deadline(clock, at, f).await.ok()
 }
 
 /// How one connection ended.

@@ -12,6 +12,10 @@
 //! read from a [`KvRo`](morgana::KvRo) by [`Identity::from_kv`]. Client configurations built here
 //! offer ALPN `http/1.1`; server configurations accept `http/1.1` and `http/1.0`. Errors are one enum, [`TlsError`], which implements `embedded_io::Error`.
 //!
+//! [`TlsListener`] transforms a `TcpListener` into one of TLS sessions: it runs the handshakes
+//! of the connections it accepts side by side, each with a deadline, so a client that never
+//! speaks cannot stall `accept` for the others.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use embedded_io_async::{Read, Write};
@@ -58,6 +62,7 @@ extern crate alloc;
 mod config;
 pub mod dev;
 mod error;
+mod listener;
 mod session;
 
 use alloc::sync::Arc;
@@ -72,6 +77,7 @@ pub use config::{
     ALPN_HTTP10, ALPN_HTTP11, Identity, TlsTime, certs_from_pem, client_config, roots_from_pem, server_config,
 };
 pub use error::{ConfigError, TlsError};
+pub use listener::{DEFAULT_MAX_IN_FLIGHT, TlsListener};
 pub use rustls;
 pub use session::{Side, TlsReader, TlsStream, TlsWriter};
 
