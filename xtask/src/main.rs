@@ -53,6 +53,7 @@ const NO_STD_CRATES: &[&str] = &[
     "morgana-tls",
     "morgana-http",
     "morgana-tcpip",
+    "morgana-layers",
     "morgana-vnet",
     "morgana-virtio-drivers",
     "morgana-virtio",

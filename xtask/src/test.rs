@@ -77,6 +77,7 @@ pub fn run(root: &Path, qemu_only: bool, filter: Option<&str>) -> Outcome {
     crate::fuzz::test(root)?;
     let mut nostd = cargo();
     nostd.args(["build", "--quiet", "--target", NO_STD_TARGET]);
+    nostd.env(crate::virtio::RUSTFLAGS_VAR, crate::virtio::RUSTFLAGS);
     for c in NO_STD_CRATES {
         nostd.args(["-p", c]);
     }
@@ -121,6 +122,7 @@ fn bare_metal(root: &Path) -> Outcome {
     step(
         &format!("clippy -D warnings for {NO_STD_TARGET}"),
         cargo()
+            .env(crate::virtio::RUSTFLAGS_VAR, crate::virtio::RUSTFLAGS)
             .args([
                 "clippy",
                 "--quiet",
@@ -135,6 +137,7 @@ fn bare_metal(root: &Path) -> Outcome {
     )?;
     let apps = crate::virtio::virtio_apps(root)?;
     let mut c = cargo();
+    c.env(crate::virtio::RUSTFLAGS_VAR, crate::virtio::RUSTFLAGS);
     c.args(["clippy", "--quiet", "--target", NO_STD_TARGET, "--bins"]);
     for a in &apps {
         c.args(["-p", a]);

@@ -24,6 +24,14 @@ const PROFILE: &str = "release-small";
 /// Image-size targets (`cargo xtask size`), KiB: `www` includes its crypto provider.
 const SIZE_TARGETS_KIB: &[(&str, u64)] = &[("hello", 64), ("echo", 256), ("www", 1536)];
 
+/// What every bare-metal build needs (morgana-virtio's build script refuses to build without):
+/// static, non-PIE, linked by the script `morgana-virtio.ld` at 1 MiB, which that build script
+/// puts on the linker's search path. Applied to the bare-metal target only, so host builds are
+/// untouched.
+pub const RUSTFLAGS: &str = "-C relocation-model=static -C force-frame-pointers=yes -C link-arg=-Tmorgana-virtio.ld";
+/// Where [`RUSTFLAGS`] go: the bare-metal target's own flags.
+pub const RUSTFLAGS_VAR: &str = "CARGO_TARGET_X86_64_UNKNOWN_NONE_RUSTFLAGS";
+
 /// QEMU options of `cargo xtask run --target virtio`.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct QemuArgs {
@@ -74,10 +82,6 @@ pub fn check_qemu() -> Outcome {
     morgana_qemu::check_qemu().map_err(Failure::new)
 }
 
-fn linker_script(root: &Path) -> PathBuf {
-    root.join("impls/virtio/link.ld")
-}
-
 /// Where cargo puts the images (the QEMU suite's `MORGANA_VIRTIO_IMAGES`).
 pub fn images_dir(root: &Path) -> PathBuf {
     root.join("target").join(NO_STD_TARGET).join(PROFILE)
@@ -94,16 +98,7 @@ pub fn build_images(root: &Path, apps: &[&str], conformance: bool) -> Outcome {
     crate::test::ensure_no_std_target()?;
     let image_build = || {
         let mut c = cargo();
-        // Static, non-PIE, linked at 1 MiB. Applied to the bare-metal target only, so host builds
-        // and the no_std library checks are untouched.
-        c.env(
-            "CARGO_TARGET_X86_64_UNKNOWN_NONE_RUSTFLAGS",
-            // Frame pointers: a crash's backtrace walks them (see morgana-virtio's console).
-            format!(
-                "-C relocation-model=static -C force-frame-pointers=yes -C link-arg=-T{}",
-                linker_script(root).display()
-            ),
-        );
+        c.current_dir(root).env(RUSTFLAGS_VAR, RUSTFLAGS);
         c.args(["build", "--quiet", "--target", NO_STD_TARGET, "--profile", PROFILE]);
         c
     };

@@ -18,6 +18,10 @@
 //!
 //! Without those variables every test is reported as ignored, with one line saying how to run
 //! them; so are those that need root (the TAP devices), KVM or a program that is missing.
+//!
+//! Beside it, `tests/user_crate` builds a unikernel crate outside the workspace for bare metal,
+//! without and with the two flags `morgana-virtio` asks for (it needs no images, only the
+//! `x86_64-unknown-none` target, and is skipped without it).
 //! This library is what the tests share: where the images are and the `cargo xtask run`
 //! command; processes, namespaces, payloads and the rest come from `morgana-netns`.
 #![forbid(unsafe_code)]

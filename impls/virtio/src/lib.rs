@@ -43,9 +43,18 @@
 //! pointers (images are built with them), which `cargo xtask run` and the QEMU suite resolve to
 //! functions and lines from the image's unstripped copy, `APP.debug`.
 //!
-//! Build with `cargo xtask build APP --target virtio` (which passes `-C relocation-model=static`
-//! and the linker script `link.ld` at 1 MiB). On the host this crate is only its pure logic
-//! (command line, memory map, clock arithmetic, PCI layout), unit-tested there.
+//! Build with `cargo xtask build APP --target virtio`. An image needs two flags for its target,
+//! which `cargo xtask` passes and a crate of your own puts in its `.cargo/config.toml`:
+//!
+//! ```toml
+//! [target.x86_64-unknown-none]
+//! rustflags = ["-C", "relocation-model=static", "-C", "force-frame-pointers=yes", "-C", "link-arg=-Tmorgana-virtio.ld"]
+//! ```
+//!
+//! Static code, linked by this crate's `link.ld` at 1 MiB: its build script puts the script on
+//! the linker's search path as `morgana-virtio.ld` (no path into this crate's source), and stops
+//! a bare-metal build that lacks either flag with one line saying so. On the host this crate is
+//! only its pure logic (command line, memory map, clock arithmetic, PCI layout), unit-tested there.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
