@@ -28,7 +28,8 @@ const SIZE_TARGETS_KIB: &[(&str, u64)] = &[("hello", 64), ("echo", 256), ("www",
 /// static, non-PIE, linked by the script `morgana-virtio.ld` at 1 MiB, which that build script
 /// puts on the linker's search path. Applied to the bare-metal target only, so host builds are
 /// untouched.
-pub const RUSTFLAGS: &str = "-C relocation-model=static -C force-frame-pointers=yes -C link-arg=-Tmorgana-virtio.ld";
+pub const RUSTFLAGS: &str =
+    "-C relocation-model=static -C force-frame-pointers=yes -C link-arg=-Tmorgana-virtio.ld";
 /// Where [`RUSTFLAGS`] go: the bare-metal target's own flags.
 pub const RUSTFLAGS_VAR: &str = "CARGO_TARGET_X86_64_UNKNOWN_NONE_RUSTFLAGS";
 
