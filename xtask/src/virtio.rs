@@ -26,8 +26,8 @@ const SIZE_TARGETS_KIB: &[(&str, u64)] = &[("hello", 64), ("echo", 256), ("www",
 
 /// What every bare-metal build needs (morgana-virtio's build script refuses to build without):
 /// static, non-PIE, linked by the script `morgana-virtio.ld` at 1 MiB, which that build script
-/// puts on the linker's search path. Applied to the bare-metal target only, so host builds are
-/// untouched.
+/// puts on the linker's search path; and frame pointers, which a crash's backtrace walks (not
+/// required). Applied to the bare-metal target only, so host builds are untouched.
 pub const RUSTFLAGS: &str =
     "-C relocation-model=static -C force-frame-pointers=yes -C link-arg=-Tmorgana-virtio.ld";
 /// Where [`RUSTFLAGS`] go: the bare-metal target's own flags.
