@@ -13,7 +13,7 @@
 //! - [`ManualClock`]: a clock a test moves by hand; the executor's virtual time is
 //!   [`morgana_rt::VirtualTime`].
 //! - [`pipe`] and [`MemTcpNet`]: a duplex byte pipe (a `Flow`), and a `TcpStack` over pipes.
-//! - [`Pcap`] and [`PcapNet`]: captures in the pcap format, of any `Net`'s traffic.
+//! - [`Pcap`]: a capture in the pcap format, in memory (a `Net`'s own: `morgana_layers::PcapWriter`).
 //! - [`SeededEntropy`], [`MemConsole`].
 //! - `sim` (feature `std`): run an app on virtual time and capture what it logs.
 //!
@@ -45,7 +45,7 @@ pub use fault_block::{BlockFaults, FaultyBlock, PowerCut};
 pub use fault_net::{FaultConfig, FaultStats, FaultyNet};
 pub use kv::MemKv;
 pub use net::{MemNet, Switch, pair};
-pub use pcap::{Pcap, PcapNet, PcapRx, PcapTx};
+pub use pcap::Pcap;
 pub use pipe::{PipeEnd, PipeReader, PipeWriter, pipe, pipe_chunked};
 pub use rng::{SeededEntropy, SeededRng};
 pub use tcp::{MemListener, MemTcp, MemTcpNet};

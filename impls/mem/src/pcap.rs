@@ -1,6 +1,6 @@
-//! Packet capture: frames in the pcap format (nanosecond timestamps, Ethernet link type) that
-//! Wireshark and tcpdump read, and a `Net` that captures everything it sends and receives (as
-//! smoltcp's `PcapWriter` wraps a device).
+//! Packet capture in memory: frames in the pcap format (nanosecond timestamps, Ethernet link
+//! type) that Wireshark and tcpdump read, recorded by whoever sees them (the simulator's switch).
+//! To capture a `Net`'s own traffic, wrap it in `morgana_layers::PcapWriter`.
 //!
 //! ```
 //! use morgana::Instant;
@@ -13,13 +13,9 @@
 //! assert_eq!(bytes.len(), 24 + 16 + 60);
 //! ```
 
-use alloc::rc::Rc;
 use alloc::vec::Vec;
-use core::cell::RefCell;
-use core::task::Context;
 
-use morgana::net::{Capabilities, LinkState, Net, NetStats, RxToken, TxToken};
-use morgana::{Clock, Instant};
+use morgana::Instant;
 
 /// The pcap magic for nanosecond timestamps.
 const MAGIC_NS: u32 = 0xa1b2_3c4d;
@@ -77,125 +73,26 @@ impl Pcap {
     }
 }
 
-/// A `Net` that records every frame `inner` sends and receives into a shared [`Pcap`].
-pub struct PcapNet<N, C> {
-    inner: N,
-    clock: C,
-    pcap: Rc<RefCell<Pcap>>,
-}
-
-impl<N: Net, C: Clock> PcapNet<N, C> {
-    /// Capture `inner`'s traffic into `pcap`, stamped by `clock`.
-    pub fn new(inner: N, clock: C, pcap: Rc<RefCell<Pcap>>) -> Self {
-        Self { inner, clock, pcap }
-    }
-}
-
-/// A received frame, recorded when consumed.
-pub struct PcapRx<'a, T, C> {
-    inner: T,
-    clock: &'a C,
-    pcap: &'a Rc<RefCell<Pcap>>,
-}
-
-impl<T: RxToken, C: Clock> RxToken for PcapRx<'_, T, C> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, f: F) -> R {
-        let (clock, pcap) = (self.clock, self.pcap);
-        self.inner.consume(|frame| {
-            pcap.borrow_mut().record(clock.now(), frame);
-            f(frame)
-        })
-    }
-}
-
-/// Room to send a frame, recorded when filled.
-pub struct PcapTx<'a, T, C> {
-    inner: T,
-    clock: &'a C,
-    pcap: &'a Rc<RefCell<Pcap>>,
-}
-
-impl<T: TxToken, C: Clock> TxToken for PcapTx<'_, T, C> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let (clock, pcap) = (self.clock, self.pcap);
-        self.inner.consume(len, |frame| {
-            let r = f(frame);
-            pcap.borrow_mut().record(clock.now(), frame);
-            r
-        })
-    }
-}
-
-impl<N: Net, C: Clock> Net for PcapNet<N, C> {
-    type RxToken<'a>
-        = PcapRx<'a, N::RxToken<'a>, C>
-    where
-        Self: 'a;
-    type TxToken<'a>
-        = PcapTx<'a, N::TxToken<'a>, C>
-    where
-        Self: 'a;
-
-    fn receive(&mut self, cx: &mut Context<'_>) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let (rx, tx) = self.inner.receive(cx)?;
-        let (clock, pcap) = (&self.clock, &self.pcap);
-        Some((PcapRx { inner: rx, clock, pcap }, PcapTx { inner: tx, clock, pcap }))
-    }
-
-    fn transmit(&mut self, cx: &mut Context<'_>) -> Option<Self::TxToken<'_>> {
-        let tx = self.inner.transmit(cx)?;
-        Some(PcapTx { inner: tx, clock: &self.clock, pcap: &self.pcap })
-    }
-
-    fn link_state(&mut self, cx: &mut Context<'_>) -> LinkState {
-        self.inner.link_state(cx)
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn mac(&self) -> [u8; 6] {
-        self.inner.mac()
-    }
-
-    fn stats(&self) -> NetStats {
-        self.inner.stats()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ManualClock, pair};
-    use core::task::Waker;
-    use morgana::Duration;
 
     #[test]
-    fn both_directions_are_captured_with_their_times() {
-        let clock = ManualClock::new(Duration::ZERO);
-        let (a, mut b) = pair([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
-        let pcap = Rc::new(RefCell::new(Pcap::new()));
-        let mut a = PcapNet::new(a, clock.clone(), pcap.clone());
-        let mut cx = Context::from_waker(Waker::noop());
-        clock.advance(Duration::from_millis(2_500));
-        let mut frame = [0u8; 60];
-        frame[..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-        a.transmit(&mut cx).unwrap().consume(60, |buf| buf.copy_from_slice(&frame));
-        let (rx, tx) = b.receive(&mut cx).expect("b hears a");
-        rx.consume(|_| ());
-        let mut back = [0u8; 42];
-        back[..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-        tx.consume(42, |buf| buf.copy_from_slice(&back));
-        clock.advance(Duration::from_nanos(7));
-        a.receive(&mut cx).expect("a hears b").0.consume(|_| ());
-        let pcap = pcap.borrow();
+    fn records_carry_their_times_and_lengths() {
+        let mut pcap = Pcap::new();
+        pcap.record(Instant::from_nanos(2_500_000_000), &[0xaa; 60]);
+        let long = [0x55; 70_000];
+        pcap.record(Instant::from_nanos(2_500_000_007), &long);
         assert_eq!(pcap.frames(), 2);
         let b = pcap.bytes();
         let word = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
         assert_eq!((word(20), word(24), word(28), word(32), word(36)), (1, 2, 500_000_000, 60, 60));
         let second = 24 + 16 + 60;
-        assert_eq!((word(second), word(second + 4), word(second + 8)), (2, 500_000_007, 42));
-        assert_eq!(&b[second + 16..second + 16 + 6], &[2, 0, 0, 0, 0, 1]);
+        // Cut at the snap length, the original length kept.
+        assert_eq!(
+            (word(second), word(second + 4), word(second + 8), word(second + 12)),
+            (2, 500_000_007, 65_535, 70_000)
+        );
+        assert_eq!(b.len(), second + 16 + 65_535);
     }
 }
