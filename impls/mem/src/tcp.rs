@@ -78,7 +78,7 @@ impl Default for MemTcpNet {
 }
 
 impl MemTcpNet {
-    /// A network whose connections buffer [`DEFAULT_BUFFER`] bytes each way.
+    /// A network whose connections buffer 64 KiB (`DEFAULT_BUFFER`) each way.
     pub fn new() -> Self {
         Self::with_buffers(DEFAULT_BUFFER, usize::MAX)
     }

@@ -3,30 +3,30 @@
 //! Turns a Morgana app into a kernel image that a hypervisor boots directly: QEMU (`microvm` or
 //! `q35`) loads it through its PVH note (as Firecracker and cloud-hypervisor could; only QEMU is
 //! tested), and it runs with no operating system under it, like Mirage's Solo5 targets. The app's
-//! source does not change: [`Virtio`] implements [`morgana_target::Target`], and `morgana-app`
+//! source does not change: `Virtio` implements [`morgana_target::Target`], and `morgana-app`
 //! picks it for a bare-metal build, so an app's one `main.rs` body runs here as it does on a host.
 //!
 //! What the kernel does, in order: PVH entry (TSC read, identity page tables for the first
 //! 4 GiB with 2 MiB pages, long mode), IDT (CPU exceptions print vector, error code and RIP and
 //! exit 3), heap over the largest free RAM in the PVH memory map, kernel command line split into
 //! `virtio_mmio.device=` announcements and the app's arguments (parsed by the shared skeleton,
-//! [`morgana_target::run`], against what this target reads for the app's devices: [`specs`]), entropy from RDRAND/RDSEED (the
+//! [`morgana_target::run`], against what this target reads for the app's devices: `specs`), entropy from RDRAND/RDSEED (the
 //! kernel refuses to start without), a clock (KVM pvclock, else the TSC at a frequency from
 //! CPUID or the PIT), the local APIC (TSC-deadline timer, else a calibrated one-shot) and the
-//! IOAPIC, then the shared [`morgana_rt::Executor`] with [`HaltPark`], which halts until an
+//! IOAPIC, then the shared [`morgana_rt::Executor`] with `HaltPark`, which halts until an
 //! interrupt or the next deadline. Interrupt handlers only record which line fired; the park
 //! path wakes the tasks of the devices on it.
 //!
-//! Devices (probed when the app first asks for one): [`VirtioNet`]
-//! ([`morgana::Net`]) and [`VirtioBlock`] ([`morgana::Block`]), the drivers of
+//! Devices (probed when the app first asks for one): `VirtioNet`
+//! ([`morgana::Net`]) and `VirtioBlock` ([`morgana::Block`]), the drivers of
 //! `morgana-virtio-drivers` (tested on the host against a fake device) on this kernel's
-//! [`KernelHal`], its interrupt lines ([`IrqLine`]) and virtio-drivers' transports: virtio-mmio
+//! `KernelHal`, its interrupt lines (`IrqLine`) and virtio-drivers' transports: virtio-mmio
 //! (from the command line) and virtio-pci (bus 0 through ports 0xcf8/0xcfc; BARs the firmware
 //! left unassigned are placed). What a device lacks (a disk without a flush command) is said
 //! once, at start. A missing device is a [`StartError::Device`]: one line, exit status 1. A
 //! store or file argument (`--kv DIR`) is refused the same way: there are no directories here.
 //!
-//! Network apps take the target's default stack, [`stack`]: `morgana-tcpip` on the first NIC,
+//! Network apps take the target's default stack, `stack`: `morgana-tcpip` on the first NIC,
 //! configured by [`morgana_tcpip::ARGS`] (DHCP when no address is given), seeded from RDRAND,
 //! its runner spawned.
 //!
@@ -122,7 +122,7 @@ pub fn stack_overflow() -> u64 {
     deeper(0)
 }
 
-/// Make `$main` (a `fn() -> !` that calls [`run`]) the kernel's entry,
+/// Make `$main` (a `fn() -> !` that calls `run`) the kernel's entry,
 /// and record the crate's name for messages.
 #[macro_export]
 macro_rules! entry {

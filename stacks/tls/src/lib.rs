@@ -8,7 +8,7 @@
 //!
 //! The crypto provider is the target's choice, passed in as an `Arc<CryptoProvider>`: `ring` or
 //! `aws-lc-rs` on unix, `rustls-rustcrypto` on bare metal. Time comes from the platform's
-//! [`WallClock`](morgana::WallClock) through [`TlsTime`]; certificates and keys are PEM files,
+//! [`WallClock`] through [`TlsTime`]; certificates and keys are PEM files,
 //! read from a [`KvRo`](morgana::KvRo) by [`Identity::from_kv`]. Client configurations built here
 //! offer ALPN `http/1.1`; server configurations accept `http/1.1` and `http/1.0`. Errors are one enum, [`TlsError`], which implements `embedded_io::Error`.
 //!
