@@ -274,6 +274,30 @@ fn hop_by_hop_discard_param_problem(#[case] medium: Medium) {
     );
 }
 
+/// The packet of `hop_by_hop_discard_param_problem`, sent to an address the interface does not
+/// have: dropped, not answered with a Parameter Problem from that address.
+#[rstest]
+#[case::ip(Medium::Ip)]
+#[cfg(feature = "medium-ip")]
+fn hop_by_hop_to_an_address_not_ours_gets_no_param_problem(#[case] medium: Medium) {
+    let data = [
+        0x60, 0x0, 0x0, 0x0, 0x0, 0x1b, 0x0, 0x40, 0xfd, 0xbe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
+        0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x2, 0xfd, 0xbe, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0,
+        0x0, 0x0, 0x0, 0x0, 0x3, 0x3a, 0x0, 0xC0, 0x0, 0x40, 0x0, 0x1, 0x0, 0x80, 0x0, 0x2c, 0x88,
+        0x0, 0x2a, 0x1, 0xa4, 0x4c, 0x6f, 0x72, 0x65, 0x6d, 0x20, 0x49, 0x70, 0x73, 0x75, 0x6d,
+    ];
+    let (mut iface, mut sockets, _device) = setup(medium);
+    assert_eq!(
+        iface.inner.process_ipv6(
+            &mut sockets,
+            PacketMeta::default(),
+            HardwareAddress::default(),
+            &Ipv6Packet::new_checked(&data[..]).unwrap()
+        ),
+        None
+    );
+}
+
 #[rstest]
 #[case::ip(Medium::Ip)]
 #[cfg(feature = "medium-ip")]
@@ -1921,4 +1945,26 @@ fn test_ipv6_tcp_super_frame_reaches_the_segmenting_device() {
     // The testing device cuts the whole TCP segment, its 20-byte header included, into chunks
     // of the segment size, each behind the 60 bytes of IPv6 and TCP header.
     assert_eq!(sent, [1060, 1060, 1060, 1060, 80], "all of it, in segments");
+}
+
+/// Only `ff02::1:ffXX:XXXX` built from one of our addresses is our solicited-node group: a
+/// unicast address that merely ends like one of ours is not (found by `fuzz/`'s tcpip target:
+/// a packet to `fe80::ff:f600:a`, beside our `fe80::ff:fe00:a`, was taken as ours and answered
+/// from that address).
+#[rstest]
+#[case::ip(Medium::Ip)]
+#[cfg(feature = "medium-ip")]
+fn solicited_node_group_needs_its_prefix(#[case] medium: Medium) {
+    let (iface, _sockets, _device) = setup(medium);
+    let ours = iface.inner.ipv6_addr().unwrap();
+    assert!(iface.inner.has_solicited_node(ours.solicited_node()));
+    let mut lookalike = ours.octets();
+    lookalike[13] ^= 0x01;
+    let mut same_tail = [0u8; 16];
+    same_tail[..2].copy_from_slice(&[0xfe, 0x80]);
+    same_tail[13..].copy_from_slice(&ours.octets()[13..]);
+    assert!(!iface.inner.has_solicited_node(Ipv6Address::from(same_tail)));
+    let mut other = ours.solicited_node().octets();
+    other[13] = lookalike[13];
+    assert!(!iface.inner.has_solicited_node(Ipv6Address::from(other)));
 }
