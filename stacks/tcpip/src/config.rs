@@ -109,8 +109,9 @@ pub struct Config {
     /// 40 MiB/s at 100 ms), while an idle or slow one keeps its initial buffers. smoltcp does
     /// not pace: past slow start the ACKs clock a window out, as Linux's CUBIC does without a
     /// pacing qdisc. Every growth keeps [`Config::memory_reserve`] free, like a new connection;
-    /// a send buffer shrinks back once empty and quiet for a second, a receive buffer never does
-    /// (that would retract the advertised window).
+    /// both shrink back to their initial sizes once the connection has moved no data for a
+    /// second (the receive window shrinks with its buffer; the peer, quiet, has nothing in
+    /// flight), so a connection left idle after a transfer costs what a new one does.
     pub tcp_buffer_max: usize,
     /// Bytes the heap must still have free beside a new connection's buffers: short of that,
     /// `connect` fails with `NoResources` and a listener resets the connections it cannot take,

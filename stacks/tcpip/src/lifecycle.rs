@@ -1,6 +1,6 @@
 //! The lifecycle of TCP connections that the stack follows: how a reset is told from a
 //! timeout, when a stalled connection is reset, dropped connections finishing their close, and
-//! buffers that grow with the path.
+//! buffers that grow with the path and shrink back once the connection is quiet.
 
 use alloc::vec::Vec;
 
@@ -104,6 +104,9 @@ pub(crate) struct Tracked {
     rx_epoch: (u64, u64),
     /// The app found the send buffer full since the runner last looked.
     tx_full: bool,
+    /// `recv_total` when the connection last moved data (bytes arrived, or either buffer held
+    /// some), and when that was: grown buffers shrink after [`SHRINK_AFTER`] of quiet.
+    quiet: (u64, SmolInstant),
 }
 
 impl Tracked {
@@ -168,6 +171,7 @@ impl Inner {
             progress,
             rx_epoch,
             tx_full: false,
+            quiet: (s.recv_total(), self.now),
         });
     }
 
@@ -206,7 +210,7 @@ impl Inner {
     /// After egress (so that what was just queued has been sent, and a probe does not go out
     /// needlessly beside it): reset connections stalled for the timeout, give those with
     /// something outstanding the short keep-alive, note state changes (a close here is a
-    /// timeout). Returns when the next stall check is due.
+    /// timeout). Returns when the next stall check (or shrink of grown buffers) is due.
     pub(crate) fn observe_egress(&mut self) -> Option<SmolInstant> {
         let Timers { timeout, .. } = self.timers;
         let now = self.now;
@@ -222,8 +226,10 @@ impl Inner {
                 state = s.state();
                 outstanding = self::outstanding(s, state);
             }
-            if matches!(state, tcp::State::Established | tcp::State::CloseWait) {
-                tune_buffers(s, t, &self.config, now);
+            if matches!(state, tcp::State::Established | tcp::State::CloseWait)
+                && let Some(at) = tune_buffers(s, t, &self.config, now)
+            {
+                next = Some(next.map_or(at, |n| n.min(at)));
             }
             if state != t.state {
                 t.changed(state, Phase::Egress);
@@ -291,15 +297,28 @@ impl Inner {
     }
 }
 
-/// How long a grown send buffer must stay empty and the connection quiet before it shrinks.
-const TX_SHRINK_AFTER: SmolDuration = SmolDuration::from_secs(1);
+/// How long a connection must move no data before buffers that grew shrink back to their
+/// initial sizes.
+const SHRINK_AFTER: SmolDuration = SmolDuration::from_secs(1);
 
 /// Grow the buffers of a connection that has outgrown them (see [`Config::tcp_buffer_max`]),
-/// and shrink an empty send buffer that grew back to its initial size.
-fn tune_buffers(s: &mut tcp::Socket<'_>, t: &mut Tracked, c: &Config, now: SmolInstant) {
+/// and shrink grown ones back to their initial sizes once the connection has moved no
+/// data for [`SHRINK_AFTER`]; returns when that is due, if a buffer is larger than its initial
+/// size.
+fn tune_buffers(
+    s: &mut tcp::Socket<'_>,
+    t: &mut Tracked,
+    c: &Config,
+    now: SmolInstant,
+) -> Option<SmolInstant> {
     let max = c.tcp_buffer_max;
     let cap = s.recv_capacity();
     let total = s.recv_total();
+    let queued = s.send_queue();
+    if total != t.quiet.0 || queued > 0 || s.recv_queue() > 0 {
+        t.quiet = (total, now);
+    }
+    let quiet = now >= t.quiet.1 + SHRINK_AFTER;
     if cap < max && total - t.rx_epoch.0 >= (cap / 2) as u64 {
         // Half a buffer's worth arrived since the last look: if the app read at least half of
         // that (it keeps up), a larger window may carry more. Half, not all: the window must
@@ -312,20 +331,31 @@ fn tune_buffers(s: &mut tcp::Socket<'_>, t: &mut Tracked, c: &Config, now: SmolI
             s.grow_rx_buffer(buf);
         }
         t.rx_epoch = (total, read);
+    } else if quiet
+        && cap > c.tcp_rx_buffer
+        && let Some(buf) = zeroed(c.tcp_rx_buffer.max(1))
+        && s.shrink_rx_buffer(buf)
+    {
+        // Empty and quiet (the peer has nothing in flight): the window shrinks with it, and
+        // grows again as a new transfer asks (smoltcp announces the smaller window at once).
+        t.rx_epoch = (total, total);
     }
     let cap = s.send_capacity();
-    let queued = s.send_queue();
     let full = core::mem::take(&mut t.tx_full);
     if cap < max && full && s.congestion_window() >= cap / 2 {
         if let Some(buf) = spare(c, (2 * cap).min(max)) {
             s.grow_tx_buffer(buf);
         }
-    } else if queued == 0 && cap > c.tcp_tx_buffer && now >= t.progress.since + TX_SHRINK_AFTER {
-        // Empty and quiet for a while: back to the initial size.
-        if let Some(buf) = zeroed(c.tcp_tx_buffer.max(1)) {
-            s.shrink_tx_buffer(buf);
-        }
+    } else if quiet
+        && queued == 0
+        && cap > c.tcp_tx_buffer
+        && let Some(buf) = zeroed(c.tcp_tx_buffer.max(1))
+    {
+        s.shrink_tx_buffer(buf);
     }
+    let grown = s.recv_capacity() > c.tcp_rx_buffer || s.send_capacity() > c.tcp_tx_buffer;
+    let at = t.quiet.1 + SHRINK_AFTER;
+    (grown && at > now).then_some(at)
 }
 
 /// `n` zero bytes for a buffer, if the heap can give them and keep the reserve free.

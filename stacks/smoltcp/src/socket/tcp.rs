@@ -559,6 +559,9 @@ pub struct Socket<'a> {
     /// The receive buffer may grow to this size (`grow_rx_buffer`): the window scale is chosen
     /// for it.
     rx_buffer_limit: usize,
+    /// The receive buffer shrank (`shrink_rx_buffer`) and the smaller window is yet to be
+    /// announced.
+    window_retracted: bool,
     /// Payload bytes received in order since the socket was created.
     rx_total: u64,
     /// Retransmissions started since the socket was created: timeouts, loss probes, fast
@@ -671,6 +674,7 @@ impl<'a> Socket<'a> {
             reorder_wait: false,
             syn_drop: false,
             rx_buffer_limit: 0,
+            window_retracted: false,
             rx_total: 0,
             retransmits: 0,
             ack_delay: Some(ACK_DELAY_DEFAULT),
@@ -1054,6 +1058,7 @@ impl<'a> Socket<'a> {
         self.pending_fast_retransmit = false;
         self.probe_sent = false;
         self.reorder_wait = false;
+        self.window_retracted = false;
         self.assembler = Assembler::new();
         self.sack_reported = [None; 2];
         self.tx_buffer.clear();
@@ -1385,14 +1390,32 @@ impl<'a> Socket<'a> {
 
     /// Move the receive buffer into `storage`, larger than it, keeping what it holds (in order
     /// or not): the window advertised grows with it, as far as the window scale announced at
-    /// the handshake allows (see [`set_rx_buffer_limit`](Self::set_rx_buffer_limit)). The
-    /// window never shrinks.
+    /// the handshake allows (see [`set_rx_buffer_limit`](Self::set_rx_buffer_limit)); the
+    /// window shrinks only with [`shrink_rx_buffer`](Self::shrink_rx_buffer).
     #[cfg(feature = "alloc")]
     pub fn grow_rx_buffer(&mut self, storage: alloc::vec::Vec<u8>) {
         let max = (u16::MAX as usize) << self.remote_win_shift;
         if storage.len() > self.rx_buffer.capacity() && self.rx_buffer.capacity() < max {
             self.rx_buffer.grow_into(storage);
         }
+    }
+
+    /// Replace the receive buffer by `storage`, smaller than it, if nothing waits in it (no data
+    /// in order or out of order); returns whether it did. The window advertised shrinks with
+    /// it, and the next poll announces the smaller one. That moves the right edge of the window
+    /// left, which RFC 9293 (3.8.6) discourages but requires every sender to cope with: call it
+    /// on a connection that has been quiet for a while (its peer has nothing in flight), to
+    /// give back the memory a transfer made it grow to. A segment that still arrives past the
+    /// new edge is cut at it, and the peer resends the rest.
+    #[cfg(feature = "alloc")]
+    pub fn shrink_rx_buffer(&mut self, storage: alloc::vec::Vec<u8>) -> bool {
+        let shrinks = storage.len() < self.rx_buffer.capacity();
+        if !(shrinks && self.rx_buffer.is_empty() && self.assembler.is_empty()) {
+            return false;
+        }
+        self.rx_buffer = SocketBuffer::new(storage);
+        self.window_retracted = self.remote_last_ack.is_some();
+        true
     }
 
     /// Move the transmit buffer into `storage`, larger than it, keeping what it holds.
@@ -2083,7 +2106,10 @@ impl<'a> Socket<'a> {
 
         let window_start = self.remote_seq_no + self.rx_buffer.len();
         let window_end = if let Some(last_ack) = self.remote_last_ack {
-            last_ack + ((self.remote_last_win as usize) << self.remote_win_shift)
+            let advertised = last_ack + ((self.remote_last_win as usize) << self.remote_win_shift);
+            // Never past the room in the buffer: a window advertised before the buffer shrank
+            // (`shrink_rx_buffer`) may reach further.
+            advertised.min(window_start + self.rx_buffer.window())
         } else {
             window_start
         };
@@ -3213,6 +3239,9 @@ impl<'a> Socket<'a> {
         } else if self.window_to_update() {
             // If we have window length increase to advertise, do it.
             tcp_trace!("outgoing segment will update window");
+        } else if self.window_retracted {
+            // The receive buffer shrank: announce the smaller window.
+            tcp_trace!("outgoing segment will announce a smaller window");
         } else if self.state == State::Closed {
             // If we need to abort the connection, do it.
             tcp_trace!("outgoing segment will abort connection");
@@ -3555,6 +3584,7 @@ impl<'a> Socket<'a> {
             .max(repr.seq_number + repr.segment_len());
         self.remote_last_ack = repr.ack_number;
         self.remote_last_win = repr.window_len;
+        self.window_retracted = false;
         if let Some(ack) = repr.ack_number {
             // The right edge just advertised (a SYN's window is not scaled).
             let shift = if repr.control == TcpControl::Syn {
@@ -3611,8 +3641,8 @@ impl<'a> Socket<'a> {
         } else if self.seq_to_transmit(cx) {
             // We have a data or flag packet to transmit.
             PollAt::Now
-        } else if self.window_to_update() {
-            // The receive window has been raised significantly.
+        } else if self.window_to_update() || self.window_retracted {
+            // The receive window has been raised significantly, or it shrank.
             PollAt::Now
         } else {
             let want_ack = self.ack_to_transmit();
@@ -9690,6 +9720,91 @@ mod test {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn test_shrink_rx_buffer_announces_the_smaller_window_and_cuts_data_past_it() {
+        let mut s = socket_established();
+        send!(
+            s,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"abc"[..],
+                ..SEND_TEMPL
+            }
+        );
+        recv!(
+            s,
+            [TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1 + 3),
+                window_len: 61,
+                ..RECV_TEMPL
+            }]
+        );
+        // Data waiting: the buffer keeps its size.
+        assert!(!s.shrink_rx_buffer(vec![0; 6]));
+        s.recv(|buffer| (buffer.len(), ())).unwrap();
+        assert!(!s.shrink_rx_buffer(vec![0; 64]), "not smaller");
+        assert!(s.shrink_rx_buffer(vec![0; 6]));
+        assert_eq!(s.recv_capacity(), 6);
+        // The smaller window is announced at once, though nothing else is due.
+        recv!(
+            s,
+            [TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1 + 3),
+                window_len: 6,
+                ..RECV_TEMPL
+            }]
+        );
+        recv_nothing!(s);
+        // A segment the old window allowed is cut at the new edge.
+        send!(
+            s,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1 + 3,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"0123456789"[..],
+                ..SEND_TEMPL
+            }
+        );
+        recv!(
+            s,
+            [TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1 + 3 + 6),
+                window_len: 0,
+                ..RECV_TEMPL
+            }]
+        );
+        let mut got = [0u8; 16];
+        assert_eq!(s.recv_slice(&mut got), Ok(6));
+        assert_eq!(&got[..6], b"012345");
+        assert_eq!(s.recv_total(), 9);
+    }
+
+    #[test]
+    fn test_shrink_rx_buffer_keeps_the_buffer_while_out_of_order_data_waits() {
+        let mut s = socket_established();
+        send!(
+            s,
+            TcpRepr {
+                seq_number: REMOTE_SEQ + 1 + 3,
+                ack_number: Some(LOCAL_SEQ + 1),
+                payload: &b"def"[..],
+                ..SEND_TEMPL
+            },
+            Some(TcpRepr {
+                seq_number: LOCAL_SEQ + 1,
+                ack_number: Some(REMOTE_SEQ + 1),
+                window_len: 64,
+                ..RECV_TEMPL
+            })
+        );
+        assert!(!s.shrink_rx_buffer(vec![0; 6]));
+        assert_eq!(s.recv_capacity(), 64);
     }
 
     #[test]
