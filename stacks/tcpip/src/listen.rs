@@ -7,7 +7,10 @@
 //!   never complete. The last socket of each pool answers by SYN cookie (RFC 4987, in our
 //!   smoltcp fork): smoltcp hands a SYN to it only when no other socket of the pool listens,
 //!   and it keeps no state for the SYNs it answers, so a client still gets through, however
-//!   many spoofed SYNs arrive.
+//!   many spoofed SYNs arrive. When a returning cookie makes it a connection, the runner moves
+//!   that connection to the listener's ready queue and gives the slot a fresh socket before
+//!   the next frame, so the cookies of a burst all complete at once (only a peer that answered
+//!   a cookie costs memory, and the queue holds at most a pool's worth).
 //! - **Sockets always listen again.** A pool socket whose handshake failed listens again once
 //!   its reset is out, or after [`RESET_WAIT`] if the reset cannot leave (a spoofed source
 //!   never answers ARP).
@@ -18,6 +21,7 @@
 //!   the SYNs (no reset): clients retry, and get in once connections close. No connection is
 //!   ever accepted and then reset.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::future::poll_fn;
 use core::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -51,6 +55,9 @@ pub(crate) struct ListenSlot {
     pub port: u16,
     /// `None`: its socket went to a connection and there was no memory for a new one.
     pub pool: Vec<Option<SocketHandle>>,
+    /// Connections by SYN cookie taken out of the cookie slot (which listens again at once),
+    /// oldest first, waiting for `accept`: at most a pool's worth.
+    ready: VecDeque<SocketHandle>,
     /// Drops SYNs when no socket of the pool listens.
     guard: SocketHandle,
     /// Per pool socket: since when it has waited for its reset to go out.
@@ -79,6 +86,33 @@ fn cookie_slot(i: usize, n: usize) -> bool {
 }
 
 impl Inner {
+    /// Move the connections that returning SYN cookies made of cookie slots to their listeners'
+    /// ready queues, giving each slot a fresh socket, so that the next cookie of a burst finds a
+    /// socket listening (otherwise its ACK would be dropped and wait for the client to resend).
+    /// Called by the runner after each frame that changed a socket's state.
+    pub(crate) fn take_cookie_connections(&mut self) {
+        for li in 0..self.listeners.len() {
+            let Some(slot) = self.listeners[li].as_ref() else { continue };
+            let (port, n) = (slot.port, slot.pool.len());
+            let Some(h) = slot.pool.last().copied().flatten() else { continue };
+            let taken =
+                matches!(self.sockets.get::<tcp::Socket>(h).state(), State::Established | State::CloseWait);
+            if !cookie_slot(n - 1, n) || !taken || slot.ready.len() >= n {
+                continue;
+            }
+            // Short of memory, the connection stays in its slot for `accept`, which notes it.
+            let Ok(fresh) = pool_socket(self, port, true) else { continue };
+            let fresh = self.sockets.add(fresh);
+            let Some(slot) = self.listeners[li].as_mut() else { continue };
+            slot.pool[n - 1] = Some(fresh);
+            slot.resetting[n - 1] = None;
+            slot.ready.push_back(h);
+            if let Some(w) = &slot.acceptor {
+                w.wake_by_ref();
+            }
+        }
+    }
+
     /// Put pool sockets whose handshake failed back to listening, and refill empty slots when
     /// memory allows; returns when the next of these is due. Called by the runner after egress
     /// (when the resets had their chance to go out).
@@ -226,6 +260,7 @@ impl Listener {
             port,
             resetting: alloc::vec![None; n],
             pool,
+            ready: VecDeque::new(),
             guard: inner.sockets.add(dropper),
             cookie_log: None,
             short: None,
@@ -250,6 +285,10 @@ impl Drop for Listener {
         let mut inner = self.stack.borrow();
         let Some(slot) = inner.listeners.get_mut(self.id).and_then(Option::take) else { return };
         inner.sockets.remove(slot.guard);
+        for h in slot.ready {
+            inner.sockets.get_mut::<tcp::Socket>(h).abort();
+            inner.release_tcp(h);
+        }
         for h in slot.pool.into_iter().flatten() {
             if inner.sockets.get::<tcp::Socket>(h).state() == State::Listen {
                 inner.sockets.remove(h);
@@ -277,6 +316,26 @@ impl TcpListener for Listener {
             if !slot.acceptor.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 slot.acceptor = Some(cx.waker().clone());
             }
+            while let Some(h) = inner.listeners[self.id].as_mut().and_then(|l| l.ready.pop_front()) {
+                let s = inner.sockets.get::<tcp::Socket>(h);
+                if !matches!(s.state(), State::Established | State::CloseWait) {
+                    // Reset before anyone accepted it.
+                    inner.release_tcp(h);
+                    continue;
+                }
+                let remote = s.remote_endpoint().map(SocketAddr::from).unwrap_or(UNSPECIFIED);
+                inner.counted.accepted += 1;
+                if let Some(slot) = inner.listeners[self.id].as_mut() {
+                    note_cookie(slot, inner.now);
+                }
+                inner.track(h);
+                inner.established(h);
+                inner.wake_runner();
+                return Poll::Ready(Ok((h, remote)));
+            }
+            let Some(slot) = inner.listeners.get_mut(self.id).and_then(Option::as_mut) else {
+                return Poll::Ready(Err(StackError::NotConnected));
+            };
             let pool_len = slot.pool.len();
             for i in 0..pool_len {
                 let Some(h) = inner.listeners[self.id].as_ref().and_then(|s| s.pool[i]) else { continue };
@@ -310,16 +369,7 @@ impl TcpListener for Listener {
                             );
                         }
                         if cookies {
-                            match &mut slot.cookie_log {
-                                Some((_, n)) => *n += 1,
-                                None => {
-                                    slot.cookie_log = Some((now, 0));
-                                    log::warn!(
-                                        "port {}: every handshake slot was taken (a burst of connections, or a SYN flood): accepting by SYN cookie",
-                                        self.port
-                                    );
-                                }
-                            }
+                            note_cookie(slot, now);
                         }
                         inner.track(h);
                         inner.established(h);
@@ -336,5 +386,20 @@ impl TcpListener for Listener {
 
     fn local_addr(&self) -> SocketAddr {
         SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), self.port)
+    }
+}
+
+/// A connection by SYN cookie was accepted on `slot`: counted for the log, and the first of a
+/// burst logged.
+fn note_cookie(slot: &mut ListenSlot, now: SmolInstant) {
+    match &mut slot.cookie_log {
+        Some((_, n)) => *n += 1,
+        None => {
+            slot.cookie_log = Some((now, 0));
+            log::warn!(
+                "port {}: every handshake slot was taken (a burst of connections, or a SYN flood): accepting by SYN cookie",
+                slot.port
+            );
+        }
     }
 }

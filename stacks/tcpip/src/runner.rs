@@ -78,7 +78,13 @@ impl<N: Net, C: Clock> Runner<N, C> {
             match inner.iface.poll_ingress_single(now, &mut dev, &mut inner.sockets) {
                 PollIngressSingleResult::None => break,
                 PollIngressSingleResult::PacketProcessed => {}
-                PollIngressSingleResult::SocketStateChanged => changed = true,
+                PollIngressSingleResult::SocketStateChanged => {
+                    changed = true;
+                    if !inner.listeners.is_empty() {
+                        // Before the next frame, which may be the next cookie of a burst.
+                        inner.take_cookie_connections();
+                    }
+                }
             }
             budget -= 1;
         }
