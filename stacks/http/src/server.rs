@@ -21,8 +21,12 @@ pub struct Limits {
     pub max_headers: usize,
     /// Longest request line, in bytes; more is 414.
     pub max_request_line: usize,
-    /// Largest request body accepted (and discarded: this server only reads); more is 413.
+    /// Largest request body accepted; more is 413.
     pub max_body: u64,
+    /// Read each request's body (up to `max_body`) before the handler runs and give it as
+    /// [`Request::body`]; otherwise bodies are skipped as they arrive (a server that only
+    /// reads holds no more than `max_head` per connection).
+    pub keep_body: bool,
     /// How long a connection may wait for the first byte of its next request.
     pub idle_timeout: Duration,
     /// How long a request head may take to arrive once it has started; then 408.
@@ -38,6 +42,7 @@ impl Default for Limits {
             max_headers: 64,
             max_request_line: 4 * 1024,
             max_body: 64 * 1024,
+            keep_body: false,
             idle_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
@@ -56,6 +61,8 @@ pub struct Request<'a> {
     pub version: u8,
     /// The header fields, in order.
     pub headers: &'a [httparse::Header<'a>],
+    /// The body, with [`Limits::keep_body`]; empty otherwise.
+    pub body: &'a [u8],
 }
 
 impl<'a> Request<'a> {
@@ -293,8 +300,17 @@ pub struct ConnStats {
 /// What one parse attempt found.
 enum Parsed {
     NeedMore,
+    /// The head is complete, and the head and its body need this many bytes in the buffer
+    /// ([`Limits::keep_body`]).
+    NeedBody(usize),
     Reject(u16),
-    Done { head_len: usize, body_len: u64, close: bool, complete: bool, status: u16 },
+    Done {
+        head_len: usize,
+        body_len: u64,
+        close: bool,
+        complete: bool,
+        status: u16,
+    },
 }
 
 fn has_token(value: &[u8], token: &str) -> bool {
@@ -349,7 +365,8 @@ where
     H: Handler,
     C: Clock + WallClock,
 {
-    let mut buf = vec![0u8; limits.max_head.max(64)];
+    let head_room = limits.max_head.max(64);
+    let mut buf = vec![0u8; head_room];
     let mut filled = 0usize;
     let mut stats = ConnStats::default();
     let mut head_deadline: Option<Instant> = None;
@@ -357,9 +374,22 @@ where
         let parsed = if filled == 0 {
             Parsed::NeedMore
         } else {
-            parse_and_answer(&buf[..filled], buf.len(), &mut flow, handler, clock, limits).await?
+            parse_and_answer(&buf[..filled], head_room, &mut flow, handler, clock, limits).await?
+        };
+        let parsed = match parsed {
+            Parsed::NeedBody(total) => {
+                if buf.len() < total {
+                    buf.resize(total, 0);
+                    // The body may take longer than a head: at least 64 KiB/s more.
+                    let extra = Duration::from_micros(total as u64 * 1_000_000 / (64 * 1024));
+                    head_deadline = head_deadline.map(|at| at + extra);
+                }
+                Parsed::NeedMore
+            }
+            parsed => parsed,
         };
         match parsed {
+            Parsed::NeedBody(_) => unreachable!("turned into NeedMore above"),
             Parsed::NeedMore => {
                 let at = head_deadline.unwrap_or_else(|| clock.now() + limits.idle_timeout);
                 match with_deadline(clock, at, flow.read(&mut buf[filled..])).await {
@@ -416,6 +446,12 @@ where
                         Some(Ok(n)) => skip -= n as u64,
                         Some(Err(e)) => return Err(HttpError::Transport(e)),
                     }
+                }
+                if buf.len() > head_room && filled <= head_room {
+                    // A kept body grew the buffer: back to the head's size once what follows
+                    // (a pipelined request) fits in it.
+                    buf.truncate(head_room);
+                    buf.shrink_to_fit();
                 }
                 if filled > 0 {
                     head_deadline = Some(clock.now() + limits.header_timeout);
@@ -495,12 +531,12 @@ where
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Ok(Parsed::Reject(400));
     };
-    let request = Request { method, target, version, headers: req.headers };
+    let mut request = Request { method, target, version, headers: req.headers, body: &[] };
     let connection = request.header("connection").unwrap_or_default();
     let close =
         if version == 0 { !has_token(connection, "keep-alive") } else { has_token(connection, "close") };
     if request.header("transfer-encoding").is_some() {
-        // Request bodies are read only to be skipped, and only with a Content-Length.
+        // Request bodies are read only with a Content-Length.
         return Ok(Parsed::Reject(501));
     }
     let mut body_len = 0u64;
@@ -516,6 +552,14 @@ where
     }
     if version == 1 && request.header("host").is_none() {
         return Ok(Parsed::Reject(400));
+    }
+    if limits.keep_body && body_len > 0 {
+        // `max_body` bounds it, so it fits a `usize`.
+        let total = head_len + body_len as usize;
+        if data.len() < total {
+            return Ok(Parsed::NeedBody(total));
+        }
+        request.body = &data[head_len..total];
     }
     let mut sent = Sent::default();
     let res = Responder {
