@@ -180,12 +180,17 @@ where
     E: Display,
 {
     let specs = T::specs(devices);
-    let mut listed: Vec<&[ArgSpec]> = Vec::with_capacity(app.len() + 3);
-    listed.extend([COMMON, &specs.read[..]]);
-    listed.extend_from_slice(app);
     let refused: Vec<ArgSpec> = specs.refused.iter().map(|r| r.spec).collect();
-    let mut all = listed.clone();
-    all.push(&refused);
+    // One list: what `--help` shows, then the refused (parsed so that their values are
+    // consumed, never shown). Each allocation is some hundred instructions of a kernel's boot.
+    let mut all: Vec<&[ArgSpec]> = Vec::with_capacity(app.len() + 3);
+    all.extend([COMMON, &specs.read[..]]);
+    all.extend_from_slice(app);
+    let listed = all.len();
+    if !refused.is_empty() {
+        all.push(&refused);
+    }
+    let listed = &all[..listed];
     let fail = |e: &dyn Display, code: u8| {
         T::print_error(format_args!("{program}: {e}"));
         code
@@ -193,7 +198,7 @@ where
     let args = match Args::parse(&all, argv) {
         Ok(a) => a,
         Err(ArgError::Help) => {
-            T::print_usage(&Args::usage(program, &listed));
+            T::print_usage(&Args::usage(program, listed));
             return Err(EXIT_SUCCESS);
         }
         Err(e) => return Err(fail(&e, EXIT_USAGE)),
