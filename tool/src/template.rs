@@ -98,7 +98,7 @@ pub fn new(name: &str, dir: &Path, source: &Source, lock: Option<&Path>) -> Outc
             .replace("{ARGS}", &source.dependency("traits/args", ""))
             .replace("{APP}", &source.dependency("impls/app", ""))
             .replace("{MEM}", &source.dependency("impls/mem", ", features = [\"std\"]"))
-            .replace("{INSTALL}", &source.install())
+            .replace("{COMMANDS}", &commands(&source.install()))
     };
     let files = [
         ("Cargo.toml", CARGO_TOML),
@@ -157,11 +157,7 @@ targets = ["x86_64-unknown-none"]
 const README: &str = r#"# {NAME}
 
 ```sh
-{INSTALL}   # once: the cargo morgana tool
-cargo morgana run -- --port 8080          # on Linux; then: nc 127.0.0.1 8080
-cargo morgana run --target virtio         # in QEMU; host port 8080 forwards to the guest's 8080
-cargo test                                # on the simulated platform, in memory
-```
+{COMMANDS}```
 
 A [Morgana](https://github.com/morgana-unikernel/morgana) unikernel: a TCP service that sends
 `hello from {NAME}` to each connection, then echoes what it receives. `src/lib.rs` is the app,
@@ -169,6 +165,18 @@ generic over the platform and the TCP stack; `src/main.rs` wires it on every tar
 `tests/sim.rs` runs it on in-memory devices and virtual time. `cargo morgana build --target
 virtio` prints the bare-metal image's path; `cargo morgana run -- --help` lists the arguments.
 "#;
+
+/// The README's first lines: its commands, their comments lined up.
+fn commands(install: &str) -> String {
+    let lines = [
+        (install, "once: the cargo morgana tool"),
+        ("cargo morgana run -- --port 8080", "on Linux; then: nc 127.0.0.1 8080"),
+        ("cargo morgana run --target virtio", "in QEMU; host port 8080 forwards to the guest's 8080"),
+        ("cargo test", "on the simulated platform, in memory"),
+    ];
+    let width = lines.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+    lines.iter().map(|(c, why)| format!("{c:<width$}   # {why}\n")).collect()
+}
 
 const LIB_RS: &str = r#"//! `{NAME}`: a TCP service that sends `hello from {NAME}` to each connection, then echoes what
 //! it receives. Generic over the platform and the TCP stack, so the same code runs on host

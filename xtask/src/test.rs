@@ -1,7 +1,9 @@
 //! `cargo xtask test`: everything CI checks, fastest first. The tests themselves live in the
 //! crates they test; this module only runs the checks: formatting, lints, `cargo test` (with
 //! the bare-metal images built first, so that the QEMU suite in `impls/virtio-tests` boots
-//! them), our smoltcp fork's tests, the fuzz replays and smokes, the `no_std` builds.
+//! them; and `cargo-morgana`'s `template` test, which makes a crate outside the workspace with
+//! `cargo morgana new` and tests, runs and boots it), our smoltcp fork's tests, the fuzz replays
+//! and smokes, the `no_std` builds.
 //!
 //! Test binaries that skip tests this machine cannot run (root, KVM, a tool) append them to a
 //! log ([`morgana_netns::suite`]); the run ends with one line summing them up.
