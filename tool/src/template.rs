@@ -193,7 +193,8 @@ use morgana_args::{ArgError, ArgSpec, Args};
 pub const GREETING: &str = "hello from {NAME}\n";
 
 /// `--port PORT`.
-pub const ARGS: &[ArgSpec] = &[ArgSpec::value("port", "PORT", "TCP port to listen on").default("8080")];
+pub const ARGS: &[ArgSpec] = &[PORT];
+const PORT: ArgSpec = ArgSpec::value("port", "PORT", "TCP port to listen on").default("8080");
 
 /// Where the service listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,7 +206,8 @@ pub struct Config {
 impl Config {
     /// Read the configuration from the runtime arguments.
     pub fn from_args(args: &Args) -> Result<Self, ArgError> {
-        Ok(Self { port: args.get("port")? })
+        let port = args.get("port")?;
+        Ok(Self { port })
     }
 }
 
@@ -225,9 +227,14 @@ impl fmt::Display for ListenError {
 }
 
 /// Accept connections forever, serving each in its own task.
-pub async fn start<P: Platform, S: TcpStack>(platform: P, stack: S, config: Config) -> Result<(), ListenError> {
-    let mut listener =
-        stack.listen(config.port, 16).await.map_err(|error| ListenError { port: config.port, error })?;
+pub async fn start<P, S>(platform: P, stack: S, config: Config) -> Result<(), ListenError>
+where
+    P: Platform,
+    S: TcpStack,
+{
+    let port = config.port;
+    let listen = stack.listen(port, 16).await;
+    let mut listener = listen.map_err(|error| ListenError { port, error })?;
     log::info!("listening on {}", listener.local_addr());
     let clock = platform.clock();
     let tasks = TaskGroup::unlimited(platform);
@@ -280,25 +287,28 @@ const SIM_RS: &str = r#"//! `{NAME}` on in-memory devices and virtual time: a cl
 //! then echoed.
 
 use morgana::prelude::*;
+use morgana_args::Args;
 use morgana_mem::MemTcpNet;
 use morgana_mem::sim::Sim;
+
+use {LIB}::{ARGS, Config, GREETING};
 
 #[test]
 fn each_connection_is_greeted_then_echoed() {
     let out = Sim::new(1).run(|p| async move {
         let net = MemTcpNet::new();
-        let (server, client) = (net.host([10, 0, 0, 1]), net.host([10, 0, 0, 2]));
-        p.spawn({
-            let p = p.clone();
-            async move { {LIB}::start(p, server, {LIB}::Config { port: 8080 }).await.unwrap() }
-        });
+        let server = net.host([10, 0, 0, 1]);
+        let client = net.host([10, 0, 0, 2]);
+        let service = {LIB}::start(p.clone(), server, Config { port: 8080 });
+        p.spawn(async move { service.await.unwrap() });
         // Let the server's task run up to its listen.
         p.clock().sleep(Duration::from_millis(1)).await;
         for word in ["ping\n", "pong\n"] {
-            let mut conn = client.connect("10.0.0.1:8080".parse().unwrap()).await.unwrap();
-            let mut greeting = [0u8; {LIB}::GREETING.len()];
+            let addr = "10.0.0.1:8080".parse().unwrap();
+            let mut conn = client.connect(addr).await.unwrap();
+            let mut greeting = [0u8; GREETING.len()];
             conn.read_exact(&mut greeting).await.unwrap();
-            assert_eq!(greeting, {LIB}::GREETING.as_bytes());
+            assert_eq!(greeting, GREETING.as_bytes());
             conn.write_all(word.as_bytes()).await.unwrap();
             let mut back = [0u8; 5];
             conn.read_exact(&mut back).await.unwrap();
@@ -306,16 +316,21 @@ fn each_connection_is_greeted_then_echoed() {
         }
     });
     out.result.unwrap();
-    assert!(out.messages().contains(&"listening on 10.0.0.1:8080"), "{:?}", out.messages());
-    assert_eq!(out.messages().iter().filter(|m| m.starts_with("connection from")).count(), 2);
+    let log = out.messages();
+    assert!(log.contains(&"listening on 10.0.0.1:8080"), "{log:?}");
+    let connections = log.iter().filter(|m| m.starts_with("connection from"));
+    assert_eq!(connections.count(), 2, "{log:?}");
 }
 
 #[test]
 fn the_port_is_an_argument() {
-    let parse = |argv: &[&str]| morgana_args::Args::parse(&[{LIB}::ARGS], argv.iter().copied()).unwrap();
-    assert_eq!({LIB}::Config::from_args(&parse(&[])).unwrap().port, 8080);
-    assert_eq!({LIB}::Config::from_args(&parse(&["--port", "9000"])).unwrap().port, 9000);
-    let bad = {LIB}::Config::from_args(&parse(&["--port", "http"])).unwrap_err().to_string();
+    let config = |argv: &[&str]| {
+        let args = Args::parse(&[ARGS], argv.iter().copied()).unwrap();
+        Config::from_args(&args).map(|c| c.port)
+    };
+    assert_eq!(config(&[]), Ok(8080));
+    assert_eq!(config(&["--port", "9000"]), Ok(9000));
+    let bad = config(&["--port", "http"]).unwrap_err().to_string();
     assert!(bad.starts_with("--port:"), "{bad}");
 }
 "#;
