@@ -9,7 +9,9 @@ use std::time::Duration;
 use morgana_netns::{Proc, TempDir, echo_through, free_port, median, payload};
 use morgana_qemu::{NetSpec, Vm, boot, kvm_usable};
 
-use crate::virtio::{build_images, check_qemu, image_path, virtio_apps};
+use cargo_morgana::virtio::check_qemu;
+
+use crate::images::{build_images, image_path, virtio_apps};
 use crate::{Failure, Outcome};
 
 /// A minimal PVH kernel whose entry writes status 0 to isa-debug-exit: the floor that
@@ -65,7 +67,7 @@ pub fn run(root: &Path, runs: usize) -> Outcome {
     }
     let floor = root.join("target").join("virtio-floor.elf");
     std::fs::write(&floor, floor_kernel()).map_err(|e| Failure::new(format!("{}: {e}", floor.display())))?;
-    let hello = image_path(root, "hello", false);
+    let hello = image_path(root, "hello", false)?;
     let quick = ["--count", "4", "--interval-ms", "0"];
     let timeout = Duration::from_secs(30);
     let (mut t_floor, mut t_hello) = (Vec::new(), Vec::new());
@@ -122,7 +124,7 @@ pub fn run(root: &Path, runs: usize) -> Outcome {
             }
             _ => &[],
         };
-        let image = image_path(root, app, false);
+        let image = image_path(root, app, false)?;
         let server = matches!(*app, "echo" | "www");
         let fits = |mib: u64| {
             let mut vm = Vm::new(&image, kvm).args(args.iter().copied());

@@ -72,7 +72,7 @@ pub fn run(root: &Path, quick: bool) -> Outcome {
     wrk_vs_nginx(root, &tools, quick)?;
     println!();
     println!("==> www on bare metal (rustls-rustcrypto, compiled-in site), stripped image size");
-    let (kib, target) = crate::virtio::image_kib(root, "www")?;
+    let (kib, target) = crate::images::image_kib(root, "www")?;
     let target = target.map_or(String::new(), |t| {
         format!(" (target <= {t} KiB: {})", if kib <= t as f64 { "met" } else { "MISSED" })
     });

@@ -4,6 +4,7 @@
 //! cargo xtask list                                  apps and targets
 //! cargo xtask run APP [--target unix] [-- ARGS]     run an app
 //! cargo xtask build APP [--target unix]             build an app, print the binary's path
+//! cargo xtask new NAME --path DIR [--git URL [--rev REV]]   a new unikernel crate outside
 //! cargo xtask test [--qemu-only] [FILTER]         fmt, clippy, tests, no_std builds, QEMU boots
 //! cargo xtask size                                  bare-metal image size per app
 //! cargo xtask bench boot [--runs N]                 boot time against an empty kernel
@@ -17,25 +18,32 @@
 //! cargo xtask sim --list                            its scenarios; cargo xtask bench sim: figures
 //! ```
 //!
-//! `--target virtio` options (QEMU) are in [`virtio`]. `cargo xtask test` runs the checks; the
-//! tests themselves live in the crates they test (the QEMU suite in `impls/virtio-tests`).
+//! `list`, `build`, `run`, `new` and `size` are front ends over `cargo-morgana`'s library (the
+//! installed `cargo morgana` runs the same code in a user's own crate): the targets, the apps'
+//! metadata, the builds, QEMU and its options (`--target virtio`: [`cargo_morgana::virtio`]).
+//! `cargo xtask test` runs the checks; the tests themselves live in the crates they test (the
+//! QEMU suite in `impls/virtio-tests`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use cargo_morgana::cli::NewArgs;
+use cargo_morgana::meta;
+use cargo_morgana::target::{self, TARGETS, Target};
+use cargo_morgana::virtio::QemuArgs;
+use clap::{Parser, Subcommand};
+
+pub use cargo_morgana::{Failure, Outcome, cargo, exec};
 
 mod bench_boot;
 mod bench_store;
 mod bench_tcpip;
 mod bench_www;
 mod fuzz;
-mod meta;
+mod images;
 mod sim;
-mod strip;
 mod test;
 mod tools;
-mod virtio;
 
 /// Bare-metal Rust target used to check the `no_std` crates.
 const NO_STD_TARGET: &str = "x86_64-unknown-none";
@@ -82,7 +90,7 @@ enum Cmd {
         release: bool,
         /// QEMU options (--target virtio).
         #[command(flatten)]
-        qemu: virtio::QemuArgs,
+        qemu: QemuArgs,
         /// Arguments for the app (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
@@ -98,6 +106,8 @@ enum Cmd {
         #[arg(long)]
         release: bool,
     },
+    /// Write a new unikernel crate outside this workspace, depending on this checkout (or --git).
+    New(NewArgs),
     /// Check everything CI checks: formatting, lints, tests, no_std builds, QEMU boots.
     Test {
         /// Only the QEMU boots (with the bare-metal clippy and image builds they need).
@@ -133,70 +143,19 @@ enum Cmd {
     },
 }
 
-/// How a target's programs are built and started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Runs {
-    /// A host process (`cargo run -p APP`), with `morgana-app`'s `feature` turned on when the
-    /// target shares the host's Rust target with another (a sandboxed process).
-    Process { feature: Option<&'static str> },
-    /// A bare-metal image booted in QEMU ([`virtio`]).
-    Qemu,
-}
-
-/// A target an app can be built for: the value of `--target`, typed (a [`ValueEnum`] whose
-/// variants are [`TARGETS`]). A target is a crate implementing `morgana_target::Target`,
-/// selected by `morgana-app`, and a line in [`TARGETS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Target {
-    /// Its name on the command line and in an app's `[package.metadata.morgana] targets`.
-    name: &'static str,
-    /// One line for `cargo xtask list` and `--help`.
-    about: &'static str,
-    /// How its programs are built and started.
-    runs: Runs,
-}
-
-/// The targets, one line each.
-const TARGETS: &[Target] = &[
-    Target { name: "unix", about: "hosted Linux process (default)", runs: Runs::Process { feature: None } },
-    Target {
-        name: "virtio",
-        about: "bare-metal x86_64 image booted in QEMU (microvm or q35)",
-        runs: Runs::Qemu,
-    },
-];
-
-impl ValueEnum for Target {
-    fn value_variants<'a>() -> &'a [Self] {
-        TARGETS
-    }
-
-    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
-        Some(clap::builder::PossibleValue::new(self.name).help(self.about))
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
     let result = match cli.command {
         Cmd::List => list(&root),
-        Cmd::Run { app, target, release, qemu, args } => {
-            check_app_and_target(&root, &app, target).and_then(|()| match target.runs {
-                Runs::Qemu => virtio::run(&root, &app, &qemu, &args),
-                Runs::Process { feature } => {
-                    virtio::check_unix_args(&qemu).and_then(|()| run_process(&app, feature, release, &args))
-                }
-            })
-        }
+        Cmd::Run { app, target, release, qemu, args } => workspace_app(&root, &app)
+            .and_then(|(ws, app)| target::run(&ws, &app, target, release, &qemu, &args)),
         Cmd::Build { app, target, release } => {
-            check_app_and_target(&root, &app, target).and_then(|()| match target.runs {
-                Runs::Qemu => virtio::build(&root, &app),
-                Runs::Process { feature } => build_process(&root, &app, feature, release),
-            })
+            workspace_app(&root, &app).and_then(|(ws, app)| target::build(&ws, &app, target, release))
         }
+        Cmd::New(new) => new.write(Some(&root)),
         Cmd::Test { qemu_only, filter } => test::run(&root, qemu_only, filter.as_deref()),
-        Cmd::Size => virtio::size(&root),
+        Cmd::Size => images::size(&root),
         Cmd::Bench { what, args } => match what.as_str() {
             "boot" => runs_arg(&args).and_then(|runs| bench_boot::run(&root, runs)),
             "www" => bench_www::run(&root, args.iter().any(|a| a == "--quick")),
@@ -230,32 +189,6 @@ fn runs_arg(args: &[String]) -> Result<usize, Failure> {
     }
 }
 
-/// A command that failed: one line for the user and the exit status.
-pub struct Failure {
-    message: String,
-    code: u8,
-}
-
-impl Failure {
-    /// Fail with status 1.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), code: 1 }
-    }
-
-    /// A usage error: status 2.
-    pub fn usage(message: impl Into<String>) -> Self {
-        Self { message: message.into(), code: 2 }
-    }
-
-    /// Pass a child's exit status through, having already printed its output.
-    pub fn status(code: Option<i32>) -> Self {
-        Self { message: String::new(), code: code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1) }
-    }
-}
-
-/// Result of an xtask step.
-pub type Outcome = Result<(), Failure>;
-
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
@@ -283,22 +216,11 @@ fn list(root: &Path) -> Outcome {
     Ok(())
 }
 
-fn check_app_and_target(root: &Path, app: &str, target: Target) -> Outcome {
-    let app = meta::app(root, app)?;
-    let target = target.name;
-    if !app.supports(target) {
-        return Err(Failure::usage(format!(
-            "{} does not run on --target {target} (its Cargo.toml's [package.metadata.morgana] targets: {})",
-            app.name,
-            app.targets.unwrap_or_default().join(", ")
-        )));
-    }
-    Ok(())
-}
-
-/// A `cargo` command, honouring `$CARGO` when run through cargo.
-pub fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+/// The workspace and its app `name` (one of those under `apps/`).
+fn workspace_app(root: &Path, name: &str) -> Result<(meta::Workspace, meta::App), Failure> {
+    let ws = images::workspace(root)?;
+    let app = meta::app(&ws.apps_under(&root.join("apps")), name)?;
+    Ok((ws, app))
 }
 
 /// A long soak in a package's integration test, in release: `cargo test --release -p PACKAGE
@@ -311,40 +233,6 @@ pub fn run_soak(package: &str, test: &str, filter: &[&str], env: (&str, &str)) -
             .arg("--nocapture")
             .env(env.0, env.1),
     )
-}
-
-/// Run `cmd`, echoing it; a failure passes its exit status through.
-pub fn exec(cmd: &mut Command) -> Outcome {
-    match cmd.status() {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(Failure::status(s.code())),
-        Err(e) => Err(Failure::new(format!("cannot start {:?}: {e}", cmd.get_program()))),
-    }
-}
-
-fn profile_args(release: bool) -> &'static [&'static str] {
-    if release { &["--release"] } else { &[] }
-}
-
-/// `--features morgana-app/FEATURE`, selecting a target that shares the host's Rust target.
-fn feature_args(feature: Option<&str>) -> Vec<String> {
-    feature.map(|f| vec!["--features".into(), format!("morgana-app/{f}")]).unwrap_or_default()
-}
-
-fn run_process(app: &str, feature: Option<&str>, release: bool, args: &[String]) -> Outcome {
-    let mut c = cargo();
-    c.args(["run", "--quiet", "-p", app]).args(feature_args(feature)).args(profile_args(release));
-    exec(c.arg("--").args(args))
-}
-
-fn build_process(root: &Path, app: &str, feature: Option<&str>, release: bool) -> Outcome {
-    let mut c = cargo();
-    c.args(["build", "--quiet", "-p", app, "--bin", app]).args(feature_args(feature));
-    exec(c.args(profile_args(release)))?;
-    let bin = root.join("target").join(if release { "release" } else { "debug" }).join(app);
-    let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
-    println!("{} ({} KiB)", bin.display(), size / 1024);
-    Ok(())
 }
 
 #[cfg(test)]
@@ -364,7 +252,7 @@ mod tests {
         else {
             panic!("not a run")
         };
-        assert_eq!((app.as_str(), target.name, target.runs), ("echo", "virtio", Runs::Qemu));
+        assert_eq!((app.as_str(), target.name, target.runs), ("echo", "virtio", target::Runs::Qemu));
         assert_eq!(
             (qemu.forward, args),
             (vec!["8080:7".to_string()], vec!["--port".to_string(), "7".into()])
@@ -372,7 +260,11 @@ mod tests {
         let Cmd::Build { target, .. } = parse(&["build", "www"]).unwrap().command else {
             panic!("not a build")
         };
-        assert_eq!(target.runs, Runs::Process { feature: None }, "unix by default");
+        assert_eq!(target.runs, target::Runs::Process { feature: None }, "unix by default");
+        let Cmd::New(new) = parse(&["new", "demo", "--path", "../demo"]).unwrap().command else {
+            panic!("not a new")
+        };
+        assert_eq!((new.name.as_str(), new.path.to_str(), new.git), ("demo", Some("../demo"), None));
         assert!(matches!(parse(&["size"]).unwrap().command, Cmd::Size));
         let Cmd::Bench { what, args } =
             parse(&["bench", "tcpip", "--quick", "--only", "mem"]).unwrap().command

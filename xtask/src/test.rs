@@ -1,7 +1,9 @@
 //! `cargo xtask test`: everything CI checks, fastest first. The tests themselves live in the
 //! crates they test; this module only runs the checks: formatting, lints, `cargo test` (with
 //! the bare-metal images built first, so that the QEMU suite in `impls/virtio-tests` boots
-//! them), our smoltcp fork's tests, the fuzz replays and smokes, the `no_std` builds.
+//! them; and `cargo-morgana`'s `template` test, which makes a crate outside the workspace with
+//! `cargo morgana new` and tests, runs and boots it), our smoltcp fork's tests, the fuzz replays
+//! and smokes, the `no_std` builds.
 //!
 //! Test binaries that skip tests this machine cannot run (root, KVM, a tool) append them to a
 //! log ([`morgana_netns::suite`]); the run ends with one line summing them up.
@@ -22,27 +24,10 @@ fn step(name: &str, cmd: &mut Command) -> Outcome {
     exec(cmd).inspect_err(|_| eprintln!("xtask test: step '{name}' failed"))
 }
 
-/// Make sure the bare-metal target is installed, installing it with rustup if it is not.
-pub fn ensure_no_std_target() -> Outcome {
-    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
-    if let Ok(out) = &installed
-        && String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == NO_STD_TARGET)
-    {
-        return Ok(());
-    }
-    println!("==> rustup target add {NO_STD_TARGET}");
-    match Command::new("rustup").args(["target", "add", NO_STD_TARGET]).status() {
-        Ok(s) if s.success() => Ok(()),
-        _ => Err(Failure::new(format!(
-            "the {NO_STD_TARGET} target is missing and rustup could not install it: run `rustup target add {NO_STD_TARGET}`"
-        ))),
-    }
-}
-
 /// Run every check; with `qemu_only` or a `filter`, only the QEMU suite (the tests whose names
 /// contain `filter`).
 pub fn run(root: &Path, qemu_only: bool, filter: Option<&str>) -> Outcome {
-    ensure_no_std_target()?;
+    cargo_morgana::virtio::ensure_target()?;
     crate::tools::ensure(crate::tools::TEST_TOOLS)?;
     let skips = SkipLog::new(root)?;
     if qemu_only || filter.is_some() {
@@ -77,7 +62,7 @@ pub fn run(root: &Path, qemu_only: bool, filter: Option<&str>) -> Outcome {
     crate::fuzz::test(root)?;
     let mut nostd = cargo();
     nostd.args(["build", "--quiet", "--target", NO_STD_TARGET]);
-    nostd.env(crate::virtio::RUSTFLAGS_VAR, crate::virtio::RUSTFLAGS);
+    nostd.env(cargo_morgana::virtio::RUSTFLAGS_VAR, cargo_morgana::virtio::RUSTFLAGS);
     for c in NO_STD_CRATES {
         nostd.args(["-p", c]);
     }
@@ -122,7 +107,7 @@ fn bare_metal(root: &Path) -> Outcome {
     step(
         &format!("clippy -D warnings for {NO_STD_TARGET}"),
         cargo()
-            .env(crate::virtio::RUSTFLAGS_VAR, crate::virtio::RUSTFLAGS)
+            .env(cargo_morgana::virtio::RUSTFLAGS_VAR, cargo_morgana::virtio::RUSTFLAGS)
             .args([
                 "clippy",
                 "--quiet",
@@ -135,9 +120,9 @@ fn bare_metal(root: &Path) -> Outcome {
             ])
             .args(["--", "-D", "warnings"]),
     )?;
-    let apps = crate::virtio::virtio_apps(root)?;
+    let apps = crate::images::virtio_apps(root)?;
     let mut c = cargo();
-    c.env(crate::virtio::RUSTFLAGS_VAR, crate::virtio::RUSTFLAGS);
+    c.env(cargo_morgana::virtio::RUSTFLAGS_VAR, cargo_morgana::virtio::RUSTFLAGS);
     c.args(["clippy", "--quiet", "--target", NO_STD_TARGET, "--bins"]);
     for a in &apps {
         c.args(["-p", a]);
@@ -145,14 +130,14 @@ fn bare_metal(root: &Path) -> Outcome {
     step(&format!("clippy -D warnings for the apps on {NO_STD_TARGET}"), c.args(["--", "-D", "warnings"]))?;
     println!("==> bare-metal images ({NO_STD_TARGET})");
     let names: Vec<&str> = apps.iter().map(String::as_str).collect();
-    crate::virtio::build_images(root, &names, true)
+    crate::images::build_images(root, &names, true)
 }
 
 /// `cmd` with what the QEMU suite reads: where the images are and this very xtask binary (for
 /// the tests that boot through `cargo xtask run`).
 fn qemu_env<'a>(root: &Path, cmd: &'a mut Command) -> Result<&'a mut Command, Failure> {
     let xtask = std::env::current_exe().map_err(|e| Failure::new(format!("where is xtask? {e}")))?;
-    Ok(cmd.env("MORGANA_VIRTIO_IMAGES", crate::virtio::images_dir(root)).env("MORGANA_XTASK", xtask))
+    Ok(cmd.env("MORGANA_VIRTIO_IMAGES", crate::images::images_dir(root)?).env("MORGANA_XTASK", xtask))
 }
 
 /// The file skipped tests are appended to, and the one line that sums them up.

@@ -1,28 +1,41 @@
 //! `--target virtio`: bare-metal images built for `x86_64-unknown-none` and booted in QEMU.
 //!
 //! ```text
-//! cargo xtask build APP --target virtio          image path and stripped size
-//! cargo xtask run APP --target virtio [--accel kvm|tcg] [--machine microvm|q35] [--mem SIZE]
+//! build [APP] --target virtio          image path and stripped size
+//! run [APP] --target virtio [--accel kvm|tcg] [--machine microvm|q35] [--mem SIZE]
 //!     [--net user|tap:IF] [--forward HOST:GUEST]... [--block FILE] [-- APP ARGS]
-//! cargo xtask size                               stripped image size per app
 //! ```
 //!
 //! The QEMU command line and the guest's exit status (`s` written to `isa-debug-exit`, QEMU
 //! exiting `2s + 1`) are `morgana-qemu`'s, shared with `cargo xtask bench boot` and the QEMU
-//! test suite (`impls/virtio-tests`), which `cargo xtask test` runs on the images built here.
+//! test suite (`impls/virtio-tests`).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use morgana_qemu::{NetSpec, QEMU, Symbolizer, Vm, guest_status, kvm_is_software, kvm_usable};
 
-use crate::meta::{self, App};
-use crate::{Failure, NO_STD_TARGET, Outcome, cargo, exec};
+use crate::meta::{App, Workspace};
+use crate::process::bin;
+use crate::{Failure, Outcome, cargo, exec};
 
+/// The Rust target of the images.
+pub const RUST_TARGET: &str = "x86_64-unknown-none";
 /// Cargo profile for images: LTO, size-optimised, linked with line tables (kept as `IMAGE.debug`,
 /// the image itself stripped: [`crate::strip`]).
-const PROFILE: &str = "release-small";
-/// Image-size targets (`cargo xtask size`), KiB: `www` includes its crypto provider.
-const SIZE_TARGETS_KIB: &[(&str, u64)] = &[("hello", 64), ("echo", 256), ("www", 1536)];
+pub const PROFILE: &str = "release-small";
+/// [`PROFILE`], given to cargo with `--config`: a dependency's profiles do not apply to the crate
+/// that depends on it, so a user's crate would otherwise need a copy of this in its manifest.
+/// The same settings as the Morgana workspace's own `[profile.release-small]`, so its images
+/// build as before.
+pub const PROFILE_CONFIG: &[&str] = &[
+    "profile.release-small.inherits=\"release\"",
+    "profile.release-small.lto=true",
+    "profile.release-small.codegen-units=1",
+    "profile.release-small.opt-level=\"s\"",
+    "profile.release-small.debug=\"line-tables-only\"",
+    "profile.release-small.strip=false",
+];
 
 /// What every bare-metal build needs (morgana-virtio's build script refuses to build without):
 /// static, non-PIE, linked by the script `morgana-virtio.ld` at 1 MiB, which that build script
@@ -33,7 +46,7 @@ pub const RUSTFLAGS: &str =
 /// Where [`RUSTFLAGS`] go: the bare-metal target's own flags.
 pub const RUSTFLAGS_VAR: &str = "CARGO_TARGET_X86_64_UNKNOWN_NONE_RUSTFLAGS";
 
-/// QEMU options of `cargo xtask run --target virtio`.
+/// QEMU options of `run --target virtio`.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub struct QemuArgs {
     /// Accelerator: kvm (default when /dev/kvm is usable) or tcg.
@@ -83,58 +96,66 @@ pub fn check_qemu() -> Outcome {
     morgana_qemu::check_qemu().map_err(Failure::new)
 }
 
-/// Where cargo puts the images (the QEMU suite's `MORGANA_VIRTIO_IMAGES`).
-pub fn images_dir(root: &Path) -> PathBuf {
-    root.join("target").join(NO_STD_TARGET).join(PROFILE)
+/// Make sure the bare-metal target is installed, installing it with rustup if it is not.
+pub fn ensure_target() -> Outcome {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    if let Ok(out) = &installed
+        && String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == RUST_TARGET)
+    {
+        return Ok(());
+    }
+    println!("==> rustup target add {RUST_TARGET}");
+    match Command::new("rustup").args(["target", "add", RUST_TARGET]).status() {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err(Failure::new(format!(
+            "the {RUST_TARGET} target is missing and rustup could not install it: run `rustup target add {RUST_TARGET}`"
+        ))),
+    }
 }
 
-/// Where cargo puts image `name` (`example` for the conformance image).
-pub fn image_path(root: &Path, name: &str, example: bool) -> PathBuf {
-    let dir = images_dir(root);
+/// Where cargo puts the images of `ws` (the QEMU suite's `MORGANA_VIRTIO_IMAGES`).
+pub fn images_dir(ws: &Workspace) -> PathBuf {
+    ws.target_dir.join(RUST_TARGET).join(PROFILE)
+}
+
+/// Where cargo puts image `name` (`example`: an example's, like the conformance image).
+pub fn image_path(ws: &Workspace, name: &str, example: bool) -> PathBuf {
+    let dir = images_dir(ws);
     if example { dir.join("examples").join(name) } else { dir.join(name) }
 }
 
-/// Build the images of `apps` (and the conformance image if `conformance`).
-pub fn build_images(root: &Path, apps: &[&str], conformance: bool) -> Outcome {
-    crate::test::ensure_no_std_target()?;
-    let image_build = || {
-        let mut c = cargo();
-        c.current_dir(root).env(RUSTFLAGS_VAR, RUSTFLAGS);
-        c.args(["build", "--quiet", "--target", NO_STD_TARGET, "--profile", PROFILE]);
-        c
-    };
-    // One build per app: built together, cargo would unify their features (www's `getrandom`
-    // hook would land in every image), and an image would differ from what
-    // `cargo xtask build APP` makes. Cargo keeps both variants, so switching is cheap.
-    for app in apps {
-        exec(image_build().args(["-p", app, "--bin", app]))?;
-        crate::strip::split(&image_path(root, app, false))?;
+/// `cargo build --quiet` for bare metal in `ws`, in [`PROFILE`] with [`RUSTFLAGS`]: add what to
+/// build (`-p APP --bin APP`), run it, then [`crate::strip::split`] the image.
+pub fn image_build(ws: &Workspace) -> Command {
+    let mut c = cargo();
+    c.env(RUSTFLAGS_VAR, RUSTFLAGS);
+    c.args(["build", "--quiet", "--manifest-path"]).arg(&ws.manifest);
+    c.args(["--target", RUST_TARGET, "--profile", PROFILE]);
+    for setting in PROFILE_CONFIG {
+        c.args(["--config", setting]);
     }
-    if conformance {
-        // Separately: an example turns on its package's dev-dependencies, and the apps' (which
-        // use std) must not leak into their images through feature unification.
-        exec(image_build().args(["-p", "morgana-virtio", "--example", "conformance"]))?;
-        crate::strip::split(&image_path(root, "conformance", true))?;
-    }
-    Ok(())
+    c
 }
 
+/// Build `app`'s image (one build per app: built together, cargo would unify their features, and
+/// www's `getrandom` hook would land in every image) and strip it; the image's path.
+pub fn build_image(ws: &Workspace, app: &App) -> Result<PathBuf, Failure> {
+    ensure_target()?;
+    let bin = bin(app)?;
+    exec(image_build(ws).args(["-p", &app.name, "--bin", bin]))?;
+    let image = image_path(ws, bin, false);
+    crate::strip::split(&image)?;
+    Ok(image)
+}
+
+/// The size of the file at `path` in KiB (0 if it cannot be read).
 pub fn size_kib(path: &Path) -> f64 {
     std::fs::metadata(path).map(|m| m.len() as f64 / 1024.0).unwrap_or(0.0)
 }
 
-/// Build `app`'s bare-metal image; its stripped size in KiB and the size target, if it has one.
-pub fn image_kib(root: &Path, app: &str) -> Result<(f64, Option<u64>), Failure> {
-    build_images(root, &[app], false)?;
-    let target = SIZE_TARGETS_KIB.iter().find(|(a, _)| *a == app).map(|(_, t)| *t);
-    Ok((size_kib(&image_path(root, app, false)), target))
-}
-
-/// `cargo xtask build APP --target virtio`.
-pub fn build(root: &Path, app: &str) -> Outcome {
-    check_wired(root, app)?;
-    build_images(root, &[app], false)?;
-    let image = image_path(root, app, false);
+/// `build --target virtio`: the image's path and stripped size, and its `.debug` copy.
+pub fn build(ws: &Workspace, app: &App) -> Outcome {
+    let image = build_image(ws, app)?;
     println!("{} ({:.1} KiB stripped)", image.display(), size_kib(&image));
     println!("{} (symbols and line tables)", morgana_qemu::debug_path(&image).display());
     Ok(())
@@ -238,24 +259,9 @@ fn choose_kvm(accel: Option<&str>) -> Result<bool, Failure> {
     }
 }
 
-/// An app that does not run on this target fails in one line instead of a link error.
-fn check_wired(root: &Path, app: &str) -> Result<App, Failure> {
-    let app = meta::app(root, app)?;
-    if app.supports("virtio") {
-        Ok(app)
-    } else {
-        Err(Failure::usage(format!(
-            "{} does not run on --target virtio (its Cargo.toml's [package.metadata.morgana] targets); it does: {}",
-            app.name,
-            virtio_apps(root)?.join(", ")
-        )))
-    }
-}
-
-/// `cargo xtask run APP --target virtio ...`.
-pub fn run(root: &Path, name: &str, q: &QemuArgs, args: &[String]) -> Outcome {
-    let meta = check_wired(root, name)?;
-    let app = name;
+/// `run --target virtio ...`: boot `app`'s image in QEMU; the guest's status is the exit status.
+pub fn run(ws: &Workspace, meta: &App, q: &QemuArgs, args: &[String]) -> Outcome {
+    let app = meta.name.as_str();
     check_qemu()?;
     let mut forwards = q.forward.iter().map(|f| parse_forward(f)).collect::<Result<Vec<_>, _>>()?;
     let net = match q.net.as_deref() {
@@ -271,7 +277,7 @@ pub fn run(root: &Path, name: &str, q: &QemuArgs, args: &[String]) -> Outcome {
         }
         Some("user") | None => {
             let mut shown = Vec::new();
-            for p in app_ports(&meta, args) {
+            for p in app_ports(meta, args) {
                 let host = match forwards.iter().find(|(_, g)| *g == p.port) {
                     Some((h, _)) => *h,
                     None => {
@@ -306,8 +312,8 @@ pub fn run(root: &Path, name: &str, q: &QemuArgs, args: &[String]) -> Outcome {
         check_disk_image(file)?;
     }
     let kvm = choose_kvm(q.accel.as_deref())?;
-    build_images(root, &[app], false)?;
-    let mut vm = Vm::new(&image_path(root, app, false), kvm).args(args.iter().cloned());
+    let image = build_image(ws, meta)?;
+    let mut vm = Vm::new(&image, kvm).args(args.iter().cloned());
     vm.q35 = q.machine == "q35";
     vm.mem = q.mem.clone();
     vm.net = net;
@@ -329,28 +335,9 @@ pub fn run(root: &Path, name: &str, q: &QemuArgs, args: &[String]) -> Outcome {
     }
 }
 
-/// The apps that run on this target (their `Cargo.toml` says so, or names no targets).
-pub fn virtio_apps(root: &Path) -> Result<Vec<String>, Failure> {
-    Ok(meta::apps(root)?.into_iter().filter(|a| a.supports("virtio")).map(|a| a.name).collect())
-}
-
-/// `cargo xtask size`: stripped image size per app.
-pub fn size(root: &Path) -> Outcome {
-    let all = virtio_apps(root)?;
-    let names: Vec<&str> = all.iter().map(String::as_str).collect();
-    build_images(root, &names, false)?;
-    println!("{:<12} {:>12}", "app", "image (KiB)");
-    for app in &names {
-        let kib = size_kib(&image_path(root, app, false));
-        let note = match SIZE_TARGETS_KIB.iter().find(|(a, _)| a == app) {
-            Some((_, target)) => {
-                format!("  target <= {target} KiB: {}", if kib <= *target as f64 { "met" } else { "MISSED" })
-            }
-            None => String::new(),
-        };
-        println!("{app:<12} {kib:>12.1}{note}");
-    }
-    Ok(())
+/// The apps of `apps` that run on this target (their `Cargo.toml` says so, or names no targets).
+pub fn virtio_apps(apps: &[App]) -> Vec<String> {
+    apps.iter().filter(|a| a.supports("virtio")).map(|a| a.name.clone()).collect()
 }
 
 #[cfg(test)]
@@ -364,7 +351,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let ports = |app: &str, args: &[&str]| -> Vec<(u16, Option<String>)> {
             let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            let app = meta::app(root, app).unwrap_or_else(|f| panic!("{}", f.message));
+            let apps = crate::meta::apps(root).unwrap_or_else(|f| panic!("{}", f.message));
+            let app = crate::meta::app(&apps, app).unwrap_or_else(|f| panic!("{}", f.message));
             app_ports(&app, &args).into_iter().map(|p| (p.port, p.scheme)).collect()
         };
         let https = || Some("https".to_string());

@@ -1,0 +1,228 @@
+//! The user's path, end to end: `cargo morgana new` writes a crate in a temporary directory
+//! outside this workspace, depending on this checkout by path (and once by `git = "file://..."`);
+//! its own `cargo test` passes; `cargo morgana run` runs it on unix and its greeting is read over
+//! loopback; `cargo morgana run --target virtio` boots it under QEMU and the greeting is read
+//! through the forwarded port.
+//!
+//! The crates share this workspace's target directory, so what `cargo xtask` built is reused
+//! (the image profile is the same: the tool passes it to cargo), and they start from its
+//! `Cargo.lock`, which `new` copies in.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use morgana_netns::{Need, Proc, Suite, echo_through, free_port};
+
+/// The generated crate's name, and so its greeting.
+const NAME: &str = "greeter";
+const GREETING: &str = "hello from greeter\n";
+const RUST_TARGET: &str = "x86_64-unknown-none";
+/// A build of the crate and its dependencies on a busy 2-core machine, then its start.
+const START: Duration = Duration::from_secs(900);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("the workspace root")
+}
+
+/// The toolchain's cargo (cargo sets `CARGO` for the tests it runs) and the rustc beside it, so
+/// that a crate outside the workspace builds with the workspace's toolchain.
+fn toolchain() -> (PathBuf, Option<PathBuf>) {
+    let cargo = PathBuf::from(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let rustc = cargo.with_file_name("rustc");
+    (cargo.clone(), rustc.is_file().then_some(rustc))
+}
+
+/// Why the bare-metal target cannot build here, if it cannot.
+fn target_missing() -> Option<String> {
+    let (_, rustc) = toolchain();
+    let out = Command::new(rustc.unwrap_or_else(|| "rustc".into()))
+        .args(["--print", "target-libdir", "--target", RUST_TARGET])
+        .output()
+        .ok()?;
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let has_core = fs::read_dir(&dir)
+        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
+        .unwrap_or(false);
+    (!has_core).then(|| format!("they need the {RUST_TARGET} target: `rustup target add {RUST_TARGET}`"))
+}
+
+/// `cmd` run in `dir` as a user's shell would: this workspace's toolchain and target directory,
+/// and no flags from this environment.
+fn as_user(mut cmd: Command, dir: &Path) -> Command {
+    let (_, rustc) = toolchain();
+    cmd.current_dir(dir).env("CARGO_TARGET_DIR", root().join("target"));
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_X86_64_UNKNOWN_NONE_RUSTFLAGS",
+        "CARGO_MANIFEST_DIR",
+        "CARGO_PKG_NAME",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let Some(rustc) = rustc {
+        cmd.env("RUSTC", rustc);
+    }
+    cmd
+}
+
+/// `cargo morgana ARGS` in `dir`.
+fn tool(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-morgana"));
+    c.arg("morgana").args(args);
+    as_user(c, dir)
+}
+
+/// A fresh temporary directory for `what`.
+fn temp(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("morgana-template-{what}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `cargo morgana new greeter --path DIR/greeter EXTRA...`, once per kind of dependency.
+fn generate(what: &str, extra: &[&str]) -> Result<PathBuf, String> {
+    let parent = temp(what);
+    let dir = parent.join(NAME);
+    let out = tool(&parent, &["new", NAME, "--path", &dir.display().to_string()])
+        .args(extra)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("new failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let readme = fs::read_to_string(dir.join("README.md")).map_err(|e| e.to_string())?;
+    let first: Vec<&str> = readme.lines().skip_while(|l| !l.starts_with("```")).skip(1).take(4).collect();
+    let wanted = [
+        "cargo install --locked",
+        "cargo morgana run -- --port",
+        "cargo morgana run --target virtio",
+        "cargo test",
+    ];
+    for (line, want) in first.iter().zip(wanted) {
+        if !line.starts_with(want) {
+            return Err(format!("the README's commands do not start with `{want}`:\n{readme}"));
+        }
+    }
+    Ok(dir)
+}
+
+/// The crate depending on this checkout by path, generated once.
+fn by_path() -> Result<&'static Path, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| generate("path", &[])).as_deref().map_err(Clone::clone)
+}
+
+/// The crate depending on this checkout's HEAD commit by `git = "file://..."`, generated once.
+fn by_git() -> Result<&'static Path, String> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = root();
+        let head = Command::new("git").arg("-C").arg(&root).args(["rev-parse", "HEAD"]).output();
+        let head = head.map_err(|e| format!("git: {e}"))?;
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        let url = format!("file://{}", root.display());
+        generate("git", &["--git", &url, "--rev", &head])
+    })
+    .as_deref()
+    .map_err(Clone::clone)
+}
+
+fn cargo_test(dir: &Path) -> Result<(), String> {
+    let (cargo, _) = toolchain();
+    let mut c = as_user(Command::new(cargo), dir);
+    let out = c.arg("test").output().map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !stdout.contains("test each_connection_is_greeted_then_echoed ... ok") {
+        return Err(format!("cargo test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
+}
+
+/// Connect to 127.0.0.1:`port` until the greeting and the echo come back (QEMU's forward accepts
+/// before the guest listens), for at most `within`.
+fn greeted(port: u16, within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    let want = format!("{GREETING}ping\n");
+    loop {
+        let got = echo_through(port, b"ping\n", Duration::from_secs(10));
+        match got {
+            Ok(bytes) if bytes == want.as_bytes() => return Ok(()),
+            Ok(bytes) if !bytes.is_empty() => {
+                return Err(format!(
+                    "127.0.0.1:{port} answered {:?}, not {want:?}",
+                    String::from_utf8_lossy(&bytes)
+                ));
+            }
+            _ if Instant::now() > deadline => {
+                return Err(format!("no greeting on 127.0.0.1:{port}: {got:?}"));
+            }
+            _ => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+}
+
+fn on_unix(dir: &Path) -> Result<(), String> {
+    let port = free_port();
+    let mut run = Proc::spawn_group(tool(dir, &["run", "--", "--port", &port.to_string()]));
+    run.try_wait_for("listening on", START).map_err(|e| format!("{e}\n{}", run.text()))?;
+    greeted(port, Duration::from_secs(10)).map_err(|e| format!("{e}\n{}", run.text()))?;
+    if !run.printed("connection from 127.0.0.1") {
+        return Err(format!("the app did not log the connection:\n{}", run.text()));
+    }
+    Ok(())
+}
+
+fn under_qemu(dir: &Path) -> Result<(), String> {
+    let port = free_port();
+    let forward = format!("{port}:8080");
+    let mut run = Proc::spawn_group(tool(dir, &["run", "--target", "virtio", "--forward", &forward]));
+    run.try_wait_for("listening on", START).map_err(|e| format!("{e}\n{}", run.text()))?;
+    greeted(port, Duration::from_secs(120)).map_err(|e| format!("{e}\n{}", run.text()))?;
+    if !run.printed(&format!("127.0.0.1:{port} forwards to the guest's TCP port 8080")) {
+        return Err(format!("the forward was not announced:\n{}", run.text()));
+    }
+    Ok(())
+}
+
+fn new_refuses_a_directory_that_is_not_empty() -> Result<(), String> {
+    let dir = temp("full");
+    fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let out = tool(&dir, &["new", NAME, "--path", &dir.display().to_string()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let _ = fs::remove_dir_all(&dir);
+    let want = format!(
+        "cargo morgana: {} exists and is not empty: pick a new directory for {NAME}\n",
+        dir.display()
+    );
+    if out.status.code() != Some(2) || stderr != want {
+        return Err(format!("{:?}: {stderr}", out.status));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let mut suite = Suite::new();
+    suite.one_at_a_time();
+    let mut qemu = vec![Need::program("qemu-system-x86_64", "qemu-system-x86")];
+    qemu.extend(target_missing().map(Need::Missing));
+    suite.check("new_refuses_a_directory_that_is_not_empty", &[], new_refuses_a_directory_that_is_not_empty);
+    suite.check("by_path_its_own_tests_pass", &[], || cargo_test(by_path()?));
+    suite.check("by_path_on_unix_it_greets_over_loopback", &[], || on_unix(by_path()?));
+    suite.check("by_path_under_qemu_it_greets_through_the_forwarded_port", &qemu, || under_qemu(by_path()?));
+    suite.check("by_git_its_own_tests_pass", &[], || cargo_test(by_git()?));
+    suite.check("by_git_on_unix_it_greets_over_loopback", &[], || on_unix(by_git()?));
+    suite.check("by_git_under_qemu_it_greets_through_the_forwarded_port", &qemu, || under_qemu(by_git()?));
+    let status = suite.run();
+    for what in ["path", "git"] {
+        let _ = fs::remove_dir_all(
+            std::env::temp_dir().join(format!("morgana-template-{what}-{}", std::process::id())),
+        );
+    }
+    status
+}
