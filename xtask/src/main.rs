@@ -49,6 +49,7 @@ const NO_STD_CRATES: &[&str] = &[
     "morgana-rt",
     "morgana-mem",
     "morgana-store",
+    "morgana-tar",
     "morgana-crunch",
     "morgana-tls",
     "morgana-http",
