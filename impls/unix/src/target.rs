@@ -51,7 +51,9 @@ impl Target for Unix {
                 }
                 Device::Block => add(&mut read, BLOCK_ARGS),
                 Device::KvRo(s) | Device::KvRw(s) => add(&mut read, &[ArgSpec::value(s.name, "DIR", s.help)]),
-                Device::File(s) => add(&mut read, &[ArgSpec::value(s.name, "FILE", s.help)]),
+                Device::File(s) | Device::Archive(s) => {
+                    add(&mut read, &[ArgSpec::value(s.name, "FILE", s.help)])
+                }
             }
         }
         Specs { read, refused: Vec::new() }
@@ -134,6 +136,11 @@ impl Target for Unix {
 
     fn file(&mut self, name: &str) -> Result<Option<Vec<u8>>, StartError> {
         wiring::file_opt(&self.args, name)
+    }
+
+    /// The file `--NAME FILE`, opened read-only as a block device.
+    fn archive(&mut self, name: &str) -> Result<Option<FileBlock>, StartError> {
+        wiring::archive_opt(&self.args, name)
     }
 
     /// The open-files limit ([`crate::open_files_limit`]): a descriptor per connection, and a

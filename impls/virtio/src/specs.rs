@@ -42,6 +42,7 @@ pub fn specs(devices: &[Device]) -> Specs {
                 }
             }
             Device::Block => read(BLOCK_ARGS, &mut out.read),
+            Device::Archive(s) => read(&[ArgSpec::value(s.name, "FILE", s.help)], &mut out.read),
             Device::KvRo(s) | Device::KvRw(s) => out.refused.push(Refused {
                 spec: ArgSpec::value(s.name, "DIR", s.help),
                 why: "bare metal has no directories to read",
