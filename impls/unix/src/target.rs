@@ -172,6 +172,8 @@ mod tests {
             assert!(net.contains(&n), "{n} in {net:?}");
         }
         assert_eq!(names(&[Device::Block]), ["block", "block-size", "block-read-only"]);
+        let site = Store::new("block", "a tar image", "");
+        assert_eq!(names(&[Device::Archive(site)]), ["block"], "an archive is a file, no sizes");
         let certs = Store::new("certs", "certificates", "");
         assert_eq!(
             names(&[Device::KvRo(certs), Device::File(Store::new("ca", "a CA", ""))]),

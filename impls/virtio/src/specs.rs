@@ -82,6 +82,8 @@ mod tests {
         assert!(!hello.contains("--ipv4") && hello.contains("--log"), "{hello}");
         let block = usage(&[Device::Block]);
         assert!(block.contains("--block FILE") && !block.contains("--block-size"), "{block}");
+        let site = usage(&[Device::Archive(Store::new("block", "a tar image as the site", ""))]);
+        assert!(site.contains("--block FILE") && site.contains("a tar image as the site"), "{site}");
     }
 
     #[test]
