@@ -16,6 +16,7 @@
 //! cargo xtask fuzz [TARGET] [--time SECONDS]        fuzz targets (nightly, cargo-fuzz)
 //! cargo xtask sim SCENARIO [--seed N | --seeds N..M] [--swarm]   deterministic simulation;
 //! cargo xtask sim --list                            its scenarios; cargo xtask bench sim: figures
+//! cargo xtask kv mkfs|put|get|ls|import|export|check IMAGE ...   a morgana-store image on the host
 //! ```
 //!
 //! `list`, `build`, `run`, `new` and `size` are front ends over `cargo-morgana`'s library (the
@@ -57,6 +58,7 @@ const NO_STD_CRATES: &[&str] = &[
     "morgana-rt",
     "morgana-mem",
     "morgana-store",
+    "morgana-tar",
     "morgana-crunch",
     "morgana-tls",
     "morgana-http",
@@ -141,6 +143,13 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Read and write a morgana-store image on the host: `kv mkfs IMAGE --size SIZE`, `kv put
+    /// IMAGE KEY FILE`, `kv get IMAGE KEY`, `kv ls IMAGE [DIR]`, `kv import IMAGE DIR`, `kv
+    /// export IMAGE DIR`, `kv check IMAGE` (morgana-kvtool).
+    Kv {
+        #[command(subcommand)]
+        cmd: morgana_kvtool::cli::Command,
+    },
 }
 
 fn main() -> ExitCode {
@@ -166,6 +175,8 @@ fn main() -> ExitCode {
         },
         Cmd::Fuzz { args } => fuzz::run(&root, &args),
         Cmd::Sim { args } => sim::run(&root, &args),
+        Cmd::Kv { cmd } => morgana_kvtool::cli::run(&cmd, &mut std::io::stdout().lock())
+            .map_err(|e| Failure::new(format!("kv: {e}"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -276,6 +287,16 @@ mod tests {
             panic!("not a test")
         };
         assert!(qemu_only && filter.as_deref() == Some("echo"));
+        let Cmd::Kv { cmd } = parse(&["kv", "mkfs", "disk.img", "--size", "64M"]).unwrap().command else {
+            panic!("not kv")
+        };
+        assert_eq!(cmd, morgana_kvtool::cli::Command::Mkfs { image: "disk.img".into(), size: 64 << 20 });
+        for line in
+            [&["kv", "ls", "disk.img"][..], &["kv", "ls", "disk.img", "/notes", "-r"], &["kv", "check", "d"]]
+        {
+            assert!(parse(line).is_ok(), "{line:?}");
+        }
+        assert!(parse(&["kv", "get", "disk.img", "/a//b"]).is_err(), "a bad key is a usage error");
     }
 
     #[test]

@@ -135,6 +135,14 @@ pub const SITE: Store = Store::new(
     "drop --kv to serve the compiled-in site",
 );
 
+/// The site as a tar image on a block device (`tar -cf site.tar -C site .`): `--block FILE`
+/// on a host, the virtio-blk disk `cargo xtask run` attaches as `--block FILE` on bare metal.
+pub const SITE_IMAGE: Store = Store::new(
+    "block",
+    "tar image served as the site (on bare metal: attached as the virtio-blk disk) [default: the compiled-in site]",
+    "drop --block to serve the compiled-in site",
+);
+
 /// The certificate store (`server.pem`, `server.key`), `--certs DIR` where the target has
 /// directories, else the built-in development certificate.
 pub const CERTS: Store = Store::new(
@@ -239,6 +247,14 @@ pub enum Error {
     Certificate(ConfigError),
     /// Accepting connections failed for good.
     Accept(StackError),
+    /// The site's tar image is unusable.
+    Site(morgana_target::ArchiveError),
+}
+
+impl From<morgana_target::ArchiveError> for Error {
+    fn from(e: morgana_target::ArchiveError) -> Self {
+        Self::Site(e)
+    }
 }
 
 impl fmt::Display for Error {
@@ -251,6 +267,7 @@ impl fmt::Display for Error {
                 write!(f, "{e} (--certs DIR needs DIR/server.pem and DIR/server.key in PEM format)")
             }
             Self::Accept(e) => write!(f, "accepting connections failed: {e}"),
+            Self::Site(e) => e.fmt(f),
         }
     }
 }

@@ -773,6 +773,63 @@ fn certificates_and_site_from_directories() {
     );
 }
 
+#[test]
+fn the_site_from_a_tar_image_made_by_tar() {
+    let (_dir, ca) = dev_ca();
+    let site = TempDir::new("tar-site");
+    std::fs::create_dir_all(site.0.join("deep/er")).unwrap();
+    site.write("index.html", b"<h1>served from a tar image</h1>\n");
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    site.write("deep/er/blob.bin", &big);
+    let long = format!("deep/{}.txt", "n".repeat(150));
+    site.write(&long, b"a name past ustar's 100 bytes");
+    let image = TempDir::new("tar-image");
+    let tar_file = image.0.join("site.tar");
+    let out = Command::new("tar").arg("-cf").arg(&tar_file).args(["-C", site.path(), "."]).output();
+    let out = out.expect("GNU tar is installed (apt-get install tar)");
+    assert!(out.status.success(), "tar: {}", text(&out.stderr));
+    let www = Www::start(&["--block", tar_file.to_str().unwrap()]);
+    assert!(
+        www.log().iter().any(|l| l.contains("site.tar: serving a tar image of 3 files")),
+        "{:?}",
+        www.log()
+    );
+    let out = curl(&["--cacert", &ca, &www.url("/")]);
+    assert_eq!(text(&out.stdout), "<h1>served from a tar image</h1>\n", "{}", text(&out.stderr));
+    let out = curl(&["--cacert", &ca, &www.url("/deep/er/blob.bin")]);
+    assert!(out.stdout == big, "the 200 kB member byte for byte ({} bytes)", out.stdout.len());
+    let out = curl(&["--cacert", &ca, "-r", "1000-1999", &www.url("/deep/er/blob.bin")]);
+    assert!(out.stdout == big[1000..2000], "a Range from the middle of the member");
+    let out = curl(&["--cacert", &ca, &www.url(&format!("/{long}"))]);
+    assert_eq!(text(&out.stdout), "a name past ustar's 100 bytes");
+    let out = curl(&["--cacert", &ca, "-o", "/dev/null", "-w", "%{http_code}", &www.url("/about.html")]);
+    assert_eq!(text(&out.stdout), "404", "only the image is served");
+
+    // A file that is no tar image, and none at all: one line each, and no start.
+    let www_bin = env!("CARGO_BIN_EXE_www");
+    let junk = image.write("junk.tar", &[0x5a; 4096]);
+    let out = Command::new(www_bin).args(["--port", "0", "--block"]).arg(&junk).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.ends_with(
+            "junk.tar: not a tar image, or a damaged one: the header at byte 0 fails its checksum\n"
+        ) && err.lines().count() == 1,
+        "{err}"
+    );
+    let out =
+        Command::new(www_bin).args(["--port", "0", "--block", "/nonexistent/site.tar"]).output().unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (Some(1), "www: --block /nonexistent/site.tar: no such file\n".into())
+    );
+    let out = Command::new(www_bin).args(["--block", "x.tar", "--kv", "."]).output().unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stderr)),
+        (Some(2), "www: --kv and --block both name the store: give one of them\n".into())
+    );
+}
+
 /// The counter `name` (`group.counter`) in a counters line.
 fn counter(line: &str, name: &str) -> Option<u64> {
     line.split(' ').find_map(|w| w.strip_prefix(name)?.strip_prefix('=')?.parse().ok())

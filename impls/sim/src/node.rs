@@ -145,7 +145,7 @@ impl Target for SimNode {
                         }
                     }
                 }
-                Device::Block => {}
+                Device::Block | Device::Archive(_) => {}
                 Device::KvRo(s) | Device::KvRw(s) => {
                     out.refused.push(refused(s.name, "DIR", s.help, s.instead))
                 }

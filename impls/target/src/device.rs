@@ -24,6 +24,11 @@ pub enum Device {
     KvRw(Store),
     /// The bytes of a file the app can do without: [`Target::file`](crate::Target::file).
     File(Store),
+    /// A read-only store from an archive (a tar image) on a block device, which the app can do
+    /// without: `--NAME FILE` on a host, the disk attached as `--NAME FILE` on bare metal
+    /// ([`Target::archive`](crate::Target::archive),
+    /// [`Target::kv_ro_or_archive`](crate::Target::kv_ro_or_archive)).
+    Archive(Store),
 }
 
 /// A named store or file: the argument that gives it (`--NAME DIR` or `--NAME FILE`, where the

@@ -43,12 +43,14 @@
 
 extern crate alloc;
 
+mod archive;
 mod device;
 mod or;
 mod run;
 mod stats;
 mod target;
 
+pub use archive::{ArchiveError, Chosen, Opened};
 pub use device::{Absent, Device, Store};
 pub use morgana_args::{ArgError, ArgSpec, Args, COMMON};
 pub use or::Or;

@@ -7,7 +7,7 @@ use morgana::{Block, KvRo, KvRw, Net, Platform, Resolver, TcpStack, UdpStack};
 use morgana_args::{ArgSpec, Args};
 use morgana_rt::Stalled;
 
-use crate::{Counters, Device, Or, StartError};
+use crate::{Chosen, Counters, Device, Or, StartError};
 
 /// The user asking for the counters (SIGUSR1 on a host), or asking the program to stop
 /// (SIGTERM, SIGINT), which prints them before it exits.
@@ -133,6 +133,39 @@ pub trait Target: Sized {
 
     /// Run `app` and the tasks it spawns until `app` completes.
     fn block_on<F: Future>(self, app: F) -> Result<F::Output, Stalled>;
+
+    /// The block device holding the archive `--name FILE`, if given, read-only (for
+    /// [`Device::Archive`](crate::Device::Archive)); `None` where the target has no such
+    /// devices.
+    fn archive(&mut self, name: &str) -> Result<Option<Self::Block>, StartError> {
+        let _ = name;
+        Ok(None)
+    }
+
+    /// The store `--dir DIR` if given, else the tar image `--archive FILE` if given, else
+    /// `fallback`: chosen now (both given is one line), opened by [`Chosen::open`] inside the
+    /// app's future (reading the archive's index is I/O), so that every target wires an
+    /// archive the same way.
+    fn kv_ro_or_archive<F: KvRo>(
+        &mut self,
+        dir: &str,
+        archive: &'static str,
+        fallback: F,
+    ) -> Result<Chosen<Self::KvRo, Self::Block, F>, StartError> {
+        if self.args().flag(dir) && self.args().flag(archive) {
+            return Err(StartError::Usage(alloc::format!(
+                "--{dir} and --{archive} both name the store: give one of them"
+            )));
+        }
+        let file = alloc::string::String::from(self.args().raw(archive).unwrap_or_default());
+        if let Some(dev) = self.archive(archive)? {
+            return Ok(Chosen::Archive { dev, name: archive, file });
+        }
+        Ok(match self.kv_ro(dir)? {
+            Some(given) => Chosen::Given(given),
+            None => Chosen::Fallback(fallback),
+        })
+    }
 
     /// The store `--name DIR` if given, else `fallback`, as one type.
     fn kv_ro_or<F: KvRo>(&mut self, name: &str, fallback: F) -> Result<Or<Self::KvRo, F>, StartError> {

@@ -51,7 +51,9 @@ impl Target for Unix {
                 }
                 Device::Block => add(&mut read, BLOCK_ARGS),
                 Device::KvRo(s) | Device::KvRw(s) => add(&mut read, &[ArgSpec::value(s.name, "DIR", s.help)]),
-                Device::File(s) => add(&mut read, &[ArgSpec::value(s.name, "FILE", s.help)]),
+                Device::File(s) | Device::Archive(s) => {
+                    add(&mut read, &[ArgSpec::value(s.name, "FILE", s.help)])
+                }
             }
         }
         Specs { read, refused: Vec::new() }
@@ -136,6 +138,11 @@ impl Target for Unix {
         wiring::file_opt(&self.args, name)
     }
 
+    /// The file `--NAME FILE`, opened read-only as a block device.
+    fn archive(&mut self, name: &str) -> Result<Option<FileBlock>, StartError> {
+        wiring::archive_opt(&self.args, name)
+    }
+
     /// The open-files limit ([`crate::open_files_limit`]): a descriptor per connection, and a
     /// few for the listeners, epoll, stdio and files.
     fn connection_limit(&self) -> Option<u64> {
@@ -165,6 +172,8 @@ mod tests {
             assert!(net.contains(&n), "{n} in {net:?}");
         }
         assert_eq!(names(&[Device::Block]), ["block", "block-size", "block-read-only"]);
+        let site = Store::new("block", "a tar image", "");
+        assert_eq!(names(&[Device::Archive(site)]), ["block"], "an archive is a file, no sizes");
         let certs = Store::new("certs", "certificates", "");
         assert_eq!(
             names(&[Device::KvRo(certs), Device::File(Store::new("ca", "a CA", ""))]),

@@ -237,6 +237,13 @@ pub fn kv_opt(args: &Args, name: &str) -> Result<Option<DirKv>, StartError> {
     })
 }
 
+/// The block device `--NAME FILE` (an archive image), read-only, if given.
+pub fn archive_opt(args: &Args, name: &str) -> Result<Option<FileBlock>, StartError> {
+    let Some(path) = args.get_opt::<String>(name)? else { return Ok(None) };
+    let dev = FileBlock::options().read_only(true).open(&path);
+    dev.map(Some).map_err(|e| StartError::Device(format!("--{name} {e}")))
+}
+
 /// The bytes of the file `--NAME FILE`, if given.
 pub fn file_opt(args: &Args, name: &str) -> Result<Option<Vec<u8>>, StartError> {
     let Some(path) = args.get_opt::<String>(name)? else { return Ok(None) };

@@ -230,6 +230,11 @@ impl Target for Virtio {
         Err(StartError::Device(alloc::format!("--{name}: bare metal has no directories to read or write")))
     }
 
+    /// The virtio-blk disk, when `--NAME FILE` names it (`cargo xtask run` attaches FILE).
+    fn archive(&mut self, name: &str) -> Result<Option<VirtioBlock>, StartError> {
+        if self.args.flag(name) { self.block().map(Some) } else { Ok(None) }
+    }
+
     /// Never given: `--NAME FILE` is refused before the start ([`crate::specs`]).
     fn file(&mut self, _: &str) -> Result<Option<Vec<u8>>, StartError> {
         Ok(None)

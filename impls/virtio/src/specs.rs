@@ -42,6 +42,7 @@ pub fn specs(devices: &[Device]) -> Specs {
                 }
             }
             Device::Block => read(BLOCK_ARGS, &mut out.read),
+            Device::Archive(s) => read(&[ArgSpec::value(s.name, "FILE", s.help)], &mut out.read),
             Device::KvRo(s) | Device::KvRw(s) => out.refused.push(Refused {
                 spec: ArgSpec::value(s.name, "DIR", s.help),
                 why: "bare metal has no directories to read",
@@ -81,6 +82,8 @@ mod tests {
         assert!(!hello.contains("--ipv4") && hello.contains("--log"), "{hello}");
         let block = usage(&[Device::Block]);
         assert!(block.contains("--block FILE") && !block.contains("--block-size"), "{block}");
+        let site = usage(&[Device::Archive(Store::new("block", "a tar image as the site", ""))]);
+        assert!(site.contains("--block FILE") && site.contains("a tar image as the site"), "{site}");
     }
 
     #[test]

@@ -106,6 +106,52 @@ fn www_curl(env: &Env) -> Result<(), String> {
     Ok(())
 }
 
+/// `www -- --block site.tar` serves a tar image made by `tar`, attached as its virtio-blk disk:
+/// curl gets a member byte for byte through the forwarded port.
+fn www_tar_disk(env: &Env) -> Result<(), String> {
+    let dir = TempDir::new("www-tar");
+    let site = dir.join("site");
+    std::fs::create_dir_all(site.join("docs/deep")).map_err(|e| e.to_string())?;
+    let page: Vec<u8> = (0..30_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(site.join("docs/deep/page.txt"), &page).map_err(|e| e.to_string())?;
+    std::fs::write(site.join("index.html"), b"<h1>from the disk</h1>").map_err(|e| e.to_string())?;
+    let image = dir.join("site.tar");
+    let out = Command::new("tar").arg("-cf").arg(&image).arg("-C").arg(&site).arg(".").output();
+    let out = out.map_err(|e| format!("tar: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("tar: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let port = free_port();
+    let image_arg = image.to_str().ok_or("a temporary path that is not UTF-8")?;
+    let mut g = guest(env, "www", &["--forward".into(), format!("{port}:443")], &["--block", image_arg]);
+    let boot = Duration::from_secs(90);
+    g.wait_for("site.tar: serving a tar image of 2 files", boot);
+    g.wait_for("INFO  www: serving https://", boot);
+    let body = dir.join("page.txt");
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "120", "--cacert"])
+        .arg(env.root.join("stacks/tls/dev-certs/ca.pem"))
+        .arg("-o")
+        .arg(&body)
+        .args(["-w", "%{http_code}", &format!("https://127.0.0.1:{port}/docs/deep/page.txt")])
+        .output()
+        .map_err(|e| format!("curl: {e}"))?;
+    let code = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || code != "200" {
+        return Err(format!(
+            "curl exited {}, HTTP {code}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            g.text()
+        ));
+    }
+    let got = std::fs::read(&body).map_err(|e| e.to_string())?;
+    if got != page {
+        return Err(format!("{} bytes back, not the member's {} bytes", got.len(), page.len()));
+    }
+    Ok(())
+}
+
 /// `www --mem 8M` under TCG (a handshake is arithmetic: where KVM emulates every instruction it
 /// takes seconds) takes 200 TLS handshakes at once from `curl --parallel`: far more than its
 /// heap holds at once (the TLS budget is logged at start), so most wait in the listen backlog
@@ -384,12 +430,17 @@ fn dns_tap(env: &Env) -> Result<(), String> {
 /// The live tests.
 pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
     type Live = fn(&Env) -> Result<(), String>;
-    let tests: [(&str, Live, &[Need]); 7] = [
+    let tests: [(&str, Live, &[Need]); 8] = [
         ("echo: 1 MiB byte-exact through the forwarded port", echo_forwarded, &[]),
         (
             "www: curl --cacert <dev CA> over TLS 1.3 gets the index page through the forwarded port",
             www_curl,
             &[Need::program("curl", "curl")],
+        ),
+        (
+            "www --block site.tar: curl gets a member of a tar image on the virtio-blk disk",
+            www_tar_disk,
+            &[Need::program("curl", "curl"), Need::program("tar", "tar")],
         ),
         (
             "www --mem 8M (TCG): 200 TLS handshakes at once all served within the heap, then one more",
