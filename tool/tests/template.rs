@@ -118,19 +118,76 @@ fn by_path() -> Result<&'static Path, String> {
     DIR.get_or_init(|| generate("path", &[])).as_deref().map_err(Clone::clone)
 }
 
-/// The crate depending on this checkout's HEAD commit by `git = "file://..."`, generated once.
+/// The crate depending on this checkout's HEAD by `git = "file://..."`, generated once. The
+/// dependency is a one-commit repository made from HEAD's tree (`git archive`), so that the test
+/// works in a shallow clone too, which cargo cannot fetch from.
 fn by_git() -> Result<&'static Path, String> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     DIR.get_or_init(|| {
-        let root = root();
-        let head = Command::new("git").arg("-C").arg(&root).args(["rev-parse", "HEAD"]).output();
-        let head = head.map_err(|e| format!("git: {e}"))?;
-        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
-        let url = format!("file://{}", root.display());
+        let repo = temp("repo");
+        let git = |dir: &Path, args: &[&str]| -> Result<String, String> {
+            let out = Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(["-c", "user.name=morgana-test", "-c", "user.email=test@localhost"])
+                .args(args)
+                .output()
+                .map_err(|e| format!("git: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        let archive = repo.join("head.tar");
+        git(&root(), &["archive", "--format=tar", "-o", &archive.display().to_string(), "HEAD"])?;
+        let tree = repo.join("morgana");
+        fs::create_dir_all(&tree).map_err(|e| e.to_string())?;
+        let untar = Command::new("tar").arg("-xf").arg(&archive).arg("-C").arg(&tree).status();
+        if !untar.map(|s| s.success()).unwrap_or(false) {
+            return Err(format!("tar could not unpack {}", archive.display()));
+        }
+        git(&tree, &["init", "-q"])?;
+        git(&tree, &["add", "-A"])?;
+        git(&tree, &["commit", "-q", "-m", "HEAD of the checkout under test"])?;
+        let head = git(&tree, &["rev-parse", "HEAD"])?;
+        let url = format!("file://{}", tree.display());
         generate("git", &["--git", &url, "--rev", &head])
     })
     .as_deref()
     .map_err(Clone::clone)
+}
+
+/// The first ` ```rust ` block of the README's "Writing an app" section, pasted into the
+/// generated crate as a test file, passes there: the example a user copies cannot rot.
+fn readme_example(dir: &Path) -> Result<(), String> {
+    let readme = fs::read_to_string(root().join("README.md")).map_err(|e| e.to_string())?;
+    let section =
+        readme.split("\n## Writing an app").nth(1).ok_or("the README has no \"## Writing an app\"")?;
+    let block = section.split("```rust\n").nth(1).and_then(|b| b.split("\n```").next());
+    let block = block.ok_or("no ```rust block in the README's \"Writing an app\"")?;
+    fs::write(dir.join("tests/readme.rs"), format!("{block}\n")).map_err(|e| e.to_string())?;
+    let (cargo, _) = toolchain();
+    let out = as_user(Command::new(cargo), dir).args(["test", "--test", "readme"]).output();
+    let out = out.map_err(|e| e.to_string())?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || !stdout.contains("test result: ok. 1 passed") {
+        return Err(format!(
+            "the README's example failed in a new crate:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// The README's `main.rs` example is `echo`'s, as it is in the repository.
+fn readme_main_is_echos() -> Result<(), String> {
+    let readme = fs::read_to_string(root().join("README.md")).map_err(|e| e.to_string())?;
+    let main = fs::read_to_string(root().join("apps/echo/src/main.rs")).map_err(|e| e.to_string())?;
+    let body: String = main.lines().filter(|l| !l.starts_with("//!")).map(|l| format!("{l}\n")).collect();
+    if !readme.contains(&format!("```rust\n{body}```")) {
+        return Err(format!("the README does not show apps/echo/src/main.rs as it is:\n{body}"));
+    }
+    Ok(())
 }
 
 fn cargo_test(dir: &Path) -> Result<(), String> {
@@ -215,11 +272,13 @@ fn main() -> ExitCode {
     suite.check("by_path_its_own_tests_pass", &[], || cargo_test(by_path()?));
     suite.check("by_path_on_unix_it_greets_over_loopback", &[], || on_unix(by_path()?));
     suite.check("by_path_under_qemu_it_greets_through_the_forwarded_port", &qemu, || under_qemu(by_path()?));
+    suite.check("the_readme_main_rs_is_echos", &[], readme_main_is_echos);
+    suite.check("by_path_the_readme_example_passes_pasted_into_it", &[], || readme_example(by_path()?));
     suite.check("by_git_its_own_tests_pass", &[], || cargo_test(by_git()?));
     suite.check("by_git_on_unix_it_greets_over_loopback", &[], || on_unix(by_git()?));
     suite.check("by_git_under_qemu_it_greets_through_the_forwarded_port", &qemu, || under_qemu(by_git()?));
     let status = suite.run();
-    for what in ["path", "git"] {
+    for what in ["path", "git", "repo"] {
         let _ = fs::remove_dir_all(
             std::env::temp_dir().join(format!("morgana-template-{what}-{}", std::process::id())),
         );
