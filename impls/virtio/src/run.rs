@@ -8,7 +8,7 @@ use core::fmt::Display;
 use core::future::Future;
 use core::mem::ManuallyDrop;
 
-use morgana::{Duration, Instant};
+use morgana::Duration;
 use morgana_args::{ArgSpec, Args};
 use morgana_rt::{Executor, RtPlatform, Stalled, TimeSource};
 use morgana_target::{Device, Specs, StartError, Target};
