@@ -125,12 +125,21 @@ pub fn run(root: &Path, runs: usize) -> Outcome {
             _ => &[],
         };
         let image = image_path(root, app, false)?;
-        let server = matches!(*app, "echo" | "www");
+        let server = matches!(*app, "echo" | "www" | "notes");
         let fits = |mib: u64| {
             let mut vm = Vm::new(&image, kvm).args(args.iter().copied());
             vm.mem = format!("{mib}M");
             if *app == "block" {
                 vm.block = Some(disk.clone());
+            }
+            if *app == "notes" {
+                // A blank disk each time (notes formats it): the smallest store is under 1 MiB.
+                let blank = dir.join("notes.img");
+                let made = std::fs::File::create(&blank).and_then(|f| f.set_len(1 << 20));
+                if made.is_err() {
+                    return false;
+                }
+                vm.block = Some(blank);
             }
             if *app == "dns" {
                 vm.net = Some(NetSpec::User(Vec::new()));
@@ -166,6 +175,7 @@ fn serves(root: &Path, app: &str, vm: &Vm, port: u16, timeout: Duration) -> bool
     let mut g = Proc::spawn_group(vm.command());
     let ready = match app {
         "echo" => "echo: listening on ",
+        "notes" => "INFO  notes: serving notes on https://",
         _ => "INFO  www: serving https://",
     };
     if g.try_wait_for(ready, timeout).is_err() || g.try_wait_for("DHCP lease: ", timeout).is_err() {
