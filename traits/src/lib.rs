@@ -38,6 +38,7 @@ pub mod net;
 pub mod platform;
 pub mod prelude;
 pub mod stack;
+pub mod sync;
 pub mod task;
 pub mod time;
 

@@ -154,3 +154,43 @@ fn a_dropped_place_and_a_plain_spawn_count_too() {
     .unwrap();
     assert_eq!(h.now(), Instant::from_millis(1000));
 }
+
+#[test]
+fn a_lock_serves_its_takers_in_order_and_a_cancelled_one_gives_its_place_up() {
+    use morgana::sync::Lock;
+    let time = VirtualTime::new();
+    let exec = Executor::new(time.clone());
+    let h = exec.handle();
+    let lock = Rc::new(Lock::new(Vec::new()));
+    let order = exec
+        .block_on(&mut time.park(), {
+            let (lock, h) = (lock.clone(), h.clone());
+            async move {
+                let first = lock.lock().await;
+                // Three takers queue behind the holder; the second gives up at 5 ms.
+                for n in 0..3u32 {
+                    let (lock, h2) = (lock.clone(), h.clone());
+                    h.spawn(async move {
+                        let take = async {
+                            let mut g = lock.lock().await;
+                            h2.sleep(Duration::from_millis(1)).await;
+                            g.push(n);
+                        };
+                        if n == 1 {
+                            let _ = timeout(&h2, Duration::from_millis(5), take).await;
+                        } else {
+                            take.await;
+                        }
+                    });
+                    h.sleep(Duration::from_micros(1)).await;
+                }
+                h.sleep(Duration::from_millis(10)).await;
+                drop(first);
+                h.sleep(Duration::from_millis(10)).await;
+                lock.lock().await.clone()
+            }
+        })
+        .unwrap();
+    assert_eq!(order, [0, 2], "the cancelled taker left no entry and did not stall the one behind it");
+    assert_eq!(Rc::try_unwrap(lock).ok().unwrap().into_inner(), [0, 2]);
+}

@@ -190,7 +190,6 @@ extern crate alloc;
 pub mod exercise;
 mod format;
 mod keys;
-mod lock;
 mod node;
 mod open;
 mod ops;
@@ -208,7 +207,7 @@ use morgana::time::WallClock;
 pub use open::{OpenError, OpenReport};
 pub use ops::Op;
 
-use lock::Lock;
+use morgana::sync::Lock;
 use pager::{Fail, Pager};
 
 /// The error code (ENAMETOOLONG) of a key whose path is longer than the format allows.

@@ -64,7 +64,6 @@
 extern crate alloc;
 
 mod header;
-mod lock;
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -79,7 +78,7 @@ use morgana::kv::{Key, KeyError, Kind, KvError, KvRo};
 use sha2::{Digest, Sha256};
 
 use header::{Bad, Pax, RECORD, Type, shown};
-use lock::Lock;
+use morgana::sync::Lock;
 
 /// Largest extended header (pax records, a GNU long name) read at open.
 pub const MAX_EXTENDED: u64 = 1 << 20;

@@ -1,5 +1,19 @@
-//! A first-come, first-served async lock for one thread: a `Block` reads through `&mut`, and
-//! the store's readers (one per connection in a web server) take turns at it.
+//! A first-come, first-served async lock for one thread.
+//!
+//! A unikernel runs its tasks on one core, so sharing a device between tasks needs no atomics,
+//! only turns: a [`Block`](crate::Block) reads through `&mut`, and a store's readers (one per
+//! connection in a web server) queue at it. [`Lock`] hands the value to its takers in the order
+//! they asked, and a taker dropped before its turn (a cancelled request) gives its place up
+//! without stalling the ones behind it.
+//!
+//! ```
+//! use morgana::sync::Lock;
+//! # futures::executor::block_on(async {
+//! let disk = Lock::new(vec![0u8; 512]);
+//! disk.lock().await[0] = 7;
+//! assert_eq!(disk.lock().await[0], 7);
+//! # });
+//! ```
 
 use alloc::collections::BTreeMap;
 use core::cell::{Cell, RefCell, RefMut};
@@ -7,8 +21,8 @@ use core::future::poll_fn;
 use core::ops::{Deref, DerefMut};
 use core::task::{Poll, Waker};
 
-/// The lock and what it guards.
-pub(crate) struct Lock<T> {
+/// A value that tasks of one executor take turns at, first come, first served.
+pub struct Lock<T> {
     value: RefCell<T>,
     held: Cell<bool>,
     next: Cell<u64>,
@@ -16,20 +30,21 @@ pub(crate) struct Lock<T> {
     queue: RefCell<BTreeMap<u64, Option<Waker>>>,
 }
 
-/// Holds the lock until dropped.
-pub(crate) struct Guard<'a, T> {
+/// The value while the lock is held; dropping it hands the lock to the next taker.
+pub struct Guard<'a, T> {
     lock: &'a Lock<T>,
     value: Option<RefMut<'a, T>>,
 }
 
-/// A place in the queue; dropped before its turn (a cancelled read), it gives the place up.
+/// A place in the queue; dropped before its turn, it gives the place up.
 struct Place<'a, T> {
     lock: &'a Lock<T>,
     number: u64,
 }
 
 impl<T> Lock<T> {
-    pub(crate) fn new(value: T) -> Self {
+    /// An unlocked lock around `value`.
+    pub fn new(value: T) -> Self {
         Self {
             value: RefCell::new(value),
             held: Cell::new(false),
@@ -38,12 +53,13 @@ impl<T> Lock<T> {
         }
     }
 
-    pub(crate) fn into_inner(self) -> T {
+    /// The value, once nobody can hold the lock.
+    pub fn into_inner(self) -> T {
         self.value.into_inner()
     }
 
-    /// Wait for every earlier taker, then hold the lock.
-    pub(crate) async fn lock(&self) -> Guard<'_, T> {
+    /// Wait until every earlier taker has had its turn, then hold the lock.
+    pub async fn lock(&self) -> Guard<'_, T> {
         let place = Place { lock: self, number: self.next.get() };
         self.next.set(place.number + 1);
         self.queue.borrow_mut().insert(place.number, None);
