@@ -9,7 +9,8 @@
 //! bit. The cipher suites and signature verification are ring's, which draw nothing (and are
 //! several times faster than the pure-Rust curves at verifying).
 //!
-//! Key exchange: X25519 and P-256. Signing: ECDSA P-256 keys (the development certificate's).
+//! Key exchange: X25519 and P-256. Signing: ECDSA P-256 keys (the development certificate's),
+//! with the node's randomness, and Ed25519 keys, by ring (deterministic: nothing drawn).
 //! Randomness drawn outside any node is a bug in the simulator, and panics saying so.
 
 use std::cell::RefCell;
@@ -81,7 +82,12 @@ impl rand_core06::CryptoRng for NodeRng {}
 /// node's randomness for everything that does.
 pub fn provider() -> Arc<CryptoProvider> {
     let base = rustls::crypto::ring::default_provider();
+    // AES-128 with SHA-256 first (ring's order starts with SHA-384): a handshake's key schedule
+    // is dozens of HMACs, and thousands of handshakes feel their hash.
+    let mut cipher_suites = base.cipher_suites.clone();
+    cipher_suites.sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
     Arc::new(CryptoProvider {
+        cipher_suites,
         kx_groups: vec![&X25519, &P256],
         secure_random: &NodeRandom,
         key_provider: &NodeRandom,
@@ -101,14 +107,17 @@ impl SecureRandom for NodeRandom {
 
 impl KeyProvider for NodeRandom {
     fn load_private_key(&self, der: PrivateKeyDer<'static>) -> Result<Arc<dyn SigningKey>, Error> {
-        let key = match &der {
-            PrivateKeyDer::Pkcs8(k) => p256::ecdsa::SigningKey::from_pkcs8_der(k.secret_pkcs8_der()).ok(),
-            _ => None,
+        let refused = || {
+            Error::General(
+                "the simulator's TLS provider signs with ECDSA P-256 or Ed25519 keys (PKCS#8) only".into(),
+            )
         };
-        let key = key.ok_or_else(|| {
-            Error::General("the simulator's TLS provider signs with ECDSA P-256 keys (PKCS#8) only".into())
-        })?;
-        Ok(Arc::new(EcdsaKey(Arc::new(key))))
+        let PrivateKeyDer::Pkcs8(k) = &der else { return Err(refused()) };
+        if let Ok(key) = p256::ecdsa::SigningKey::from_pkcs8_der(k.secret_pkcs8_der()) {
+            return Ok(Arc::new(EcdsaKey(Arc::new(key))));
+        }
+        // Ed25519 signatures draw no randomness (RFC 8032): ring's signer is deterministic as it is.
+        rustls::crypto::ring::sign::any_eddsa_type(k).map_err(|_| refused())
     }
 }
 

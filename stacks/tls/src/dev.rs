@@ -18,3 +18,20 @@ pub const KEY_PEM: &[u8] = include_bytes!("../dev-certs/server.key");
 pub fn identity() -> Result<crate::Identity, crate::ConfigError> {
     crate::Identity::from_pem(CHAIN_PEM, KEY_PEM)
 }
+
+/// The development CA of the Ed25519 identity (PEM): trust it to accept [`ED25519_CHAIN_PEM`].
+pub const ED25519_CA_PEM: &[u8] = include_bytes!("../dev-certs/ed25519-ca.pem");
+
+/// The `localhost` certificate with an Ed25519 key (PEM), signed by [`ED25519_CA_PEM`].
+pub const ED25519_CHAIN_PEM: &[u8] = include_bytes!("../dev-certs/ed25519-server.pem");
+
+/// The private key of [`ED25519_CHAIN_PEM`] (PKCS#8 PEM, Ed25519).
+pub const ED25519_KEY_PEM: &[u8] = include_bytes!("../dev-certs/ed25519-server.key");
+
+/// The development identity with an Ed25519 key, parsed: its signatures are deterministic
+/// (RFC 8032 draws no randomness), which a simulator with seeded randomness wants, and cheaper
+/// than ECDSA's. The simulator's `www` serves it; [`identity`] stays the default, since more
+/// clients accept ECDSA P-256.
+pub fn ed25519_identity() -> Result<crate::Identity, crate::ConfigError> {
+    crate::Identity::from_pem(ED25519_CHAIN_PEM, ED25519_KEY_PEM)
+}
