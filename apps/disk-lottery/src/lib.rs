@@ -30,8 +30,12 @@ use morgana_store::{Batch, OpenError, Store};
 /// `--slot`, `--slots`, `--reset` and `--reset-all` (the disk is the target's block device).
 pub const ARGS: &[ArgSpec] = &[
     ArgSpec::value("slot", "N", "game slot to play, or to reset with --reset").default("0"),
-    ArgSpec::value("slots", "COUNT", "game slots on the disk (0 to COUNT-1), all of them reset by --reset-all")
-        .default(DEFAULT_SLOTS),
+    ArgSpec::value(
+        "slots",
+        "COUNT",
+        "game slots on the disk (0 to COUNT-1), all of them reset by --reset-all",
+    )
+    .default(DEFAULT_SLOTS),
     ArgSpec::flag("reset", "reset the game in --slot to a high score of 0 and quit"),
     ArgSpec::flag("reset-all", "reset every game slot and quit"),
 ];
@@ -85,7 +89,9 @@ impl Config {
         }
         let action = match (args.flag("reset"), args.flag("reset-all")) {
             (true, true) => {
-                return Err(ArgError::Conflict("--reset and --reset-all: give one (--reset-all resets every slot)"));
+                return Err(ArgError::Conflict(
+                    "--reset and --reset-all: give one (--reset-all resets every slot)",
+                ));
             }
             (true, false) => Action::Reset,
             (false, true) => Action::ResetAll,
