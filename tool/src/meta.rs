@@ -226,7 +226,7 @@ mod tests {
         let apps = apps(root).unwrap_or_else(|f| panic!("{}", f.message));
         assert_eq!(get_bin(&apps, "hello-key"), Some("hello-key"));
         let get = |n: &str| apps.iter().find(|a| a.name == n).unwrap_or_else(|| panic!("no app {n}"));
-        assert_eq!(apps.len(), 13);
+        assert_eq!(apps.len(), 15);
         let www = get("www");
         assert!(www.nic && !www.disk && www.supports("virtio") && www.supports("unix"));
         assert_eq!(
@@ -235,6 +235,8 @@ mod tests {
         );
         assert_eq!(www.ports[1].default, None);
         assert!(get("block").disk && !get("block").nic);
+        let lottery = get("disk-lottery");
+        assert!(lottery.disk && !lottery.nic && lottery.supports("virtio"));
         assert!(get("dns").nic && get("dns").ports.is_empty());
         assert!(!get("hello").nic && get("hello").ports.is_empty());
         assert!(get("echo").description.starts_with("mirage-skeleton"));

@@ -118,6 +118,8 @@ pub fn run(root: &Path, runs: usize) -> Outcome {
             "clock" => &["--count", "1"],
             // An address resolves to itself: the stack comes up, no DNS server is needed.
             "dns" => &["--name", "10.0.2.2"],
+            // A blank disk holds no game: resetting the slots formats it and saves them.
+            "disk-lottery" => &["--reset-all"],
             "ping" | "http-fetch" => {
                 println!("  {app:<12} not measured (it needs a peer: see cargo xtask test)");
                 continue;
@@ -132,9 +134,9 @@ pub fn run(root: &Path, runs: usize) -> Outcome {
             if *app == "block" {
                 vm.block = Some(disk.clone());
             }
-            if *app == "notes" {
-                // A blank disk each time (notes formats it): the smallest store is under 1 MiB.
-                let blank = dir.join("notes.img");
+            if matches!(*app, "notes" | "disk-lottery") {
+                // A blank disk each time (the app formats it): the smallest store is under 1 MiB.
+                let blank = dir.join("store.img");
                 let made = std::fs::File::create(&blank).and_then(|f| f.set_len(1 << 20));
                 if made.is_err() {
                     return false;

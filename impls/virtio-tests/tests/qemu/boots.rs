@@ -492,4 +492,53 @@ pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
             check().map_err(|e: String| format!("{e}\n{}", b.text()))
         },
     );
+    // disk-lottery keeps its games on the disk, in the durable store: one boot formats a blank
+    // image and resets its slots, and each later boot plays against the high score the one
+    // before it saved. Under TCG: the store's checksums are compute, slow under emulating KVM.
+    let lottery = scratch("lottery");
+    let lottery_arg = lottery.display().to_string();
+    let env3 = env.clone();
+    c.add(
+        "cargo xtask run disk-lottery --target virtio --block FILE: each boot plays against what the last one saved",
+        &[],
+        &[(&lottery, 1 << 20)],
+        c.xtask("disk-lottery", &["--accel", "tcg", "--block", &lottery_arg], &["--reset-all"]),
+        60,
+        move |b| {
+            b.expect_status(0)?;
+            if b.find("INFO  disk_lottery: All 8 game slots reset.").is_empty() {
+                return Err("no 'All 8 game slots reset.'".into());
+            }
+            let opts = ["--accel", "tcg", "--block", lottery_arg.as_str()];
+            let play = || -> Result<String, String> {
+                let cmd = env3.xtask_run("disk-lottery", &opts, &[]);
+                let b = capture(cmd, Exit::Plain, Duration::from_secs(60))?;
+                b.expect_status(0).and_then(|()| lottery_game(&b)).map_err(|e| format!("{e}\n{}", b.text()))
+            };
+            let first = play()?;
+            let won = first.strip_prefix("YOU WON! You beat the old high score 0 with ").and_then(|s| s.strip_suffix('!'));
+            let Some(won) = won else {
+                return Err(format!("after the reset: '{first}', not 'YOU WON! You beat the old high score 0 with N!'"));
+            };
+            let second = play()?;
+            let sees_it = second.starts_with(&format!("YOU WON! You beat the old high score {won} with "))
+                || (second.starts_with("YOU LOST! With ")
+                    && second.ends_with(&format!(" you didn't beat the high score {won}")))
+                || second == format!("TIE! You tied with the high score {won}");
+            if sees_it { Ok(()) } else { Err(format!("after '{first}', the next boot played '{second}'")) }
+        },
+    );
+}
+
+/// The game a `disk-lottery` boot played (its first line), once it said it saved it.
+fn lottery_game(b: &Boot) -> Result<String, String> {
+    let said = |m: &str| !b.find(&format!("INFO  disk_lottery: {m}")).is_empty();
+    if !said("Done!") || !said("Thank you for playing! Exiting...") {
+        return Err("no 'Done!' and 'Thank you for playing! Exiting...'".into());
+    }
+    let game = b.lines.iter().find_map(|(_, l)| {
+        let m = l.split_once("INFO  disk_lottery: ")?.1;
+        (m.starts_with("YOU ") || m.starts_with("TIE! ")).then(|| m.to_string())
+    });
+    game.ok_or_else(|| "no game line ('YOU WON! ...', 'YOU LOST! ...' or 'TIE! ...')".into())
 }
