@@ -1,5 +1,5 @@
 //! The `cargo morgana` command line: `build`, `run` and `new`, in any crate that depends on
-//! Morgana.
+//! Morgana, and `kv` on a disk image anywhere.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -72,6 +72,13 @@ enum Cmd {
     },
     /// Write a new unikernel crate: a TCP service that greets each connection, then echoes.
     New(NewArgs),
+    /// Read and write a morgana-store disk image on the host: `kv mkfs IMAGE --size SIZE`,
+    /// `kv put IMAGE KEY FILE`, `kv get IMAGE KEY`, `kv ls IMAGE [DIR]`, `kv import IMAGE DIR`,
+    /// `kv export IMAGE DIR`, `kv check IMAGE` (the same as `cargo xtask kv` in Morgana's checkout).
+    Kv {
+        #[command(subcommand)]
+        cmd: morgana_kvtool::cli::Command,
+    },
 }
 
 /// `new NAME --path DIR [--git URL [--rev REV]]`, shared with `cargo xtask new`.
@@ -183,6 +190,8 @@ pub fn main_with(mut argv: Vec<OsString>) -> ExitCode {
             (Err(_), Some(_)) => new.write(None),
             (Err(e), None) => Err(e),
         },
+        Cmd::Kv { cmd } => morgana_kvtool::cli::run(&cmd, &mut std::io::stdout().lock())
+            .map_err(|e| Failure::new(format!("kv: {e}"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -261,5 +270,27 @@ mod tests {
         assert_eq!(pick(&ws, "/w"), Ok("a".into()));
         ws.members.remove(0);
         assert!(pick(&ws, "/w").unwrap_err().message.contains("depends on morgana-app"));
+    }
+
+    #[test]
+    fn kv_makes_an_image_and_puts_a_file_in_it() {
+        let dir = std::env::temp_dir().join(format!("cargo-morgana-kv-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (image, file) = (dir.join("disk.img"), dir.join("today.txt"));
+        std::fs::write(&file, b"hello from the host\n").unwrap();
+        let run = |args: &[&str]| {
+            let argv = ["cargo-morgana", "morgana", "kv"].into_iter().chain(args.iter().copied());
+            main_with(argv.map(OsString::from).collect())
+        };
+        let img = image.to_str().unwrap();
+        assert_eq!(run(&["mkfs", img, "--size", "1M"]), ExitCode::SUCCESS);
+        assert_eq!(run(&["put", img, "/notes/today", file.to_str().unwrap()]), ExitCode::SUCCESS);
+        assert_eq!(run(&["mkfs", img, "--size", "1M"]), ExitCode::FAILURE, "mkfs never overwrites");
+        let store = morgana_kvtool::Image::open(&image, false).unwrap();
+        let mut out = Vec::new();
+        store.get(&morgana_kvtool::key("/notes/today").unwrap(), &mut out).unwrap();
+        assert_eq!(out, b"hello from the host\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
