@@ -30,7 +30,15 @@ pub struct Swarm {
     pub partitions: bool,
     /// Whether the scenario should also crash nodes at random (where it can).
     pub crashes: bool,
+    /// Each sector a disk reads comes back with a bit flipped with the first probability, or
+    /// with another sector's contents with the second (faults on the way, not at rest: the
+    /// same sector read again is right).
+    pub disk_reads: (f64, f64),
 }
+
+/// The strongest read faults a swarm draws, per sector read: a store re-reads what fails its
+/// checksum, so these mostly cost a read; twice in a row is reported as damage.
+const MAX_DISK_READ_FAULT: f64 = 1e-3;
 
 impl Swarm {
     /// The scenario's faults as given: no skew, every unflushed write lost at a crash.
@@ -43,6 +51,7 @@ impl Swarm {
             offset: Duration::ZERO,
             partitions: false,
             crashes: false,
+            disk_reads: (0.0, 0.0),
         }
     }
 
@@ -63,7 +72,9 @@ impl Swarm {
         let offset =
             if on(&mut rng) { Duration::from_millis(rng.next_u64() % 10_000) } else { Duration::ZERO };
         let (partitions, crashes) = (on(&mut rng), on(&mut rng));
-        Self { drawn: true, links, power_cut, drift_ppm, offset, partitions, crashes }
+        let read_fault = |rng: &mut ChaCha8Rng| if on(rng) { unit(rng) * MAX_DISK_READ_FAULT } else { 0.0 };
+        let disk_reads = (read_fault(&mut rng), read_fault(&mut rng));
+        Self { drawn: true, links, power_cut, drift_ppm, offset, partitions, crashes, disk_reads }
     }
 
     /// Node `node`'s clock skew, from the seed, within the mix's bounds.
@@ -86,7 +97,7 @@ impl fmt::Display for Swarm {
         write!(
             f,
             "loss {}, duplicate {}, reorder {}, corrupt {}, latency {:?}, drift ±{} ppm, offset ≤{} ms, \
-             power cut: lose {:.2} tear {:.2}, partitions {}, crashes {}",
+             power cut: lose {:.2} tear {:.2}, disk reads: flip {} misdirect {}, partitions {}, crashes {}",
             pct(l.loss),
             pct(l.duplicate),
             pct(l.reorder),
@@ -96,6 +107,8 @@ impl fmt::Display for Swarm {
             self.offset.as_millis(),
             self.power_cut.0,
             self.power_cut.1,
+            pct(self.disk_reads.0),
+            pct(self.disk_reads.1),
             if self.partitions { "on" } else { "off" },
             if self.crashes { "on" } else { "off" },
         )

@@ -305,12 +305,13 @@ impl World {
         });
         let skew = spec.skew.unwrap_or_else(|| self.inner.swarm.skew(self.inner.config.seed, id));
         let disk = spec.disk.map(|(size, sectors)| {
-            let (lose, tear) = self.inner.swarm.power_cut;
+            let ((lose, tear), (flip, misread)) = (self.inner.swarm.power_cut, self.inner.swarm.disk_reads);
             let dev = FaultyBlock::new(
                 MemBlock::new(size, sectors),
                 mix(self.inner.config.seed ^ (id as u64) << 20),
             )
-            .power_cut_faults(lose, tear);
+            .power_cut_faults(lose, tear)
+            .read_faults(flip, misread);
             Rc::new(RefCell::new(dev))
         });
         slots.push(Slot {

@@ -133,19 +133,33 @@ fn torn_format(page0: &[u8]) -> bool {
 /// The offset of the first non-zero byte on the device from page `from`, if any.
 async fn first_nonzero<B: Block>(dev: &mut B, pages: u64, from: u64) -> Result<Option<u64>, OpenError> {
     const STEP: u64 = 16;
+    let ss = dev.info().sector_size as usize;
     let mut buf = vec![0u8; STEP as usize * PAGE];
     let mut page = from;
     while page < pages {
         let n = STEP.min(pages - page);
         let b = &mut buf[..n as usize * PAGE];
-        read(dev, page, b).await?;
         // Word by word: this reads the whole device once, and a byte loop over a large disk
         // is slow where instructions are (bare metal under an emulating hypervisor: 32 MiB
         // took a minute).
-        let words = b.chunks_exact(8).position(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()) != 0);
-        if let Some(w) = words {
-            let i = w * 8 + b[w * 8..].iter().position(|x| *x != 0).unwrap_or(0);
-            return Ok(Some(page * PAGE_U64 + i as u64));
+        let nonzero = |b: &[u8]| {
+            let w =
+                b.chunks_exact(8).position(|w| u64::from_ne_bytes(w.try_into().unwrap_or_default()) != 0)?;
+            Some(w * 8 + b[w * 8..].iter().position(|x| *x != 0).unwrap_or(0))
+        };
+        read(dev, page, b).await?;
+        let mut at = 0;
+        while let Some(i) = nonzero(&b[at..]).map(|i| at + i) {
+            // The sector is read once more before the device is refused: a bit flipped on the
+            // way, or a read served from another sector, must not make a blank disk foreign
+            // for good. Non-zero twice is data.
+            let start = i / ss * ss;
+            let sector = &mut b[start..start + ss];
+            dev.read((page * PAGE_U64 + start as u64) / ss as u64, sector).await.map_err(OpenError::Io)?;
+            if let Some(j) = nonzero(sector) {
+                return Ok(Some(page * PAGE_U64 + (start + j) as u64));
+            }
+            at = start + ss;
         }
         page += n;
     }
@@ -192,6 +206,11 @@ pub async fn open<B: Block>(
                 }
                 _ => {
                     let blank = |p: &[u8]| torn_format(p) || p.iter().all(|b| *b == 0);
+                    if !(blank(&page0) && blank(&backup)) {
+                        // Once more before refusing (as the zero check below does).
+                        read(&mut dev, 0, &mut page0).await?;
+                        read(&mut dev, pages - 1, &mut backup).await?;
+                    }
                     if !(blank(&page0) && blank(&backup)) {
                         let offset = page0.iter().position(|b| *b != 0).unwrap_or(0) as u64;
                         return Err(match e {
@@ -248,6 +267,13 @@ pub async fn open<B: Block>(
         for (i, c) in copies.iter_mut().enumerate() {
             if c.is_none() {
                 *c = record(&again, i);
+            }
+        }
+        // A page that read non-zero once and zero the second time was a fault on the way: it
+        // is blank, and a blank slot is no torn commit.
+        for (page, second) in ring.chunks_mut(PAGE).zip(again.chunks(PAGE)) {
+            if second.iter().all(|b| *b == 0) {
+                page.fill(0);
             }
         }
     }

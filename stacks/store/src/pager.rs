@@ -266,18 +266,20 @@ impl<B: Block> Pager<B> {
         if ptr.page < FIRST_DATA || ptr.page >= self.header.pages {
             return Err(Fail::Corrupt(ptr.page));
         }
-        let buf = match self.repaired.get(&ptr.page) {
-            Some(img) => img.clone(),
-            None => {
-                let mut buf = vec![0u8; PAGE];
-                self.read_pages(ptr.page, &mut buf).await?;
-                buf
-            }
-        };
-        if crc(&buf) != ptr.crc {
-            return Err(Fail::Corrupt(ptr.page));
+        if let Some(img) = self.repaired.get(&ptr.page) {
+            return if crc(img) == ptr.crc { Ok(img.clone()) } else { Err(Fail::Corrupt(ptr.page)) };
         }
-        Ok(buf)
+        let mut buf = vec![0u8; PAGE];
+        // A page that fails its checksum is read once more: a fault on the way (a flipped bit
+        // in transfer, a read served from the wrong sector) reads right the second time, damage
+        // at rest does not, and only that is reported.
+        for _ in 0..2 {
+            self.read_pages(ptr.page, &mut buf).await?;
+            if crc(&buf) == ptr.crc {
+                return Ok(buf);
+            }
+        }
+        Err(Fail::Corrupt(ptr.page))
     }
 
     /// The node at `ptr`, from the open transaction, the cache or the device.
