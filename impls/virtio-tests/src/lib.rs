@@ -23,9 +23,12 @@
 //! without and with the two flags `morgana-virtio` asks for (it needs no images, only the
 //! `x86_64-unknown-none` target, and is skipped without it).
 //! This library is what the tests share: where the images are and the `cargo xtask run`
-//! command; processes, namespaces, payloads and the rest come from `morgana-netns`.
+//! command, and [`nbd`], the NBD server that cuts the power under a guest's disk; processes,
+//! namespaces, payloads and the rest come from `morgana-netns`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod nbd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
