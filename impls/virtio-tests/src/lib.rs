@@ -5,7 +5,8 @@
 //! `tests/qemu`: boots checked by what they print and how they exit, and live guests talking to
 //! real peers (a 1 MiB echo through a forwarded port, `curl` against `www`, `http-fetch` against
 //! `openssl s_server`, Linux `ping`, `nc` and `dnsmasq` on a TAP device in a network namespace
-//! the test creates). Many start the guest with the command a user types, `cargo xtask run APP
+//! the test creates, `notes` killed and power-cut in the middle of PUTs, its disk served by
+//! [`nbd`]). Many start the guest with the command a user types, `cargo xtask run APP
 //! --target virtio ...`.
 //!
 //! The images are built by `cargo xtask`, which passes where they are:
