@@ -298,6 +298,8 @@ fn choose_kvm(accel: Option<&str>) -> Result<bool, Failure> {
 pub fn run(ws: &Workspace, meta: &App, q: &QemuArgs, args: &[String]) -> Outcome {
     let app = meta.name.as_str();
     check_qemu()?;
+    // The app's own `--block FILE` (the argument every target understands) names the disk too.
+    let block = q.block.as_deref().or_else(|| app_arg(args, "block")).map(disk).transpose()?;
     let mut forwards = q.forward.iter().map(|f| parse_forward(f)).collect::<Result<Vec<_>, _>>()?;
     let net = match q.net.as_deref() {
         Some(tap) if tap.starts_with("tap:") => {
@@ -341,8 +343,6 @@ pub fn run(ws: &Workspace, meta: &App, q: &QemuArgs, args: &[String]) -> Outcome
         }
         Some(other) => return Err(Failure::usage(format!("--net {other}: expected user or tap:IFNAME"))),
     };
-    // The app's own `--block FILE` (the argument every target understands) names the disk too.
-    let block = q.block.as_deref().or_else(|| app_arg(args, "block")).map(disk).transpose()?;
     let kvm = choose_kvm(q.accel.as_deref())?;
     let image = build_image(ws, meta)?;
     let mut vm = Vm::new(&image, kvm).args(args.iter().cloned());
