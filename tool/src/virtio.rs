@@ -3,17 +3,18 @@
 //! ```text
 //! build [APP] --target virtio          image path and stripped size
 //! run [APP] --target virtio [--accel kvm|tcg] [--machine microvm|q35] [--mem SIZE]
-//!     [--net user|tap:IF] [--forward HOST:GUEST]... [--block FILE] [-- APP ARGS]
+//!     [--net user|tap:IF] [--forward HOST:GUEST]... [--block FILE|NBD-URL] [-- APP ARGS]
 //! ```
 //!
 //! The QEMU command line and the guest's exit status (`s` written to `isa-debug-exit`, QEMU
 //! exiting `2s + 1`) are `morgana-qemu`'s, shared with `cargo xtask bench boot` and the QEMU
 //! test suite (`impls/virtio-tests`).
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use morgana_qemu::{NetSpec, QEMU, Symbolizer, Vm, guest_status, kvm_is_software, kvm_usable};
+use morgana_qemu::{Disk, NetSpec, QEMU, Symbolizer, Vm, guest_status, kvm_is_software, kvm_usable};
 
 use crate::meta::{App, Workspace};
 use crate::process::bin;
@@ -66,9 +67,11 @@ pub struct QemuArgs {
     /// Forward a host TCP port to a guest port (user networking); repeatable.
     #[arg(long, value_name = "HOST:GUEST")]
     pub forward: Vec<String>,
-    /// A raw disk image attached as a virtio-blk device (default: the app's own `--block FILE`).
-    #[arg(long, value_name = "FILE")]
-    pub block: Option<PathBuf>,
+    /// The virtio-blk disk: a raw image file, or an NBD export QEMU connects to
+    /// (nbd://HOST:PORT/EXPORT, nbd+unix:///EXPORT?socket=PATH). Default: the app's own
+    /// `--block FILE`.
+    #[arg(long, value_name = "FILE|URL")]
+    pub block: Option<String>,
 }
 
 impl QemuArgs {
@@ -235,6 +238,38 @@ fn check_disk_image(file: &Path) -> Outcome {
     Ok(())
 }
 
+/// The URL schemes of an NBD export, which QEMU opens as the NBD client.
+const NBD_SCHEMES: &[&str] = &["nbd://", "nbd+tcp://", "nbd+unix://"];
+
+/// The disk `--block` names: an NBD URL (checked as far as the host can tell before QEMU
+/// connects), else a file ([`check_disk_image`]).
+fn disk(spec: &str) -> Result<Disk, Failure> {
+    if !NBD_SCHEMES.iter().any(|s| spec.starts_with(s)) {
+        let file = PathBuf::from(spec);
+        check_disk_image(&file)?;
+        return Ok(Disk::File(file));
+    }
+    let bad = |why: &str| Failure::usage(format!("--block {spec}: {why}"));
+    if let Some(rest) = spec.strip_prefix("nbd+unix://") {
+        let socket =
+            rest.split_once('?').and_then(|(_, q)| q.split('&').find_map(|p| p.strip_prefix("socket=")));
+        let socket = socket.ok_or_else(|| bad("no socket: expected nbd+unix:///EXPORT?socket=PATH"))?;
+        match std::fs::metadata(socket) {
+            Ok(m) if m.file_type().is_socket() => {}
+            Ok(_) => {
+                return Err(bad(&format!("{socket} is not a socket (is the NBD server listening there?)")));
+            }
+            Err(_) => return Err(bad(&format!("nothing at {socket}: start the NBD server first"))),
+        }
+    } else {
+        let host = spec.split_once("://").map_or("", |(_, r)| r.split(['/', ':', '?']).next().unwrap_or(""));
+        if host.is_empty() {
+            return Err(bad("no host: expected nbd://HOST[:PORT]/EXPORT"));
+        }
+    }
+    Ok(Disk::Url(spec.to_string()))
+}
+
 /// Pick the accelerator: the one asked for, else KVM when usable (saying so when it is not).
 fn choose_kvm(accel: Option<&str>) -> Result<bool, Failure> {
     match accel {
@@ -263,6 +298,8 @@ fn choose_kvm(accel: Option<&str>) -> Result<bool, Failure> {
 pub fn run(ws: &Workspace, meta: &App, q: &QemuArgs, args: &[String]) -> Outcome {
     let app = meta.name.as_str();
     check_qemu()?;
+    // The app's own `--block FILE` (the argument every target understands) names the disk too.
+    let block = q.block.as_deref().or_else(|| app_arg(args, "block")).map(disk).transpose()?;
     let mut forwards = q.forward.iter().map(|f| parse_forward(f)).collect::<Result<Vec<_>, _>>()?;
     let net = match q.net.as_deref() {
         Some(tap) if tap.starts_with("tap:") => {
@@ -306,11 +343,6 @@ pub fn run(ws: &Workspace, meta: &App, q: &QemuArgs, args: &[String]) -> Outcome
         }
         Some(other) => return Err(Failure::usage(format!("--net {other}: expected user or tap:IFNAME"))),
     };
-    // The app's own `--block FILE` (the argument every target understands) names the disk too.
-    let block = q.block.clone().or_else(|| app_arg(args, "block").map(PathBuf::from));
-    if let Some(file) = &block {
-        check_disk_image(file)?;
-    }
     let kvm = choose_kvm(q.accel.as_deref())?;
     let image = build_image(ws, meta)?;
     let mut vm = Vm::new(&image, kvm).args(args.iter().cloned());
@@ -367,5 +399,29 @@ mod tests {
         assert_eq!(app_arg(&args, "block"), Some("disk.img"));
         assert_eq!(app_arg(&args, "log"), Some("debug"));
         assert_eq!(app_arg(&args, "net"), None);
+    }
+
+    #[test]
+    fn a_disk_is_a_checked_file_or_an_nbd_url() {
+        let dir = std::env::temp_dir().join(format!("morgana-tool-disk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = |spec: &str| disk(spec).err().map(|f| f.message).unwrap_or_default();
+        let file = dir.join("d.img");
+        std::fs::write(&file, vec![0; 1024]).unwrap();
+        assert_eq!(disk(file.to_str().unwrap()).ok(), Some(Disk::File(file.clone())));
+        std::fs::write(&file, vec![0; 1000]).unwrap();
+        assert!(err(file.to_str().unwrap()).contains("not a whole number of 512-byte sectors"));
+        assert!(err("/no/such.img").contains("no such file"));
+        assert_eq!(disk("nbd://127.0.0.1:10809/x").ok(), Some(Disk::Url("nbd://127.0.0.1:10809/x".into())));
+        assert!(err("nbd:///x").contains("no host"));
+        assert!(err("nbd+unix:///x").contains("no socket"));
+        let sock = dir.join("s.sock");
+        assert!(
+            err(&format!("nbd+unix:///x?socket={}", sock.display())).contains("start the NBD server first")
+        );
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let url = format!("nbd+unix:///x?socket={}", sock.display());
+        assert_eq!(disk(&url).ok(), Some(Disk::Url(url.clone())));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -132,7 +132,7 @@ pub fn run(root: &Path, runs: usize) -> Outcome {
             let mut vm = Vm::new(&image, kvm).args(args.iter().copied());
             vm.mem = format!("{mib}M");
             if *app == "block" {
-                vm.block = Some(disk.clone());
+                vm.block = Some(disk.clone().into());
             }
             if matches!(*app, "notes" | "disk-lottery") {
                 // A blank disk each time (the app formats it): the smallest store is under 1 MiB.
@@ -141,7 +141,7 @@ pub fn run(root: &Path, runs: usize) -> Outcome {
                 if made.is_err() {
                     return false;
                 }
-                vm.block = Some(blank);
+                vm.block = Some(blank.into());
             }
             if *app == "dns" {
                 vm.net = Some(NetSpec::User(Vec::new()));

@@ -5,7 +5,8 @@
 //! `tests/qemu`: boots checked by what they print and how they exit, and live guests talking to
 //! real peers (a 1 MiB echo through a forwarded port, `curl` against `www`, `http-fetch` against
 //! `openssl s_server`, Linux `ping`, `nc` and `dnsmasq` on a TAP device in a network namespace
-//! the test creates). Many start the guest with the command a user types, `cargo xtask run APP
+//! the test creates, `notes` killed and power-cut in the middle of PUTs, its disk served by
+//! [`nbd`]). Many start the guest with the command a user types, `cargo xtask run APP
 //! --target virtio ...`.
 //!
 //! The images are built by `cargo xtask`, which passes where they are:
@@ -23,9 +24,12 @@
 //! without and with the two flags `morgana-virtio` asks for (it needs no images, only the
 //! `x86_64-unknown-none` target, and is skipped without it).
 //! This library is what the tests share: where the images are and the `cargo xtask run`
-//! command; processes, namespaces, payloads and the rest come from `morgana-netns`.
+//! command, and [`nbd`], the NBD server that cuts the power under a guest's disk; processes,
+//! namespaces, payloads and the rest come from `morgana-netns`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod nbd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -54,6 +54,33 @@ pub enum NetSpec {
     HubPair,
 }
 
+/// A disk attached as a virtio-blk device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disk {
+    /// A raw image file.
+    File(PathBuf),
+    /// A drive URL QEMU opens itself, such as an NBD export (`nbd://HOST:PORT/NAME`,
+    /// `nbd+unix:///NAME?socket=PATH`), QEMU being the NBD client.
+    Url(String),
+}
+
+impl From<PathBuf> for Disk {
+    fn from(file: PathBuf) -> Self {
+        Self::File(file)
+    }
+}
+
+impl Disk {
+    /// The `file=` value of QEMU's `-drive`, its commas doubled (QEMU's option syntax).
+    fn drive_file(&self) -> String {
+        let file = match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Url(url) => url.clone(),
+        };
+        file.replace(',', ",,")
+    }
+}
+
 /// A QEMU launch of one image.
 #[derive(Debug, Clone)]
 pub struct Vm {
@@ -67,8 +94,8 @@ pub struct Vm {
     pub mem: String,
     /// The network interface, if any.
     pub net: Option<NetSpec>,
-    /// A raw disk image attached as a virtio-blk device.
-    pub block: Option<PathBuf>,
+    /// The disk attached as a virtio-blk device, if any.
+    pub block: Option<Disk>,
     /// microvm: modern virtio-mmio (version 2) instead of QEMU 7.2's default legacy.
     pub mmio_modern: bool,
     /// A CPU model instead of the accelerator's default.
@@ -149,8 +176,10 @@ impl Vm {
                 }
             }
         }
-        if let Some(file) = &self.block {
-            c.arg("-drive").arg(format!("file={},if=none,id=blk0,format=raw", file.display()));
+        if let Some(disk) = &self.block {
+            // The default cache mode (writeback) shows the guest a write cache, so its
+            // VIRTIO_BLK_T_FLUSH reaches the file (fdatasync) or the NBD server (NBD_CMD_FLUSH).
+            c.arg("-drive").arg(format!("file={},if=none,id=blk0,format=raw", disk.drive_file()));
             c.args(["-device", &format!("{blk_dev},drive=blk0")]);
         }
         c
@@ -369,5 +398,21 @@ mod tests {
         vm.kvm = true;
         let args: Vec<String> = vm.command().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert!(args.iter().any(|a| a == "host,-arch-capabilities"), "nested KVM needs it: {args:?}");
+    }
+
+    #[test]
+    fn a_disk_is_a_file_or_a_url_with_its_commas_doubled() {
+        let drive = |disk: Disk| {
+            let mut vm = Vm::new(Path::new("img"), false);
+            vm.block = Some(disk);
+            let args: Vec<String> =
+                vm.command().get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+            args.into_iter().find(|a| a.starts_with("file=")).unwrap_or_default()
+        };
+        assert_eq!(drive(PathBuf::from("a,b.img").into()), "file=a,,b.img,if=none,id=blk0,format=raw");
+        assert_eq!(
+            drive(Disk::Url("nbd+unix:///notes?socket=/tmp/s".into())),
+            "file=nbd+unix:///notes?socket=/tmp/s,if=none,id=blk0,format=raw"
+        );
     }
 }

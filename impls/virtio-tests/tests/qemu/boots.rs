@@ -351,7 +351,7 @@ pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
         vm.q35 = q35;
         vm.mmio_modern = modern;
         vm.net = Some(NetSpec::HubPair);
-        vm.block = Some(disk.clone());
+        vm.block = Some(disk.clone().into());
         c.add(name, &[], &[(&disk, 1 << 20)], Launch::Qemu(vm), 60, |b| {
             b.expect_status(0)?;
             for want in ["block: check_rw passed on 2048 sectors", "net: check_pair passed"] {

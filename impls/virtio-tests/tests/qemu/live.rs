@@ -430,7 +430,7 @@ fn dns_tap(env: &Env) -> Result<(), String> {
 /// The live tests.
 pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
     type Live = fn(&Env) -> Result<(), String>;
-    let tests: [(&str, Live, &[Need]); 8] = [
+    let tests: [(&str, Live, &[Need]); 10] = [
         ("echo: 1 MiB byte-exact through the forwarded port", echo_forwarded, &[]),
         (
             "www: curl --cacert <dev CA> over TLS 1.3 gets the index page through the forwarded port",
@@ -445,6 +445,16 @@ pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
         (
             "www --mem 8M (TCG): 200 TLS handshakes at once all served within the heap, then one more",
             www_tls_flood_on_a_small_heap,
+            &[Need::program("curl", "curl")],
+        ),
+        (
+            "notes (TCG): QEMU killed mid-PUTs, restarted on the image: every acknowledged PUT byte for byte",
+            crate::notes::qemu_killed,
+            &[Need::program("curl", "curl")],
+        ),
+        (
+            "notes (TCG) on the suite's NBD server: 6 power cuts (pending writes lost, kept in any order, torn), every acknowledged PUT survives",
+            crate::notes::nbd_power_cuts,
             &[Need::program("curl", "curl")],
         ),
         (

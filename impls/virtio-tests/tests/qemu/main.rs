@@ -8,6 +8,7 @@
 mod boots;
 mod checks;
 mod live;
+mod notes;
 
 use std::process::ExitCode;
 
