@@ -172,7 +172,8 @@ fn links() -> LinkFaults {
     .lossy(0.01)
 }
 
-/// Check what the clients saw: nothing wrong, almost everything fetched, everyone busy.
+/// Check what the clients saw: nothing wrong, at most `max_failed` of the fetches failed, everyone
+/// busy.
 fn check(stats: &Stats, shape: Shape, max_failed: f64) -> Result<(), String> {
     let s = stats.borrow();
     let (ok, failed, wrong): (u64, u64, u64) =
@@ -221,7 +222,10 @@ pub fn serve(config: WorldConfig, shape: Shape) -> Outcome {
             }
         }
         ctl.sleep(end.saturating_duration_since(ctl.now()) + Duration::from_secs(1)).await;
-        let allowed = if partitions || crashes { 0.2 } else { 0.01 };
+        // Loss, duplication, reordering and corruption alone fail no fetch (100 seeds of
+        // www-small, plain and swarm, and 3 of www's 24,000 fetches each); cutting clients off
+        // or restarting the server may.
+        let allowed = if partitions || crashes { 0.2 } else { 0.0 };
         check(&stats, shape, allowed)
     })
 }
