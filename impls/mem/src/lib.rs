@@ -33,6 +33,7 @@ mod kv;
 mod net;
 mod pcap;
 mod pipe;
+pub mod port;
 mod rng;
 #[cfg(feature = "std")]
 pub mod sim;

@@ -1,26 +1,18 @@
 //! Ethernet ports joined by a learning switch.
 
-use alloc::collections::VecDeque;
 use alloc::rc::Rc;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::cell::RefCell;
-use core::task::{Context, Waker};
 
-use morgana::net::{Capabilities, LinkState, Net, NetStats, RxToken, TxToken};
+use morgana::net::Capabilities;
+
+use crate::port::{Medium, Port, PortNet};
 
 /// Frames a port queues before it drops (a receiver that never reads cannot eat all memory).
 const QUEUE_FRAMES: usize = 1024;
 
-struct Port {
-    mac: [u8; 6],
-    up: bool,
-    inbox: VecDeque<Vec<u8>>,
-    waker: Option<Waker>,
-    stats: NetStats,
-}
-
-struct Fabric {
+/// What a [`Switch`]'s ports share: their states and the learned addresses.
+pub struct Fabric {
     caps: Capabilities,
     ports: Vec<Port>,
     /// MAC address -> port, learned from source addresses.
@@ -53,10 +45,7 @@ impl Fabric {
                 port.stats.rx_dropped += 1;
                 continue;
             }
-            port.inbox.push_back(frame.to_vec());
-            if let Some(w) = port.waker.take() {
-                w.wake();
-            }
+            port.deliver(frame.to_vec());
         }
     }
 }
@@ -87,8 +76,8 @@ impl Switch {
     /// Plug in a new port with address `mac`.
     pub fn port(&self, mac: [u8; 6]) -> MemNet {
         let mut f = self.fabric.borrow_mut();
-        f.ports.push(Port { mac, up: true, inbox: VecDeque::new(), waker: None, stats: NetStats::default() });
-        MemNet { fabric: self.fabric.clone(), index: f.ports.len() - 1 }
+        f.ports.push(Port::new(mac));
+        PortNet::new(self.fabric.clone(), f.ports.len() - 1)
     }
 }
 
@@ -99,103 +88,28 @@ pub fn pair(mac_a: [u8; 6], mac_b: [u8; 6]) -> (MemNet, MemNet) {
 }
 
 /// One port of a [`Switch`].
-pub struct MemNet {
-    fabric: Rc<RefCell<Fabric>>,
-    index: usize,
-}
+pub type MemNet = PortNet<Fabric>;
 
-impl MemNet {
-    /// Unplug (`false`) or plug back (`true`) the cable: a network partition.
-    pub fn set_link(&self, up: bool) {
-        let mut f = self.fabric.borrow_mut();
-        let port = &mut f.ports[self.index];
-        port.up = up;
-        if !up {
-            port.inbox.clear();
-        }
-        if let Some(w) = port.waker.take() {
-            w.wake();
-        }
-    }
-}
-
-/// A received frame, owned.
-pub struct MemRx(Vec<u8>);
-
-impl RxToken for MemRx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, f: F) -> R {
-        f(&mut self.0)
-    }
-}
-
-/// Room to send one frame from a port.
-pub struct MemTx<'a>(&'a MemNet);
-
-impl TxToken for MemTx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0u8; len];
-        let r = f(&mut buf);
-        let mut fabric = self.0.fabric.borrow_mut();
-        let max = fabric.caps.max_frame_len();
-        let port = &mut fabric.ports[self.0.index];
-        if len > max || len < 14 || !port.up {
-            port.stats.tx_dropped += 1;
-            return r;
-        }
-        port.stats.tx_frames += 1;
-        port.stats.tx_bytes += len as u64;
-        fabric.forward(self.0.index, &buf);
-        r
-    }
-}
-
-impl Net for MemNet {
-    type RxToken<'a> = MemRx;
-    type TxToken<'a> = MemTx<'a>;
-
-    fn receive(&mut self, cx: &mut Context<'_>) -> Option<(MemRx, MemTx<'_>)> {
-        let mut f = self.fabric.borrow_mut();
-        let port = &mut f.ports[self.index];
-        match port.inbox.pop_front() {
-            Some(frame) => {
-                port.stats.rx_frames += 1;
-                port.stats.rx_bytes += frame.len() as u64;
-                drop(f);
-                Some((MemRx(frame), MemTx(self)))
-            }
-            None => {
-                port.waker = Some(cx.waker().clone());
-                None
-            }
-        }
-    }
-
-    fn transmit(&mut self, _cx: &mut Context<'_>) -> Option<MemTx<'_>> {
-        Some(MemTx(self))
-    }
-
-    fn link_state(&mut self, cx: &mut Context<'_>) -> LinkState {
-        let mut f = self.fabric.borrow_mut();
-        let port = &mut f.ports[self.index];
-        port.waker = Some(cx.waker().clone());
-        if port.up { LinkState::Up } else { LinkState::Down }
-    }
-
+impl Medium for Fabric {
     fn capabilities(&self) -> Capabilities {
-        self.fabric.borrow().caps
+        self.caps
     }
 
-    fn mac(&self) -> [u8; 6] {
-        self.fabric.borrow().ports[self.index].mac
+    fn port(&mut self, index: usize) -> &mut Port {
+        &mut self.ports[index]
     }
 
-    fn stats(&self) -> NetStats {
-        self.fabric.borrow().ports[self.index].stats
+    fn carry(&mut self, from: usize, frame: &[u8]) {
+        self.forward(from, frame);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use core::task::{Context, Waker};
+
+    use morgana::net::{Net, RxToken, TxToken};
+
     use super::*;
 
     fn send(port: &mut MemNet, frame: &[u8]) {

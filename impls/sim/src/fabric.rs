@@ -9,13 +9,13 @@
 //! once, as it enters the switch (what became of it on each link is in the trace).
 
 use std::cell::RefCell;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 use std::rc::Rc;
-use std::task::{Context, Waker};
 
-use morgana::net::{Capabilities, LinkState, Net, NetStats, RxToken, TxToken};
+use morgana::net::Capabilities;
 use morgana::{Duration, Instant};
 use morgana_mem::Pcap;
+use morgana_mem::port::{Medium, Port, PortNet};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -111,14 +111,6 @@ struct Link {
     last: Instant,
 }
 
-struct Port {
-    mac: [u8; 6],
-    up: bool,
-    inbox: VecDeque<Vec<u8>>,
-    waker: Option<Waker>,
-    stats: NetStats,
-}
-
 struct InFlight {
     at: Instant,
     seq: u64,
@@ -195,13 +187,7 @@ impl Fabric {
             row.push(link.clone());
         }
         self.links.push(vec![link; self.ports.len() + 1]);
-        self.ports.push(Port {
-            mac,
-            up: false,
-            inbox: VecDeque::new(),
-            waker: None,
-            stats: NetStats::default(),
-        });
+        self.ports.push(Port { up: false, ..Port::new(mac) });
         self.ports.len() - 1
     }
 
@@ -345,10 +331,7 @@ impl Fabric {
                 continue;
             }
             trace.push(now, Event::Delivered { seq: f.seq });
-            port.inbox.push_back(f.frame);
-            if let Some(w) = port.waker.take() {
-                w.wake();
-            }
+            port.deliver(f.frame);
             n += 1;
         }
         n
@@ -356,95 +339,28 @@ impl Fabric {
 }
 
 /// A node's NIC on the world's switch.
-pub struct SimNet {
-    fabric: Rc<RefCell<Fabric>>,
-    port: usize,
-}
+pub type SimNet = PortNet<Fabric>;
 
-impl SimNet {
-    /// The NIC on `port`.
-    pub fn new(fabric: Rc<RefCell<Fabric>>, port: usize) -> Self {
-        Self { fabric, port }
-    }
-}
-
-/// A received frame.
-pub struct SimRx(Vec<u8>);
-
-impl RxToken for SimRx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(mut self, f: F) -> R {
-        f(&mut self.0)
-    }
-}
-
-/// Room to send a frame.
-pub struct SimTx<'a>(&'a SimNet);
-
-impl TxToken for SimTx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0u8; len];
-        let r = f(&mut buf);
-        let mut fabric = self.0.fabric.borrow_mut();
-        let max = fabric.caps.max_frame_len();
-        let port = &mut fabric.ports[self.0.port];
-        if len > max || len < 14 || !port.up {
-            port.stats.tx_dropped += 1;
-            return r;
-        }
-        port.stats.tx_frames += 1;
-        port.stats.tx_bytes += len as u64;
-        fabric.send(self.0.port, &buf);
-        r
-    }
-}
-
-impl Net for SimNet {
-    type RxToken<'a> = SimRx;
-    type TxToken<'a> = SimTx<'a>;
-
-    fn receive(&mut self, cx: &mut Context<'_>) -> Option<(SimRx, SimTx<'_>)> {
-        let mut f = self.fabric.borrow_mut();
-        let port = &mut f.ports[self.port];
-        match port.inbox.pop_front() {
-            Some(frame) => {
-                port.stats.rx_frames += 1;
-                port.stats.rx_bytes += frame.len() as u64;
-                drop(f);
-                Some((SimRx(frame), SimTx(self)))
-            }
-            None => {
-                port.waker = Some(cx.waker().clone());
-                None
-            }
-        }
-    }
-
-    fn transmit(&mut self, _cx: &mut Context<'_>) -> Option<SimTx<'_>> {
-        Some(SimTx(self))
-    }
-
-    fn link_state(&mut self, cx: &mut Context<'_>) -> LinkState {
-        let mut f = self.fabric.borrow_mut();
-        let port = &mut f.ports[self.port];
-        port.waker = Some(cx.waker().clone());
-        if port.up { LinkState::Up } else { LinkState::Down }
-    }
-
+impl Medium for Fabric {
     fn capabilities(&self) -> Capabilities {
-        self.fabric.borrow().caps
+        self.caps
     }
 
-    fn mac(&self) -> [u8; 6] {
-        self.fabric.borrow().ports[self.port].mac
+    fn port(&mut self, index: usize) -> &mut Port {
+        &mut self.ports[index]
     }
 
-    fn stats(&self) -> NetStats {
-        self.fabric.borrow().ports[self.port].stats
+    fn carry(&mut self, from: usize, frame: &[u8]) {
+        self.send(from, frame);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::task::{Context, Waker};
+
+    use morgana::net::{Net, RxToken, TxToken};
+
     use super::*;
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
