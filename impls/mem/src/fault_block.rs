@@ -71,6 +71,7 @@ pub struct FaultyBlock<B> {
     flip: f64,
     misread: f64,
     miswrite: f64,
+    misdirect_at: Option<u64>,
     faults: BlockFaults,
 }
 
@@ -90,6 +91,7 @@ impl<B: Block> FaultyBlock<B> {
             flip: 0.0,
             misread: 0.0,
             miswrite: 0.0,
+            misdirect_at: None,
             faults: BlockFaults::default(),
         }
     }
@@ -170,6 +172,12 @@ impl<B: Block> FaultyBlock<B> {
         self
     }
 
+    /// Send the write that comes when [`writes`](Self::writes) is `n` to other sectors, for a
+    /// test that tries a misdirected write at each write of an operation in turn.
+    pub fn misdirect_write(&mut self, n: u64) {
+        self.misdirect_at = Some(n);
+    }
+
     /// Successful writes so far.
     pub fn writes(&self) -> u64 {
         self.writes
@@ -245,7 +253,8 @@ impl<B: Block> Block for FaultyBlock<B> {
         }
         let ss = info.sector_size as usize;
         let mut sector = sector;
-        if self.chance(self.miswrite) && info.sectors > count {
+        let chosen = self.misdirect_at == Some(self.writes);
+        if (chosen || self.chance(self.miswrite)) && info.sectors > count {
             sector = self.rng.next_u64() % (info.sectors - count + 1);
             self.faults.misdirected_writes += 1;
         }

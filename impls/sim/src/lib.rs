@@ -56,4 +56,4 @@ pub use node::{NodeBoot, NodeDisk, SimNode, SimPlatform};
 pub use swarm::Swarm;
 pub use trace::{Event, Record, Trace};
 pub use traced::{Tap, Traced, Wait};
-pub use world::{Ctl, Failure, NodeId, NodeSpec, Outcome, World, WorldConfig, running};
+pub use world::{Ctl, DiskFaults, Failure, NodeId, NodeSpec, Outcome, World, WorldConfig, running};

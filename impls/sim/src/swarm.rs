@@ -30,15 +30,11 @@ pub struct Swarm {
     pub partitions: bool,
     /// Whether the scenario should also crash nodes at random (where it can).
     pub crashes: bool,
-    /// Each sector a disk reads comes back with a bit flipped with the first probability, or
-    /// with another sector's contents with the second (faults on the way, not at rest: the
-    /// same sector read again is right).
-    pub disk_reads: (f64, f64),
+    /// How strong each of a disk's faults is, as a share of what its node gives
+    /// ([`NodeSpec::disk_faults`](crate::NodeSpec::disk_faults)): flipped reads, misdirected
+    /// reads, misdirected writes (1: as given, 0: off).
+    pub disk: [f64; 3],
 }
-
-/// The strongest read faults a swarm draws, per sector read: a store re-reads what fails its
-/// checksum, so these mostly cost a read; twice in a row is reported as damage.
-const MAX_DISK_READ_FAULT: f64 = 1e-3;
 
 impl Swarm {
     /// The scenario's faults as given: no skew, every unflushed write lost at a crash.
@@ -51,7 +47,7 @@ impl Swarm {
             offset: Duration::ZERO,
             partitions: false,
             crashes: false,
-            disk_reads: (0.0, 0.0),
+            disk: [1.0; 3],
         }
     }
 
@@ -72,9 +68,8 @@ impl Swarm {
         let offset =
             if on(&mut rng) { Duration::from_millis(rng.next_u64() % 10_000) } else { Duration::ZERO };
         let (partitions, crashes) = (on(&mut rng), on(&mut rng));
-        let read_fault = |rng: &mut ChaCha8Rng| if on(rng) { unit(rng) * MAX_DISK_READ_FAULT } else { 0.0 };
-        let disk_reads = (read_fault(&mut rng), read_fault(&mut rng));
-        Self { drawn: true, links, power_cut, drift_ppm, offset, partitions, crashes, disk_reads }
+        let disk = [(); 3].map(|()| if on(&mut rng) { unit(&mut rng) } else { 0.0 });
+        Self { drawn: true, links, power_cut, drift_ppm, offset, partitions, crashes, disk }
     }
 
     /// Node `node`'s clock skew, from the seed, within the mix's bounds.
@@ -97,7 +92,7 @@ impl fmt::Display for Swarm {
         write!(
             f,
             "loss {}, duplicate {}, reorder {}, corrupt {}, latency {:?}, drift ±{} ppm, offset ≤{} ms, \
-             power cut: lose {:.2} tear {:.2}, disk reads: flip {} misdirect {}, partitions {}, crashes {}",
+             power cut: lose {:.2} tear {:.2}, disk faults (of the node's): flip {} misread {} miswrite {}, partitions {}, crashes {}",
             pct(l.loss),
             pct(l.duplicate),
             pct(l.reorder),
@@ -107,8 +102,9 @@ impl fmt::Display for Swarm {
             self.offset.as_millis(),
             self.power_cut.0,
             self.power_cut.1,
-            pct(self.disk_reads.0),
-            pct(self.disk_reads.1),
+            pct(self.disk[0]),
+            pct(self.disk[1]),
+            pct(self.disk[2]),
             if self.partitions { "on" } else { "off" },
             if self.crashes { "on" } else { "off" },
         )

@@ -80,12 +80,36 @@ impl WorldConfig {
     }
 }
 
+/// A simulated disk's faults besides power cuts, as `morgana_mem::FaultyBlock` models them:
+/// probabilities per sector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DiskFaults {
+    /// A sector read comes back with one bit flipped.
+    pub flip: f64,
+    /// A sector read comes back with another sector's contents.
+    pub misread: f64,
+    /// A write lands on other sectors.
+    pub miswrite: f64,
+}
+
+impl DiskFaults {
+    /// A disk that reads and writes what it is asked.
+    pub const NONE: Self = Self { flip: 0.0, misread: 0.0, miswrite: 0.0 };
+
+    /// Faults on the way only: reads flipped or served from another sector, each with
+    /// probability `p` (the same sector read again is right; nothing on the disk changes).
+    pub fn on_the_way(p: f64) -> Self {
+        Self { flip: p, misread: p, ..Self::NONE }
+    }
+}
+
 /// What a node is and runs.
 #[derive(Clone)]
 pub struct NodeSpec {
     name: String,
     argv: Vec<String>,
     disk: Option<(u32, u64)>,
+    disk_faults: DiskFaults,
     skew: Option<Skew>,
     start: bool,
     tcpip: Rc<dyn Fn(morgana_tcpip::Config) -> morgana_tcpip::Config>,
@@ -98,6 +122,7 @@ impl NodeSpec {
             name: name.into(),
             argv: Vec::new(),
             disk: None,
+            disk_faults: DiskFaults::NONE,
             skew: None,
             start: true,
             tcpip: Rc::new(|c| c),
@@ -113,6 +138,13 @@ impl NodeSpec {
     /// A disk of `sectors` 512-byte sectors (zeroed), kept across crashes.
     pub fn disk(mut self, sectors: u64) -> Self {
         self.disk = Some((512, sectors));
+        self
+    }
+
+    /// Its disk's faults besides power cuts (none unless set): as given, or in swarm mode the
+    /// strongest, each then on or off and its strength drawn from the seed.
+    pub fn disk_faults(mut self, faults: DiskFaults) -> Self {
+        self.disk_faults = faults;
         self
     }
 
@@ -305,13 +337,16 @@ impl World {
         });
         let skew = spec.skew.unwrap_or_else(|| self.inner.swarm.skew(self.inner.config.seed, id));
         let disk = spec.disk.map(|(size, sectors)| {
-            let ((lose, tear), (flip, misread)) = (self.inner.swarm.power_cut, self.inner.swarm.disk_reads);
+            let (lose, tear) = self.inner.swarm.power_cut;
+            let ([a, b, c], f) = (self.inner.swarm.disk, spec.disk_faults);
+            let (flip, misread, miswrite) = (a * f.flip, b * f.misread, c * f.miswrite);
             let dev = FaultyBlock::new(
                 MemBlock::new(size, sectors),
                 mix(self.inner.config.seed ^ (id as u64) << 20),
             )
             .power_cut_faults(lose, tear)
-            .read_faults(flip, misread);
+            .read_faults(flip, misread)
+            .misdirected_writes(miswrite);
             Rc::new(RefCell::new(dev))
         });
         slots.push(Slot {

@@ -122,7 +122,8 @@
 //!
 //! A commit writes its nodes, one parity page per level it changed (for a level of one page, as
 //! in a single-key commit, the parity is a copy of that page) plus one for its chunks, and its
-//! record twice: a single-key commit on a two-level tree is six pages and one flush.
+//! record twice, in two writes (a misdirected write takes one copy, never the commit): a
+//! single-key commit on a two-level tree is six pages and one flush.
 //!
 //! ## Limits
 //!

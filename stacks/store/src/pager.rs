@@ -468,10 +468,10 @@ impl<B: Block> Pager<B> {
         let record =
             Commit { seq, parent: self.seq, root: self.root, root_fresh, cursor: self.map.cursor, groups }
                 .encode(self.header.nonce);
-        let mut pair = vec![0u8; 2 * PAGE];
-        pair[..PAGE].copy_from_slice(&record);
-        pair[PAGE..].copy_from_slice(&record);
-        self.write_pages(Commit::slot(seq), &pair).await?;
+        // The two copies in two writes: a write that lands on the wrong sectors (a misdirected
+        // write) takes one copy, never both, so a commit is not silently lost to one.
+        self.write_pages(Commit::slot(seq), &record).await?;
+        self.write_pages(Commit::slot(seq) + 1, &record).await?;
         // The one flush: nodes, chunks, parity and record are durable together (see "Commit" in
         // the crate docs for why recovery can still tell a torn commit from damage).
         self.dev.flush().await?;
