@@ -66,32 +66,38 @@ enum ServerNames {
 /// An echo server over TLS, on the in-memory stack, and a client through the same stack:
 ///
 /// ```
+/// use std::error::Error;
 /// use std::sync::Arc;
 /// use futures::future::{Either, select};
 /// use morgana::embedded_io_async::{Read, Write};
 /// use morgana::{Platform, TcpStack};
+/// use morgana_mem::sim::{Sim, SimPlatform};
 /// use morgana_tls::{TlsStack, dev, roots_from_pem};
 ///
-/// let out = morgana_mem::sim::Sim::new(1).run(|p| async move {
-///     let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// async fn echo_over_tls(p: SimPlatform) -> Result<[u8; 5], Box<dyn Error>> {
+///     let (provider, identity) = (Arc::new(rustls::crypto::ring::default_provider()), dev::identity()?);
+///     let roots = roots_from_pem(dev::CA_PEM, "dev CA")?;
 ///     let stack = morgana_mem::MemTcpNet::new().host([127, 0, 0, 1]);
 ///     let tls = TlsStack::new(stack, p.clock())
-///         .with_identity(provider.clone(), dev::identity().unwrap()).unwrap() // listen: serve this
-///         .with_roots(provider, roots_from_pem(dev::CA_PEM, "dev CA").unwrap()).unwrap(); // connect: trust this
+///         .with_identity(provider.clone(), identity)? // listen: serve this certificate
+///         .with_roots(provider, roots)? // connect: trust these CAs
+///         .with_server_name("localhost".try_into()?); // connect: check this name (default: the address)
 ///     let server = echo::start(p, tls.clone(), echo::Config { port: 7, backlog: 8 });
 ///     let client = async {
-///         let mut conn = tls.connect("127.0.0.1:7".parse().unwrap()).await.unwrap();
-///         conn.write_all(b"hello").await.unwrap();
+///         let mut conn = tls.connect("127.0.0.1:7".parse()?).await?;
+///         conn.write_all(b"hello").await?;
 ///         let mut buf = [0; 5];
-///         conn.read_exact(&mut buf).await.unwrap();
-///         buf
+///         conn.read_exact(&mut buf).await?;
+///         Ok(buf)
 ///     };
 ///     match select(std::pin::pin!(server), std::pin::pin!(client)).await {
-///         Either::Left((stopped, _)) => panic!("echo stopped: {stopped:?}"),
+///         Either::Left((stopped, _)) => Err(format!("echo stopped: {stopped:?}").into()),
 ///         Either::Right((echoed, _)) => echoed,
 ///     }
-/// });
-/// assert_eq!(&out.result.unwrap(), b"hello");
+/// }
+///
+/// let out = Sim::new(1).run(echo_over_tls);
+/// assert_eq!(&out.result.unwrap().unwrap(), b"hello");
 /// ```
 #[derive(Clone)]
 pub struct TlsStack<S, C> {

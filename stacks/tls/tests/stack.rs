@@ -179,3 +179,20 @@ impl<R: Read> ReadToEnd for R {
         }
     }
 }
+
+/// The README's `TlsStack` example is lines of `TlsStack`'s doc example, which runs: it cannot rot.
+#[test]
+fn the_readme_example_is_the_doc_example_that_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("../../README.md")).unwrap();
+    let section =
+        readme.split("**TLS over your own `TcpStack`.**").nth(1).expect("the README's TLS paragraph");
+    let block = section.split("```rust\n").nth(1).and_then(|b| b.split("\n```").next()).unwrap();
+    let source = std::fs::read_to_string(root.join("src/stack.rs")).unwrap();
+    let doc: Vec<&str> = source.lines().filter_map(|l| l.strip_prefix("///")).map(str::trim).collect();
+    let lines: Vec<&str> = block.lines().map(str::trim).collect();
+    assert!(
+        doc.windows(lines.len()).any(|w| w == lines),
+        "the README's example is not in TlsStack's doc example:\n{block}"
+    );
+}
