@@ -347,7 +347,7 @@ macro_rules! either_side {
     };
 }
 
-impl<F: Flow<Error = StackError>> TlsConnection<F> {
+impl<F: Flow> TlsConnection<F> {
     /// The negotiated protocol version.
     pub fn protocol_version(&self) -> Option<ProtocolVersion> {
         match self {
