@@ -52,6 +52,10 @@ pub enum StackError {
     Unsupported,
     /// The host failed; the code is the implementation's (an errno on unix).
     Io(i32),
+    /// A TLS layer over the stack refused or ended the connection: the peer's certificate is
+    /// not valid for the name, the peer sent a fatal alert, ... The text is the reason in one
+    /// line (fixed text: names and numbers are in that layer's own error and logs).
+    Tls(&'static str),
 }
 
 impl fmt::Display for StackError {
@@ -69,6 +73,7 @@ impl fmt::Display for StackError {
             Self::NoResources => f.write_str("out of sockets or buffers"),
             Self::Unsupported => f.write_str("not supported by this stack"),
             Self::Io(code) => write!(f, "network I/O error (code {code})"),
+            Self::Tls(reason) => write!(f, "TLS: {reason}"),
         }
     }
 }
@@ -91,6 +96,7 @@ impl embedded_io::Error for StackError {
             Self::NoResources => K::OutOfMemory,
             Self::Unsupported => K::Unsupported,
             Self::Io(_) => K::Other,
+            Self::Tls(_) => K::InvalidData,
         }
     }
 }

@@ -34,6 +34,20 @@ impl<E> TlsError<E> {
         }
     }
 
+    /// The reason in one line of fixed text, without the details [`Display`](fmt::Display)
+    /// gives (names, alert codes): what [`StackError::Tls`](morgana::StackError::Tls) carries.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Transport(_) => "the connection below failed",
+            Self::UnexpectedEof => "the peer closed the connection without close_notify",
+            Self::AlertReceived(a) => alert_reason(*a),
+            Self::Protocol(e) => rustls_reason(e),
+            Self::TooLarge => "a record or handshake message exceeds the receive buffer",
+            Self::Closed => "the session is closed for writing",
+            Self::InvalidServerName => "the server name is not a valid DNS name or IP address",
+        }
+    }
+
     /// The same error with the transport error mapped through `f`.
     pub fn map_transport<F>(self, f: impl FnOnce(E) -> F) -> TlsError<F> {
         match self {
@@ -45,6 +59,59 @@ impl<E> TlsError<E> {
             Self::Closed => TlsError::Closed,
             Self::InvalidServerName => TlsError::InvalidServerName,
         }
+    }
+}
+
+fn alert_reason(alert: AlertDescription) -> &'static str {
+    use AlertDescription as A;
+    match alert {
+        A::BadCertificate
+        | A::UnsupportedCertificate
+        | A::CertificateRevoked
+        | A::CertificateExpired
+        | A::CertificateUnknown => "the peer refused our certificate (a fatal alert)",
+        A::UnknownCA => "the peer does not trust the CA of our certificate (unknown_ca alert)",
+        A::CertificateRequired => "the peer requires a client certificate",
+        A::HandshakeFailure | A::InsufficientSecurity => {
+            "the peer found no cipher suite or key exchange in common (handshake_failure alert)"
+        }
+        A::ProtocolVersion => "the peer supports no TLS version in common (protocol_version alert)",
+        A::NoApplicationProtocol => "the peer supports no ALPN protocol in common",
+        A::UnrecognisedName => "the peer does not serve the name asked for (unrecognized_name alert)",
+        A::BadRecordMac | A::DecryptError => "the peer could not decrypt or verify our records",
+        _ => "the peer ended the session with a fatal alert",
+    }
+}
+
+fn rustls_reason(e: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    use rustls::Error as R;
+    match e {
+        R::InvalidCertificate(c) => match c {
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "the peer's certificate is not valid for the server name"
+            }
+            C::UnknownIssuer => "the peer's certificate is not signed by a trusted CA",
+            C::Expired | C::ExpiredContext { .. } => "the peer's certificate has expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => "the peer's certificate is not valid yet",
+            C::Revoked => "the peer's certificate is revoked",
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                "the peer's certificate is not for this use (server or client authentication)"
+            }
+            _ => "the peer's certificate is invalid",
+        },
+        R::NoCertificatesPresented => "the peer presented no certificate",
+        R::PeerIncompatible(_) => "the peer supports no TLS version, cipher suite or key exchange in common",
+        R::NoApplicationProtocol => "the peer supports no ALPN protocol in common",
+        R::AlertReceived(a) => alert_reason(*a),
+        R::DecryptError => "a record from the peer failed to decrypt",
+        R::InappropriateMessage { .. }
+        | R::InappropriateHandshakeMessage { .. }
+        | R::InvalidMessage(_)
+        | R::PeerMisbehaved(_)
+        | R::PeerSentOversizedRecord => "the peer broke the TLS protocol",
+        R::FailedToGetCurrentTime => "the wall clock is not set, so certificates cannot be checked",
+        _ => "the TLS session failed",
     }
 }
 

@@ -14,7 +14,10 @@
 //!
 //! [`TlsListener`] transforms a `TcpListener` into one of TLS sessions: it runs the handshakes
 //! of the connections it accepts side by side, each with a deadline, so a client that never
-//! speaks cannot stall `accept` for the others.
+//! speaks cannot stall `accept` for the others. [`TlsStack`] transforms a whole
+//! [`TcpStack`](morgana::TcpStack) into one whose connections are TLS sessions (`listen` through a
+//! `TlsListener`, `connect` with the client handshake, both under a deadline), so an app
+//! generic over `TcpStack` runs over TLS unchanged.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -64,6 +67,7 @@ pub mod dev;
 mod error;
 mod listener;
 mod session;
+mod stack;
 
 use alloc::sync::Arc;
 
@@ -80,6 +84,10 @@ pub use error::{ConfigError, TlsError};
 pub use listener::{DEFAULT_MAX_IN_FLIGHT, TlsListener};
 pub use rustls;
 pub use session::{Side, TlsReader, TlsStream, TlsWriter};
+pub use stack::{
+    DEFAULT_HANDSHAKE_TIMEOUT, TlsConnection, TlsConnectionReader, TlsConnectionWriter, TlsStack,
+    TlsStackListener,
+};
 
 /// The most heap a server handshake in flight holds at once, with some room: 48 KiB. rustls
 /// allocates infallibly, so a server that starts handshakes must keep this much free for each
@@ -149,10 +157,19 @@ impl<C: WallClock> TlsClient<C> {
         flow: F,
     ) -> Result<ClientStream<F>, TlsError<F::Error>> {
         let name = ServerName::try_from(server_name).map_err(|_| TlsError::InvalidServerName)?.to_owned();
-        let conn = UnbufferedClientConnection::new(self.config.clone(), name)?;
-        let tls = TlsStream::handshake(conn, flow, || self.time.refresh()).await?;
+        let tls = self.connect_to(name, flow).await?;
         log::debug!("TLS session to {server_name}: {:?}", tls.protocol_version());
         Ok(tls)
+    }
+
+    /// [`connect`](Self::connect) with the name already parsed.
+    pub(crate) async fn connect_to<F: Flow>(
+        &self,
+        name: ServerName<'static>,
+        flow: F,
+    ) -> Result<ClientStream<F>, TlsError<F::Error>> {
+        let conn = UnbufferedClientConnection::new(self.config.clone(), name)?;
+        TlsStream::handshake(conn, flow, || self.time.refresh()).await
     }
 
     /// The configuration.

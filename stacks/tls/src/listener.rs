@@ -55,9 +55,14 @@ where
     /// Accept from `inner` and run `server`'s handshake on each connection, giving up on one
     /// after `handshake_timeout` on `clock`.
     pub fn new(inner: L, server: TlsServer<C>, clock: C, handshake_timeout: Duration) -> Self {
+        Self::shared(inner, Rc::new(server), clock, handshake_timeout)
+    }
+
+    /// [`new`](Self::new) with a server that other listeners share.
+    pub(crate) fn shared(inner: L, server: Rc<TlsServer<C>>, clock: C, handshake_timeout: Duration) -> Self {
         Self {
             inner,
-            server: Rc::new(server),
+            server,
             clock,
             handshake_timeout,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
