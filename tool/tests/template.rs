@@ -14,7 +14,7 @@ use std::process::{Command, ExitCode};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use morgana_netns::{Need, Proc, Suite, echo_through, free_port};
+use morgana_netns::{Need, Proc, Suite, echo_through, free_port, target_missing, toolchain};
 
 /// The generated crate's name, and so its greeting.
 const NAME: &str = "greeter";
@@ -25,28 +25,6 @@ const START: Duration = Duration::from_secs(900);
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("the workspace root")
-}
-
-/// The toolchain's cargo (cargo sets `CARGO` for the tests it runs) and the rustc beside it, so
-/// that a crate outside the workspace builds with the workspace's toolchain.
-fn toolchain() -> (PathBuf, Option<PathBuf>) {
-    let cargo = PathBuf::from(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    let rustc = cargo.with_file_name("rustc");
-    (cargo.clone(), rustc.is_file().then_some(rustc))
-}
-
-/// Why the bare-metal target cannot build here, if it cannot.
-fn target_missing() -> Option<String> {
-    let (_, rustc) = toolchain();
-    let out = Command::new(rustc.unwrap_or_else(|| "rustc".into()))
-        .args(["--print", "target-libdir", "--target", RUST_TARGET])
-        .output()
-        .ok()?;
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let has_core = fs::read_dir(&dir)
-        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
-        .unwrap_or(false);
-    (!has_core).then(|| format!("they need the {RUST_TARGET} target: `rustup target add {RUST_TARGET}`"))
 }
 
 /// `cmd` run in `dir` as a user's shell would: this workspace's toolchain and target directory,
@@ -267,7 +245,7 @@ fn main() -> ExitCode {
     let mut suite = Suite::new();
     suite.one_at_a_time();
     let mut qemu = vec![Need::program("qemu-system-x86_64", "qemu-system-x86")];
-    qemu.extend(target_missing().map(Need::Missing));
+    qemu.extend(target_missing(RUST_TARGET).map(Need::Missing));
     suite.check("new_refuses_a_directory_that_is_not_empty", &[], new_refuses_a_directory_that_is_not_empty);
     suite.check("by_path_its_own_tests_pass", &[], || cargo_test(by_path()?));
     suite.check("by_path_on_unix_it_greets_over_loopback", &[], || on_unix(by_path()?));

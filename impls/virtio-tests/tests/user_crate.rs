@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Output};
 
-use morgana_netns::{Need, Suite};
+use morgana_netns::{Need, Suite, target_missing, toolchain};
 
 const TARGET: &str = "x86_64-unknown-none";
 /// What the error asks for, in a user's `.cargo/config.toml`.
@@ -22,28 +22,6 @@ const MAIN: &str = "#![no_std]\n#![cfg_attr(target_os = \"none\", no_main)]\n\n\
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the workspace root")
-}
-
-/// The toolchain's cargo (cargo sets `CARGO` for the tests it runs) and the rustc beside it, so
-/// that a crate outside the workspace builds with the workspace's toolchain.
-fn toolchain() -> (PathBuf, Option<PathBuf>) {
-    let cargo = PathBuf::from(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    let rustc = cargo.with_file_name("rustc");
-    (cargo.clone(), rustc.is_file().then_some(rustc))
-}
-
-/// Why the bare-metal target cannot build here, if it cannot.
-fn target_missing() -> Option<String> {
-    let (_, rustc) = toolchain();
-    let out = Command::new(rustc.unwrap_or_else(|| "rustc".into()))
-        .args(["--print", "target-libdir", "--target", TARGET])
-        .output()
-        .ok()?;
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let has_core = fs::read_dir(&dir)
-        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
-        .unwrap_or(false);
-    (!has_core).then(|| format!("they need the {TARGET} target: `rustup target add {TARGET}`"))
 }
 
 /// A new crate in a fresh temporary directory: `main.rs`, a manifest with the image profile,
@@ -139,7 +117,7 @@ fn with_the_path_free_flags_it_links_an_image() -> Result<(), String> {
 fn main() -> ExitCode {
     let mut suite = Suite::new();
     suite.one_at_a_time();
-    let needs: Vec<Need> = target_missing().map(Need::Missing).into_iter().collect();
+    let needs: Vec<Need> = target_missing(TARGET).map(Need::Missing).into_iter().collect();
     suite.check(
         "without_the_flags_one_line_says_what_to_add",
         &needs,

@@ -41,10 +41,12 @@ mod proc;
 pub mod suite;
 #[allow(unsafe_code)]
 mod sys;
+pub mod toolchain;
 
 pub use link::{DirectionStats, Impairment, Link, LinkConfig, LinkStats, Port};
 pub use proc::Proc;
 pub use suite::{Need, Suite};
+pub use toolchain::{target_missing, toolchain};
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
