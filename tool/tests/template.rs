@@ -1,8 +1,9 @@
 //! The user's path, end to end: `cargo morgana new` writes a crate in a temporary directory
 //! outside this workspace, depending on this checkout by path (and once by `git = "file://..."`);
-//! its own `cargo test` passes; `cargo morgana run` runs it on unix and its greeting is read over
-//! loopback; `cargo morgana run --target virtio` boots it under QEMU and the greeting is read
-//! through the forwarded port.
+//! its own `cargo test` passes; the tool is installed with the first command of its README, and
+//! `cargo morgana run` (that installed tool, found by cargo on `PATH`) runs it on unix and its
+//! greeting is read over loopback; `cargo morgana run --target virtio` boots it under QEMU and
+//! the greeting is read through the forwarded port.
 //!
 //! The crates share this workspace's target directory, so what `cargo xtask` built is reused
 //! (the image profile is the same: the tool passes it to cargo), and they start from its
@@ -53,6 +54,46 @@ fn tool(dir: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cargo-morgana"));
     c.arg("morgana").args(args);
     as_user(c, dir)
+}
+
+/// The tool installed as the path-dependent crate's README says: its first command, run as it
+/// is written (with `--root` in a temporary directory added), once. The `bin` directory that
+/// holds `cargo-morgana`.
+fn installed() -> Result<&'static Path, String> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = by_path()?;
+        let readme = fs::read_to_string(dir.join("README.md")).map_err(|e| e.to_string())?;
+        let line = readme.lines().skip_while(|l| !l.starts_with("```")).nth(1).unwrap_or_default();
+        let command = line.split('#').next().unwrap_or_default();
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let ["cargo", args @ ..] = &words[..] else {
+            return Err(format!("the README's first command is not a cargo command: {line}"));
+        };
+        let root = temp("install");
+        let (cargo, _) = toolchain();
+        let mut c = as_user(Command::new(cargo), dir);
+        let out = c.args(args).arg("--root").arg(&root).output().map_err(|e| e.to_string())?;
+        let bin = root.join("bin");
+        if !out.status.success() || !bin.join("cargo-morgana").is_file() {
+            return Err(format!("`{}` failed:\n{}", command.trim(), String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(bin)
+    })
+    .as_deref()
+    .map_err(Clone::clone)
+}
+
+/// `cargo morgana ARGS` in `dir` as a user types it: cargo finds the installed tool on `PATH`.
+fn user_tool(dir: &Path, args: &[&str]) -> Result<Command, String> {
+    let bin = installed()?;
+    let (cargo, _) = toolchain();
+    let mut c = Command::new(cargo);
+    c.arg("morgana").args(args);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let paths = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
+    c.env("PATH", std::env::join_paths(paths).map_err(|e| e.to_string())?);
+    Ok(as_user(c, dir))
 }
 
 /// A fresh temporary directory for `what`.
@@ -204,7 +245,7 @@ fn greeted(port: u16, within: Duration) -> Result<(), String> {
 
 fn on_unix(dir: &Path) -> Result<(), String> {
     let port = free_port();
-    let mut run = Proc::spawn_group(tool(dir, &["run", "--", "--port", &port.to_string()]));
+    let mut run = Proc::spawn_group(user_tool(dir, &["run", "--", "--port", &port.to_string()])?);
     run.try_wait_for("listening on", START).map_err(|e| format!("{e}\n{}", run.text()))?;
     greeted(port, Duration::from_secs(10)).map_err(|e| format!("{e}\n{}", run.text()))?;
     if !run.printed("connection from 127.0.0.1") {
@@ -216,7 +257,7 @@ fn on_unix(dir: &Path) -> Result<(), String> {
 fn under_qemu(dir: &Path) -> Result<(), String> {
     let port = free_port();
     let forward = format!("{port}:8080");
-    let mut run = Proc::spawn_group(tool(dir, &["run", "--target", "virtio", "--forward", &forward]));
+    let mut run = Proc::spawn_group(user_tool(dir, &["run", "--target", "virtio", "--forward", &forward])?);
     run.try_wait_for("listening on", START).map_err(|e| format!("{e}\n{}", run.text()))?;
     greeted(port, Duration::from_secs(120)).map_err(|e| format!("{e}\n{}", run.text()))?;
     if !run.printed(&format!("127.0.0.1:{port} forwards to the guest's TCP port 8080")) {
@@ -256,7 +297,7 @@ fn main() -> ExitCode {
     suite.check("by_git_on_unix_it_greets_over_loopback", &[], || on_unix(by_git()?));
     suite.check("by_git_under_qemu_it_greets_through_the_forwarded_port", &qemu, || under_qemu(by_git()?));
     let status = suite.run();
-    for what in ["path", "git", "repo"] {
+    for what in ["path", "git", "repo", "install"] {
         let _ = fs::remove_dir_all(
             std::env::temp_dir().join(format!("morgana-template-{what}-{}", std::process::id())),
         );
