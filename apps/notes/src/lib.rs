@@ -118,19 +118,7 @@ impl fmt::Display for Error {
 
 /// The certificate in `certs` (`/server.pem`, `/server.key`), or the built-in development one.
 pub async fn identity<C: morgana::KvRo>(certs: Option<&C>) -> Result<Identity, Error> {
-    match certs {
-        Some(kv) => {
-            let chain = morgana::Key::parse("/server.pem").unwrap_or_default();
-            let key = morgana::Key::parse("/server.key").unwrap_or_default();
-            Identity::from_kv(kv, &chain, &key).await.map_err(Error::Certificate)
-        }
-        None => {
-            log::warn!(
-                "using the built-in development certificate for localhost (its key is public: pass --certs DIR for a real one)"
-            );
-            morgana_tls::dev::identity().map_err(Error::Certificate)
-        }
-    }
+    Identity::from_certs_or_dev(certs).await.map_err(Error::Certificate)
 }
 
 /// Open the store on `dev` and serve it over HTTPS on `stack` until accepting fails.

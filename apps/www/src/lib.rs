@@ -36,7 +36,7 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use core::future::Future;
 
 use morgana::time::{TimedOut, timeout};
-use morgana::{Clock, Duration, Key, KvRo, Platform, StackError, TcpListener, TcpStack};
+use morgana::{Clock, Duration, KvRo, Platform, StackError, TcpListener, TcpStack};
 use morgana_args::{ArgError, ArgSpec, Args};
 use morgana_http::{Handler, Limits, RedirectToHttps, StaticFiles, StatusCounts, serve_counting};
 use morgana_tls::rustls::crypto::CryptoProvider;
@@ -170,9 +170,9 @@ pub fn check_connection_limit(config: &Config, limit: Option<u64>) {
 }
 
 /// The certificate chain and key in a certificate store.
-pub const CHAIN_KEY: &str = "/server.pem";
+pub const CHAIN_KEY: &str = morgana_tls::CHAIN_KEY;
 /// The private key in a certificate store.
-pub const KEY_KEY: &str = "/server.key";
+pub const KEY_KEY: &str = morgana_tls::KEY_KEY;
 
 /// What `www` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,19 +277,7 @@ impl core::error::Error for Error {}
 /// The identity to serve: from `certs` (`/server.pem`, `/server.key`), or the development
 /// certificate (announced in the log) when there is no store.
 pub async fn identity<C: KvRo>(certs: Option<&C>) -> Result<Identity, Error> {
-    match certs {
-        Some(kv) => {
-            let (chain, key) =
-                (Key::parse(CHAIN_KEY).unwrap_or_default(), Key::parse(KEY_KEY).unwrap_or_default());
-            Identity::from_kv(kv, &chain, &key).await.map_err(Error::Certificate)
-        }
-        None => {
-            log::warn!(
-                "using the built-in development certificate for localhost (its key is public: pass --certs DIR for a real one)"
-            );
-            morgana_tls::dev::identity().map_err(Error::Certificate)
-        }
-    }
+    Identity::from_certs_or_dev(certs).await.map_err(Error::Certificate)
 }
 
 /// The address to show for a listener: the unspecified address reads as loopback.

@@ -101,6 +101,31 @@ impl Identity {
     }
 }
 
+/// Where a certificate store keeps the chain (PEM, leaf first).
+pub const CHAIN_KEY: &str = "/server.pem";
+/// Where a certificate store keeps the chain's private key (PEM).
+pub const KEY_KEY: &str = "/server.key";
+
+impl Identity {
+    /// A server's identity: from the certificate store `certs` ([`CHAIN_KEY`], [`KEY_KEY`]) when
+    /// there is one, else the built-in development identity, with a warning in the log that its
+    /// key is public (what `www` and `notes` serve without `--certs DIR`).
+    pub async fn from_certs_or_dev<K: KvRo>(certs: Option<&K>) -> Result<Self, ConfigError> {
+        match certs {
+            Some(kv) => {
+                let (chain, key) = (Key::parse(CHAIN_KEY), Key::parse(KEY_KEY));
+                Self::from_kv(kv, &chain.unwrap_or_default(), &key.unwrap_or_default()).await
+            }
+            None => {
+                log::warn!(
+                    "using the built-in development certificate for localhost (its key is public: pass --certs DIR for a real one)"
+                );
+                crate::dev::identity()
+            }
+        }
+    }
+}
+
 /// Every certificate in a PEM file.
 pub fn certs_from_pem(pem: &[u8], name: &str) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let certs: Vec<_> = CertificateDer::pem_slice_iter(pem).filter_map(Result::ok).collect();

@@ -78,7 +78,8 @@ use rustls::server::UnbufferedServerConnection;
 use rustls::{ClientConfig, ServerConfig};
 
 pub use config::{
-    ALPN_HTTP10, ALPN_HTTP11, Identity, TlsTime, certs_from_pem, client_config, roots_from_pem, server_config,
+    ALPN_HTTP10, ALPN_HTTP11, CHAIN_KEY, Identity, KEY_KEY, TlsTime, certs_from_pem, client_config,
+    roots_from_pem, server_config,
 };
 pub use error::{ConfigError, TlsError};
 pub use listener::{DEFAULT_MAX_IN_FLIGHT, TlsListener};
