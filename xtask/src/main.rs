@@ -11,7 +11,7 @@
 //! cargo xtask bench www [--quick]                   figures, as ratios against a peer
 //! cargo xtask bench tcpip [--quick] [--only ROW]    TCP/IP throughput ratios, the emulated-link matrix;
 //! cargo xtask bench tcpip --soak                    or the long soak
-//! cargo xtask bench store [--quick]                 durable commits and batches against redb;
+//! cargo xtask bench store [--quick] [--accel tcg|kvm] durable commits and batches against redb, and on virtio-blk;
 //! cargo xtask bench store --soak [--cuts N]         or the long power-cut sweep
 //! cargo xtask fuzz [TARGET] [--time SECONDS]        fuzz targets (nightly, cargo-fuzz)
 //! cargo xtask sim SCENARIO [--seed N | --seeds N..M] [--swarm]   deterministic simulation;

@@ -430,7 +430,7 @@ fn dns_tap(env: &Env) -> Result<(), String> {
 /// The live tests.
 pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
     type Live = fn(&Env) -> Result<(), String>;
-    let tests: [(&str, Live, &[Need]); 10] = [
+    let tests: [(&str, Live, &[Need]); 11] = [
         ("echo: 1 MiB byte-exact through the forwarded port", echo_forwarded, &[]),
         (
             "www: curl --cacert <dev CA> over TLS 1.3 gets the index page through the forwarded port",
@@ -450,6 +450,11 @@ pub fn add(suite: &mut Suite, env: &Env, base: &[Need]) {
         (
             "notes (TCG): QEMU killed mid-PUTs, restarted on the image: every acknowledged PUT byte for byte",
             crate::notes::qemu_killed,
+            &[Need::program("curl", "curl")],
+        ),
+        (
+            "notes --mem 8M (TCG) on a store of 400,000 keys, more key bytes than the guest has RAM: GETs from all over the tree, PUTs, a DELETE, a listing",
+            crate::notes::big_store_small_guest,
             &[Need::program("curl", "curl")],
         ),
         (

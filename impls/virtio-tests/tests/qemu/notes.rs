@@ -296,3 +296,131 @@ pub fn nbd_power_cuts(env: &Env) -> Result<(), String> {
     println!("        after cut {CUTS} ({store}): every acknowledged PUT there; {found}");
     Ok(())
 }
+
+/// Keys of the large store: their bytes alone are more than the small guest's whole RAM.
+const BIG_KEYS: usize = 400_000;
+/// The small guest's RAM.
+const SMALL_MEM: &str = "8M";
+
+/// Key `i` of the large store (24 bytes, as `bench store`'s), spread over 16 directories.
+fn big_key(i: usize) -> String {
+    format!("/big/d{:x}/{:016x}{:02}", i % 16, (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15), i % 100)
+}
+
+/// The value of key `i` (16 bytes, inline in its leaf).
+fn big_value(i: usize) -> Vec<u8> {
+    payload(16, i as u64 + 7)
+}
+
+/// An image holding [`BIG_KEYS`] keys, written on the host through the same store over a file.
+fn big_image(dir: &TempDir) -> Result<(String, usize), String> {
+    use morgana::kv::{Key, KvRw as _};
+    let image = dir.join("big.img");
+    let dev = morgana_unix::FileBlock::options().create(96 << 20).open(&image).map_err(|e| e.to_string())?;
+    let store = futures::executor::block_on(morgana_store::Store::open(dev, morgana_kvtool::Wall))
+        .map_err(|e| e.to_string())?;
+    let mut key_bytes = 0;
+    for from in (0..BIG_KEYS).step_by(20_000) {
+        let mut batch = morgana_store::Batch::new();
+        for i in from..(from + 20_000).min(BIG_KEYS) {
+            let k = big_key(i);
+            key_bytes += k.len();
+            batch.set(Key::parse(&k).map_err(|e| e.to_string())?, big_value(i));
+        }
+        futures::executor::block_on(store.batch(&batch)).map_err(|e| e.to_string())?;
+    }
+    let check = Key::parse(&big_key(1)).map_err(|e| e.to_string())?;
+    futures::executor::block_on(store.set(&check, &big_value(1))).map_err(|e| e.to_string())?;
+    let image = image.to_str().ok_or("a temporary path that is not UTF-8")?.to_string();
+    Ok((image, key_bytes))
+}
+
+/// `notes --mem 8M` on a store of 400,000 keys (their bytes alone 9.6 MB, more than the
+/// guest's RAM; the tree about three times that): it opens, serves a sample of keys from all
+/// over the tree with their exact values, takes new PUTs and DELETEs among them, and a listing.
+pub fn big_store_small_guest(env: &Env) -> Result<(), String> {
+    let dir = TempDir::new("notes-big");
+    let t = std::time::Instant::now();
+    let (image, key_bytes) = big_image(&dir)?;
+    let built = t.elapsed();
+    let port = free_port();
+    let opts = ["--accel", "tcg", "--mem", SMALL_MEM, "--forward", &format!("{port}:443"), "--block", &image];
+    let mut g = Proc::spawn_group(env.xtask_run("notes", &opts, &[]));
+    let boot = Duration::from_secs(180);
+    let t = std::time::Instant::now();
+    let store = g.try_wait_for("INFO  notes: store ", boot)?;
+    let opened = t.elapsed();
+    g.try_wait_for("DHCP lease: 10.0.2.15/24", boot)?;
+    let fail = |e: String, g: &mut Proc| format!("{e}\n{}", g.text());
+    // Keys from all over the tree, each GET answered with its value.
+    let sample: Vec<usize> = (0..40).map(|n| (n * 9_973 + 17) % BIG_KEYS).collect();
+    let mut c = Command::new("curl");
+    for (n, &i) in sample.iter().enumerate() {
+        if n > 0 {
+            c.arg("--next");
+        }
+        c.arg("-o").arg(dir.join(&format!("get{n}"))).args(["-w", "%{http_code}\\n"]);
+        curl(env, &mut c, port, &big_key(i));
+    }
+    let out = c.output().map_err(|e| format!("curl: {e}"))?;
+    let codes = String::from_utf8_lossy(&out.stdout).to_string();
+    for (n, (&i, code)) in sample.iter().zip(codes.lines().chain(std::iter::repeat(""))).enumerate() {
+        let got = std::fs::read(dir.join(&format!("get{n}"))).unwrap_or_default();
+        if code != "200" || got != big_value(i) {
+            return Err(fail(
+                format!("GET {}: HTTP '{code}', {} bytes, not its 16-byte value", big_key(i), got.len()),
+                &mut g,
+            ));
+        }
+    }
+    // New keys PUT and read back, one of them deleted.
+    let fresh = |n: usize| format!("/big/new/k{n}");
+    for n in 0..5 {
+        let mut c = Command::new("curl");
+        c.args(["-X", "PUT", "-o", "/dev/null", "-w", "%{http_code}", "--data-binary"])
+            .arg(format!("value {n}"));
+        curl(env, &mut c, port, &fresh(n));
+        let out = c.output().map_err(|e| format!("curl: {e}"))?;
+        if out.stdout != b"201" {
+            return Err(fail(
+                format!("PUT {}: HTTP {}", fresh(n), String::from_utf8_lossy(&out.stdout)),
+                &mut g,
+            ));
+        }
+    }
+    let mut c = Command::new("curl");
+    c.args(["-X", "DELETE", "-o", "/dev/null", "-w", "%{http_code}"]);
+    curl(env, &mut c, port, &fresh(2));
+    let out = c.output().map_err(|e| format!("curl: {e}"))?;
+    if out.stdout != b"204" {
+        return Err(fail(
+            format!("DELETE {}: HTTP {}", fresh(2), String::from_utf8_lossy(&out.stdout)),
+            &mut g,
+        ));
+    }
+    let mut c = Command::new("curl");
+    curl(env, &mut c, port, "/big/new/");
+    let listing = String::from_utf8_lossy(&c.output().map_err(|e| format!("curl: {e}"))?.stdout).to_string();
+    let names: Vec<&str> =
+        listing.split("{\"name\":\"").skip(1).filter_map(|e| e.split_once('"').map(|(n, _)| n)).collect();
+    if names != ["k0", "k1", "k3", "k4"] {
+        return Err(fail(format!("GET /big/new/ listed {listing:?}, not k0, k1, k3, k4"), &mut g));
+    }
+    let mut c = Command::new("curl");
+    curl(env, &mut c, port, &fresh(3));
+    let got = c.output().map_err(|e| format!("curl: {e}"))?.stdout;
+    if got != b"value 3" {
+        return Err(fail(
+            format!("GET {}: {:?}, not 'value 3'", fresh(3), String::from_utf8_lossy(&got)),
+            &mut g,
+        ));
+    }
+    println!(
+        "        {BIG_KEYS} keys ({:.1} MB of key bytes) built on the host in {:.1} s; --mem {SMALL_MEM}: {} after {:.1} s, 40 GETs, 5 PUTs, a DELETE and a listing right",
+        key_bytes as f64 / 1e6,
+        built.as_secs_f64(),
+        store.split("notes: ").last().unwrap_or(&store),
+        opened.as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,109 +1,114 @@
-//! The global allocator: a linked-list heap over the RAM the memory map leaves free, mapped and
-//! grown 2 MiB at a time as allocations need it (so a small app touches few pages at boot).
+//! The global allocator: talc over the RAM the memory map leaves free, mapped and handed to it
+//! 2 MiB at a time as allocations need it (so a small app touches few pages at boot).
 
-use core::alloc::{GlobalAlloc, Layout};
-use core::ptr::{NonNull, null_mut};
+use core::alloc::Layout;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use linked_list_allocator::LockedHeap;
+use spinning_top::RawSpinlock;
+use talc::base::Talc;
+use talc::base::binning::Binning;
+use talc::source::Source;
 
 use super::paging::{self, PAGE};
 use super::pvh::StartInfo;
 
-struct GrowingHeap {
-    heap: LockedHeap,
-    /// Start of the heap's RAM.
-    start: AtomicU64,
-    /// End of the RAM the heap may grow into.
-    end: AtomicU64,
-    /// The size of the latest allocation that found no room (0: none yet).
-    failed: AtomicUsize,
+/// Where the heap's RAM comes from: the region `init` took, mapped a 2 MiB page at a time as
+/// talc runs out (its `acquire`), so a small app touches few pages at boot.
+#[derive(Debug)]
+struct Grow {
+    /// The end of the RAM talc manages now (0 before the first claim).
+    top: usize,
 }
 
+/// Start of the heap's RAM.
+static START: AtomicU64 = AtomicU64::new(0);
+/// End of the RAM the heap may grow into.
+static END: AtomicU64 = AtomicU64::new(0);
+/// The size of the latest allocation that found no room (0: none yet).
+static FAILED: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: `acquire` hands talc only RAM inside the region `init` took for the heap (nothing
+// else uses it), each part mapped before it is given, and never the same part twice (`top`
+// only grows); it allocates nothing, so it never re-enters the allocator.
+unsafe impl Source for Grow {
+    fn acquire<B: Binning>(talc: &mut Talc<Self, B>, layout: Layout) -> Result<(), ()> {
+        let (start, end) = (START.load(Ordering::Relaxed), END.load(Ordering::Relaxed));
+        let top = if talc.source.top == 0 { start } else { talc.source.top as u64 };
+        // Room for this request and talc's own tags, whole pages past the top.
+        let want = (layout.size() + layout.align() + 4 * core::mem::size_of::<usize>()) as u64;
+        let new_top = top.saturating_add(want).div_ceil(PAGE).saturating_mul(PAGE).min(end);
+        // SAFETY: `[top, new_top)` is the heap's own RAM (inside the region `init` took, past
+        // what talc has); interrupt handlers never allocate, so this is task context.
+        if new_top <= top || !unsafe { paging::map(top, new_top - top, false) } {
+            FAILED.store(layout.size(), Ordering::Relaxed);
+            return Err(());
+        }
+        let grown = if talc.source.top == 0 {
+            // SAFETY: `[start, new_top)` is mapped RAM that only the heap uses from now on.
+            unsafe { talc.claim(start as *mut u8, (new_top - start) as usize) }
+        } else {
+            let old = core::ptr::NonNull::new(top as *mut u8).ok_or(())?;
+            // SAFETY: `old` is the end talc returned for its heap, and `[top, new_top)` is
+            // mapped RAM that only the heap uses from now on.
+            Some(unsafe { talc.extend(old, new_top as *mut u8) })
+        };
+        match grown {
+            Some(end) if end.as_ptr() as u64 > top => {
+                talc.source.top = end.as_ptr() as usize;
+                Ok(())
+            }
+            _ => {
+                FAILED.store(layout.size(), Ordering::Relaxed);
+                Err(())
+            }
+        }
+    }
+}
+
+/// The global allocator: talc (binned free lists, constant time whatever the heap holds; a
+/// first-fit list went quadratic under the store's thousands of live nodes) under a spin lock.
+/// Interrupt handlers never allocate, so the lock is never taken re-entrantly.
 #[global_allocator]
-static HEAP: GrowingHeap = GrowingHeap {
-    heap: LockedHeap::empty(),
-    start: AtomicU64::new(0),
-    end: AtomicU64::new(0),
-    failed: AtomicUsize::new(0),
-};
+static HEAP: talc::TalcLock<RawSpinlock, Grow> = talc::TalcLock::new(Grow { top: 0 });
 
 /// Bytes allocated now and the heap's whole size (the RAM it may grow into), for the counters
 /// and the out-of-memory report; `None` while the heap is locked (inside an allocation).
 pub fn usage() -> Option<(usize, usize)> {
-    let used = HEAP.heap.try_lock()?.used();
-    let size = HEAP.end.load(Ordering::Relaxed).saturating_sub(HEAP.start.load(Ordering::Relaxed));
+    let used = HEAP.try_lock()?.counters().allocated_bytes;
+    let size = END.load(Ordering::Relaxed).saturating_sub(START.load(Ordering::Relaxed));
     Some((used, size as usize))
 }
 
 /// The size of the latest allocation that found no room, if one has: a fallible allocation
 /// (`try_reserve`) that failed sets it too, so read it only to explain an allocation failure.
 pub fn failed_allocation() -> Option<usize> {
-    Some(HEAP.failed.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    Some(FAILED.load(Ordering::Relaxed)).filter(|&n| n > 0)
 }
 
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// Whether `[start, end)` overlaps the RAM the heap may use.
 pub fn overlaps(start: u64, end: u64) -> bool {
-    start < HEAP.end.load(Ordering::Relaxed) && end > HEAP.start.load(Ordering::Relaxed)
+    start < END.load(Ordering::Relaxed) && end > START.load(Ordering::Relaxed)
 }
 
 /// Give the allocator the largest free RAM region of the loader's memory map below 4 GiB
 /// ([`crate::memmap::heap_region`]), outside the image and the boot information; its size in
-/// bytes. Only its first 2 MiB page is mapped now. The first call does it; `Err` says why not.
+/// bytes. Only its first 2 MiB page is mapped now, and talc claims it at the first allocation.
+/// The first call does it; `Err` says why not.
 pub fn init(info: &StartInfo) -> Result<u64, &'static str> {
     let (start, len) = crate::memmap::heap_region(info.regions(), info.reserved(), 1 << 32)
         .ok_or("the memory map has no free RAM for a heap: give the VM more memory (--mem)")?;
     if STARTED.swap(true, Ordering::AcqRel) {
         return Err("the heap is set up already");
     }
-    let end = start.saturating_add(len);
-    let first = ((start / PAGE + 1) * PAGE).min(end);
+    let first = ((start / PAGE + 1) * PAGE).min(start.saturating_add(len));
     // SAFETY: task context (boot); the range is RAM the loader's map says is free, outside
     // every range `StartInfo` reserves, and owned by the heap alone from now on (once, above).
     if !unsafe { paging::map(start, first - start, false) } {
         return Err("the heap's memory lies above 4 GiB");
     }
-    HEAP.start.store(start, Ordering::Relaxed);
-    HEAP.end.store(end, Ordering::Relaxed);
-    // SAFETY: as above the range is unused RAM that nothing else touches, `[start, first)` is
-    // now mapped, and this runs once (`STARTED`), before any allocation (boot allocates nothing
-    // before the heap exists).
-    unsafe { HEAP.heap.lock().init(start as *mut u8, (first - start) as usize) };
+    START.store(start, Ordering::Relaxed);
+    END.store(start.saturating_add(len), Ordering::Relaxed);
     Ok(len)
-}
-
-// SAFETY: allocations come from `linked_list_allocator`'s first-fit heap under its spin lock;
-// it only ever grows over mapped, otherwise unused RAM (`init`). Interrupt handlers never
-// allocate, so the lock is never taken re-entrantly.
-unsafe impl GlobalAlloc for GrowingHeap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let mut heap = self.heap.lock();
-        loop {
-            if let Ok(p) = heap.allocate_first_fit(layout) {
-                return p.as_ptr();
-            }
-            // Grow: map enough whole pages past the top for this request, and extend.
-            let top = heap.top() as u64;
-            let end = self.end.load(Ordering::Relaxed);
-            let want = (layout.size() + layout.align()) as u64;
-            let new_top = top.saturating_add(want).div_ceil(PAGE).saturating_mul(PAGE).min(end);
-            // SAFETY: `[top, new_top)` is the heap's own RAM (inside the region `init` took);
-            // interrupt handlers never allocate, so this is task context.
-            if new_top <= top || !unsafe { paging::map(top, new_top - top, false) } {
-                self.failed.store(layout.size(), Ordering::Relaxed);
-                return null_mut();
-            }
-            // SAFETY: `[top, new_top)` is RAM inside the heap's region, just mapped, unused.
-            unsafe { heap.extend((new_top - top) as usize) };
-        }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(p) = NonNull::new(ptr) {
-            // SAFETY: the caller passes a pointer this allocator returned for `layout`.
-            unsafe { self.heap.lock().deallocate(p, layout) }
-        }
-    }
 }
