@@ -182,20 +182,30 @@ where
     let specs = T::specs(devices);
     let refused: Vec<ArgSpec> = specs.refused.iter().map(|r| r.spec).collect();
     // One list: what `--help` shows, then the refused (parsed so that their values are
-    // consumed, never shown). Each allocation is some hundred instructions of a kernel's boot.
-    let mut all: Vec<&[ArgSpec]> = Vec::with_capacity(app.len() + 3);
-    all.extend([COMMON, &specs.read[..]]);
-    all.extend_from_slice(app);
-    let listed = all.len();
+    // consumed, never shown). On the stack for the usual few lists: each allocation is some
+    // hundred instructions of a kernel's boot, which an emulating hypervisor runs one by one.
+    let mut small: [&[ArgSpec]; 8] = [&[]; 8];
+    let mut large: Vec<&[ArgSpec]> = Vec::new();
+    let n = app.len() + 2 + usize::from(!refused.is_empty());
+    let all: &mut [&[ArgSpec]] = if n <= small.len() {
+        &mut small[..n]
+    } else {
+        large.resize(n, &[]);
+        &mut large
+    };
+    all[0] = COMMON;
+    all[1] = &specs.read;
+    all[2..2 + app.len()].copy_from_slice(app);
     if !refused.is_empty() {
-        all.push(&refused);
+        all[n - 1] = &refused;
     }
-    let listed = &all[..listed];
+    let all: &[&[ArgSpec]] = all;
+    let listed = &all[..app.len() + 2];
     let fail = |e: &dyn Display, code: u8| {
         T::print_error(format_args!("{program}: {e}"));
         code
     };
-    let args = match Args::parse(&all, argv) {
+    let args = match Args::parse(all, argv) {
         Ok(a) => a,
         Err(ArgError::Help) => {
             T::print_usage(&Args::usage(program, listed));

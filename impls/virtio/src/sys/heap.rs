@@ -65,16 +65,54 @@ unsafe impl Source for Grow {
     }
 }
 
-/// The global allocator: talc (binned free lists, constant time whatever the heap holds; a
-/// first-fit list went quadratic under the store's thousands of live nodes) under a spin lock.
-/// Interrupt handlers never allocate, so the lock is never taken re-entrantly.
+/// Talc (binned free lists, constant time whatever the heap holds; a first-fit list went
+/// quadratic under the store's thousands of live nodes) under a spin lock. Interrupt handlers
+/// never allocate, so the lock is never taken re-entrantly.
+static TALC: talc::TalcLock<RawSpinlock, Grow> = talc::TalcLock::new(Grow { top: 0 });
+
+/// Bytes allocated now (talc's own counters keep a dozen figures per allocation; this is the
+/// one the counters line and the out-of-memory report need).
+static USED: AtomicUsize = AtomicUsize::new(0);
+
+/// The global allocator: [`TALC`], counting the bytes in use.
+struct Heap;
+
 #[global_allocator]
-static HEAP: talc::TalcLock<RawSpinlock, Grow> = talc::TalcLock::new(Grow { top: 0 });
+static HEAP: Heap = Heap;
+
+// SAFETY: every call is passed to talc's `GlobalAlloc` with the caller's own arguments, so its
+// contract is the caller's; `USED` is only a count.
+unsafe impl core::alloc::GlobalAlloc for Heap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract (a non-zero-sized layout), passed on.
+        let p = unsafe { TALC.alloc(layout) };
+        if !p.is_null() {
+            USED.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        USED.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller passes a pointer this allocator returned for `layout`.
+        unsafe { TALC.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller's contract for `realloc`, passed on.
+        let p = unsafe { TALC.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            USED.fetch_add(new_size, Ordering::Relaxed);
+            USED.fetch_sub(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+}
 
 /// Bytes allocated now and the heap's whole size (the RAM it may grow into), for the counters
-/// and the out-of-memory report; `None` while the heap is locked (inside an allocation).
+/// and the out-of-memory report (`Option` for the platform's `heap` hook; always there).
 pub fn usage() -> Option<(usize, usize)> {
-    let used = HEAP.try_lock()?.counters().allocated_bytes;
+    let used = USED.load(Ordering::Relaxed);
     let size = END.load(Ordering::Relaxed).saturating_sub(START.load(Ordering::Relaxed));
     Some((used, size as usize))
 }

@@ -167,20 +167,63 @@ unsafe extern "C" {
     static mut morgana_gdt: [u64; 5];
 }
 
-/// Point `vector` at `handler` (an interrupt gate in the kernel code segment, on interrupt stack
-/// `ist`, 0 for the current one). Two stores, with interrupts masked: boot executes every
-/// instruction at a cost under an emulating hypervisor.
+/// The two quadwords of an interrupt gate to `handler` in the kernel code segment, on interrupt
+/// stack `ist` (0 for the current one).
+fn gate(handler: u64, ist: u64) -> (u64, u64) {
+    let low =
+        (handler & 0xffff) | (0x08 << 16) | (ist << 32) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
+    (low, handler >> 32)
+}
+
+/// Point `vector` at `handler` ([`gate`]). Two stores, with interrupts masked: boot executes
+/// every instruction at a cost under an emulating hypervisor.
 ///
 /// Private: every `handler` passed is one of the stubs in the `global_asm!` above.
 fn set(vector: u8, handler: u64, ist: u64) {
-    let low =
-        (handler & 0xffff) | (0x08 << 16) | (ist << 32) | (0x8e << 40) | ((handler >> 16) & 0xffff) << 48;
+    let (low, high) = gate(handler, ist);
     let entry = IDT.0.get() as *mut u64;
     // SAFETY: `2 * vector + 1 < 512`; interrupts are masked, so no CPU reads the gate while it
     // is half written, and no Rust reference to the table exists.
     super::cpu::without_interrupts(|| unsafe {
         entry.add(2 * usize::from(vector)).write_volatile(low);
-        entry.add(2 * usize::from(vector) + 1).write_volatile(handler >> 32);
+        entry.add(2 * usize::from(vector) + 1).write_volatile(high);
+    })
+}
+
+/// Vectors 0..32 to the exception stubs (`STUB_SIZE` apart from `stubs`), page and double
+/// faults on IST 1: in one interrupt-masked stretch, and when the stubs share their upper 48
+/// address bits (they are 512 bytes in one section), each gate is the first one plus the
+/// stub's offset, two stores and an add (the general [`gate`] is about 20 instructions, which
+/// this host's KVM emulates one by one at boot).
+fn set_exceptions(stubs: u64) {
+    const COUNT: usize = 32;
+    let entry = IDT.0.get() as *mut u64;
+    super::cpu::without_interrupts(|| {
+        if (stubs & 0xffff) + COUNT as u64 * STUB_SIZE <= 0x1_0000 {
+            let (mut low, high) = gate(stubs, 0);
+            for v in 0..COUNT {
+                // SAFETY: `2 * v + 1 < 64 < 512`; interrupts are masked, so no CPU reads the
+                // gate while it is half written, and no Rust reference to the table exists.
+                unsafe {
+                    entry.add(2 * v).write_volatile(low);
+                    entry.add(2 * v + 1).write_volatile(high);
+                }
+                low += STUB_SIZE;
+            }
+        } else {
+            for v in 0..COUNT {
+                let (low, high) = gate(stubs + v as u64 * STUB_SIZE, 0);
+                // SAFETY: as above.
+                unsafe {
+                    entry.add(2 * v).write_volatile(low);
+                    entry.add(2 * v + 1).write_volatile(high);
+                }
+            }
+        }
+        for v in [8, 14] {
+            // SAFETY: as above; the gate's IST field (bits 32..35 of its first quadword) to 1.
+            unsafe { entry.add(2 * v).write_volatile(entry.add(2 * v).read_volatile() | 1 << 32) }
+        }
     })
 }
 
@@ -213,12 +256,8 @@ pub fn init() {
         return;
     }
     super::cpu::without_interrupts(init_tss);
-    let exc = &raw const morgana_exc_stubs as u64;
-    for v in 0..32u8 {
-        // Page and double faults on their own stack: the boot stack may be what faulted.
-        let ist = if v == 8 || v == 14 { 1 } else { 0 };
-        set(v, exc + u64::from(v) * STUB_SIZE, ist);
-    }
+    // Page and double faults on their own stack: the boot stack may be what faulted.
+    set_exceptions(&raw const morgana_exc_stubs as u64);
     enable_irq(TIMER_VECTOR);
     set(SPURIOUS_VECTOR, &raw const morgana_spurious as u64, 0);
     let pointer = Dtr { limit: (512 * 8 - 1) as u16, base: IDT.0.get() as u64 };
