@@ -406,13 +406,7 @@ impl<B: Block, C: WallClock> Store<B, C> {
                     return Err(f.at(&Key::root()));
                 }
             }
-            let sp = g.pager.savepoint();
-            for op in ops {
-                if let Err(e) = g.pager.apply(*op, mtime).await {
-                    g.pager.rollback(sp);
-                    return Err(e);
-                }
-            }
+            g.pager.apply_all(ops, mtime).await?;
             g.open_txn
         };
         // Writers that queued behind us have added to the same transaction by now: whoever

@@ -362,6 +362,11 @@ impl<B: Block> Pager<B> {
         Rc::make_mut(self.dirty.get_mut(&page).expect("the node was made dirty"))
     }
 
+    /// A dirty node, to look at.
+    pub fn dirty_ref(&self, page: u64) -> &Node {
+        self.dirty.get(&page).expect("the node was made dirty")
+    }
+
     /// Whether `page` holds a node of the open transaction.
     pub fn is_dirty_page(&self, page: u64) -> bool {
         self.dirty.contains_key(&page)

@@ -15,6 +15,26 @@ use crate::format::Ptr;
 use crate::node::{CAPACITY, Node};
 use crate::pager::{Fail, Pager};
 
+/// Where a key goes in the open transaction: the dirty branches down to it, with the child taken
+/// in each, and the dirty leaf.
+pub struct Place {
+    path: Vec<(u64, usize)>,
+    leaf: u64,
+}
+
+/// What the tree holds at and just after a key, as far as the key's leaf and the branches above
+/// it show.
+pub enum Around<'a> {
+    /// The key is bound: its value.
+    Here(&'a [u8]),
+    /// Not bound; the next key, in the same leaf.
+    Next(&'a [u8]),
+    /// Not bound, and the next key is in a later leaf: every key there is at least this one.
+    After(&'a [u8]),
+    /// Not bound, and no key follows it.
+    End,
+}
+
 fn child_index(kids: &[(Vec<u8>, Ptr)], key: &[u8]) -> usize {
     kids.partition_point(|(k, _)| k.as_slice() <= key).saturating_sub(1)
 }
@@ -122,7 +142,7 @@ impl<B: Block> Pager<B> {
 
     /// Copy the path to `key` into the open transaction: the branch pages with the child taken
     /// in each, and the leaf page.
-    async fn dirty_path(&mut self, key: &[u8], reserve: u64) -> Result<(Vec<(u64, usize)>, u64), Fail> {
+    pub async fn dirty_path(&mut self, key: &[u8], reserve: u64) -> Result<Place, Fail> {
         let root = match self.root {
             Some(r) => self.make_dirty(r, reserve).await?,
             None => self.add_node(Node::Leaf(Vec::new()), reserve)?,
@@ -132,7 +152,7 @@ impl<B: Block> Pager<B> {
         let mut page = root;
         loop {
             let (i, kid) = match self.dirty_mut(page) {
-                Node::Leaf(_) => return Ok((path, page)),
+                Node::Leaf(_) => return Ok(Place { path, leaf: page }),
                 Node::Branch { kids, .. } => {
                     let i = child_index(kids, key);
                     (i, kids[i].1)
@@ -152,16 +172,41 @@ impl<B: Block> Pager<B> {
         self.dirty_path(key, reserve).await.map(|_| ())
     }
 
+    /// What the leaf at `at`, and the branches above it, show of the tree at `key`.
+    pub fn around(&self, at: &Place, key: &[u8]) -> Around<'_> {
+        let Node::Leaf(e) = self.dirty_ref(at.leaf) else { return Around::End };
+        match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+            Ok(i) => return Around::Here(&e[i].1),
+            Err(i) if i < e.len() => return Around::Next(&e[i].0),
+            Err(_) => {}
+        }
+        // Past the leaf's last entry: the next separator up the path bounds what follows.
+        for (page, i) in at.path.iter().rev() {
+            if let Node::Branch { kids, .. } = self.dirty_ref(*page)
+                && let Some((sep, _)) = kids.get(i + 1)
+            {
+                return Around::After(sep);
+            }
+        }
+        Around::End
+    }
+
     /// Bind `key` to `val`, replacing what it held.
     pub async fn insert(&mut self, key: &[u8], val: Vec<u8>, reserve: u64) -> Result<(), Fail> {
-        let (mut path, leaf) = self.dirty_path(key, reserve).await?;
+        let at = self.dirty_path(key, reserve).await?;
+        self.insert_at(at, key, val)
+    }
+
+    /// Bind `key` to `val` in the leaf at `at`, the place [`dirty_path`](Self::dirty_path) gave
+    /// for `key`, splitting upwards while a node outgrows its page.
+    pub fn insert_at(&mut self, at: Place, key: &[u8], val: Vec<u8>) -> Result<(), Fail> {
+        let Place { mut path, leaf } = at;
         if let Node::Leaf(e) = self.dirty_mut(leaf) {
             match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
                 Ok(i) => e[i].1 = val,
                 Err(i) => e.insert(i, (key.to_vec(), val)),
             }
         }
-        // Split upwards while a node outgrows its page.
         let mut page = leaf;
         while self.dirty_mut(page).used() > CAPACITY {
             let (sep, right) = self.dirty_mut(page).split();
@@ -234,7 +279,7 @@ impl<B: Block> Pager<B> {
         if self.get(key).await?.is_none() {
             return Ok(None);
         }
-        let (mut path, leaf) = self.dirty_path(key, 0).await?;
+        let Place { mut path, leaf } = self.dirty_path(key, 0).await?;
         let mut old = None;
         if let Node::Leaf(e) = self.dirty_mut(leaf)
             && let Ok(i) = e.binary_search_by(|(k, _)| k.as_slice().cmp(key))
