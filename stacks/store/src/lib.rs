@@ -191,6 +191,7 @@ extern crate alloc;
 pub mod exercise;
 mod format;
 mod keys;
+mod leaf;
 mod node;
 mod open;
 mod ops;

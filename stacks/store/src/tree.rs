@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 use morgana::block::Block;
 
 use crate::format::Ptr;
+use crate::leaf::Entries;
 use crate::node::{CAPACITY, Node};
 use crate::pager::{Fail, Pager};
 
@@ -52,12 +53,7 @@ impl<B: Block> Pager<B> {
             let node = self.node(ptr).await?;
             match &*node {
                 Node::Branch { kids, .. } => ptr = kids[child_index(kids, key)].1,
-                Node::Leaf(e) => {
-                    return Ok(e
-                        .binary_search_by(|(k, _)| k.as_slice().cmp(key))
-                        .ok()
-                        .map(|i| e[i].1.clone()));
-                }
+                Node::Leaf(e) => return Ok(e.search(key).ok().map(|i| e.val(i).to_vec())),
             }
         }
     }
@@ -70,9 +66,9 @@ impl<B: Block> Pager<B> {
             let node = self.node(ptr).await?;
             match &*node {
                 Node::Branch { kids, .. } => ptr = kids[child_index(kids, key)].1,
-                Node::Leaf(e) => match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                    Ok(i) => return Ok(Ok(e[i].1.clone())),
-                    Err(i) if i < e.len() => return Ok(Err(Some(e[i].0.clone()))),
+                Node::Leaf(e) => match e.search(key) {
+                    Ok(i) => return Ok(Ok(e.val(i).to_vec())),
+                    Err(i) if i < e.len() => return Ok(Err(Some(e.key(i).to_vec()))),
                     // Past this leaf's last entry: the next one is in another leaf.
                     Err(_) => return Ok(Err(self.seek(key).await?.map(|(k, _)| k))),
                 },
@@ -96,9 +92,9 @@ impl<B: Block> Pager<B> {
                     node = next;
                 }
                 Node::Leaf(e) => {
-                    let i = if first { e.partition_point(|(k, _)| k.as_slice() < key) } else { 0 };
-                    if let Some(hit) = e.get(i) {
-                        return Ok(Some(hit.clone()));
+                    let i = if first { e.lower_bound(key) } else { 0 };
+                    if i < e.len() {
+                        return Ok(Some((e.key(i).to_vec(), e.val(i).to_vec())));
                     }
                     // Past this leaf: the leftmost leaf of the next subtree up the path.
                     first = false;
@@ -145,7 +141,7 @@ impl<B: Block> Pager<B> {
     pub async fn dirty_path(&mut self, key: &[u8], reserve: u64) -> Result<Place, Fail> {
         let root = match self.root {
             Some(r) => self.make_dirty(r, reserve).await?,
-            None => self.add_node(Node::Leaf(Vec::new()), reserve)?,
+            None => self.add_node(Node::Leaf(Entries::new()), reserve)?,
         };
         self.root = Some(dirty_ptr(root));
         let mut path = Vec::new();
@@ -175,9 +171,9 @@ impl<B: Block> Pager<B> {
     /// What the leaf at `at`, and the branches above it, show of the tree at `key`.
     pub fn around(&self, at: &Place, key: &[u8]) -> Around<'_> {
         let Node::Leaf(e) = self.dirty_ref(at.leaf) else { return Around::End };
-        match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-            Ok(i) => return Around::Here(&e[i].1),
-            Err(i) if i < e.len() => return Around::Next(&e[i].0),
+        match e.search(key) {
+            Ok(i) => return Around::Here(e.val(i)),
+            Err(i) if i < e.len() => return Around::Next(e.key(i)),
             Err(_) => {}
         }
         // Past the leaf's last entry: the next separator up the path bounds what follows.
@@ -202,9 +198,9 @@ impl<B: Block> Pager<B> {
     pub fn insert_at(&mut self, at: Place, key: &[u8], val: Vec<u8>) -> Result<(), Fail> {
         let Place { mut path, leaf } = at;
         if let Node::Leaf(e) = self.dirty_mut(leaf) {
-            match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                Ok(i) => e[i].1 = val,
-                Err(i) => e.insert(i, (key.to_vec(), val)),
+            match e.search(key) {
+                Ok(i) => e.set(i, &val),
+                Err(i) => e.insert(i, key, &val),
             }
         }
         let mut page = leaf;
@@ -259,9 +255,9 @@ impl<B: Block> Pager<B> {
             let Node::Branch { kids, .. } = self.dirty_mut(parent) else { return Ok(false) };
             kids[here].1 = dirty_ptr(op);
             let (lp, rp) = (kids[left].1.page, kids[right].1.page);
-            let moved = core::mem::replace(self.dirty_mut(rp), Node::Leaf(Vec::new()));
+            let moved = core::mem::replace(self.dirty_mut(rp), Node::Leaf(Entries::new()));
             match (self.dirty_mut(lp), moved) {
-                (Node::Leaf(a), Node::Leaf(b)) => a.extend(b),
+                (Node::Leaf(a), Node::Leaf(b)) => a.append(&b),
                 (Node::Branch { kids: a, .. }, Node::Branch { kids: b, .. }) => a.extend(b),
                 _ => return Err(Fail::Corrupt(rp)),
             }
@@ -282,9 +278,9 @@ impl<B: Block> Pager<B> {
         let Place { mut path, leaf } = self.dirty_path(key, 0).await?;
         let mut old = None;
         if let Node::Leaf(e) = self.dirty_mut(leaf)
-            && let Ok(i) = e.binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            && let Ok(i) = e.search(key)
         {
-            old = Some(e.remove(i).1);
+            old = Some(e.remove(i));
         }
         // Drop nodes that emptied and merge nodes that fell under a quarter full into a
         // neighbour, upwards, so a tree that shrinks gives its pages back and loses height.
