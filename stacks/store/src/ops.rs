@@ -323,7 +323,7 @@ impl<B: Block> Pager<B> {
         // Whether `k` is inside the dictionary at `p`; the first key after `p` is, if any is.
         let inside = |k: &[u8]| k.len() > p.len() && k.starts_with(p) && k[p.len()] == 0;
         match self.around(&at, p) {
-            Around::Here(v) if !Meta::decode(v).is_some_and(|m| m.inline.is_some()) => return Ok(false),
+            Around::Here(v) if Meta::decode(v).is_none_or(|m| m.inline.is_none()) => return Ok(false),
             Around::Next(k) if inside(k) => {
                 // A chunk with no meta entry before it: let the long way say what it is.
                 if k.len() <= p.len() + 1 || k[p.len() + 1] == 0 {
