@@ -41,24 +41,25 @@ impl Entries {
         Self::default()
     }
 
-    /// The `count` entries packed at the start of `packed` (each `key_len u16, val_len u16, key,
-    /// val`, as a node page holds them), copied; `None` if they run past its end.
-    pub fn from_packed(packed: &[u8], count: usize) -> Option<Self> {
+    /// The `count` entries packed in `page` from `start` on (each `key_len u16, val_len u16,
+    /// key, val`, as a node page holds them), keeping the page as their buffer; `None` if they
+    /// run past its end.
+    pub fn from_page(mut page: Vec<u8>, start: usize, count: usize) -> Option<Self> {
         let mut slots = Vec::with_capacity(count);
-        let mut at = 0usize;
+        let mut at = start;
         for _ in 0..count {
-            let head = packed.get(at..at + 4)?;
+            let head = page.get(at..at.checked_add(4)?)?;
             let (key, val) = (u16::from_le_bytes([head[0], head[1]]), u16::from_le_bytes([head[2], head[3]]));
             let slot = Slot { at: (at + 4) as u32, key, val };
-            if slot.end() > packed.len() {
+            if slot.end() > page.len() {
                 return None;
             }
             slots.push(slot);
             at = slot.end();
         }
-        // The length fields stay in the copy, unused: one copy, no per-entry moves.
-        let dead = 4 * count;
-        Some(Self { bytes: packed[..at].to_vec(), slots, dead })
+        // The page's header and the length fields stay in the buffer, unused: no copy at all.
+        page.truncate(at);
+        Some(Self { bytes: page, slots, dead: start + 4 * count })
     }
 
     /// Number of entries.
@@ -92,6 +93,11 @@ impl Entries {
     /// The entries in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
         self.slots.iter().map(|s| (self.key_of(*s), self.val_of(*s)))
+    }
+
+    /// Each entry as its key's length, its value's length and the key and value end to end.
+    pub fn packed(&self) -> impl ExactSizeIterator<Item = (u16, u16, &[u8])> {
+        self.slots.iter().map(|s| (s.key, s.val, &self.bytes[s.at as usize..s.end()]))
     }
 
     /// `Ok` with the index of `key`, or `Err` with where it would go.
@@ -244,9 +250,9 @@ mod tests {
         assert_eq!(e.used(), e.iter().map(|(k, v)| 4 + k.len() + v.len()).sum::<usize>());
         let packed = [2u16.to_le_bytes(), 1u16.to_le_bytes()].concat();
         assert_eq!(
-            Entries::from_packed(&[packed.clone(), b"abcdef".to_vec()].concat(), 1),
+            Entries::from_page([vec![9], packed.clone(), b"abcdef".to_vec()].concat(), 1, 1),
             Some([(b"ab".to_vec(), b"c".to_vec())].into_iter().collect())
         );
-        assert_eq!(Entries::from_packed(&[packed, b"ab".to_vec()].concat(), 1), None, "a value past the end");
+        assert_eq!(Entries::from_page([packed, b"ab".to_vec()].concat(), 0, 1), None, "a value past the end");
     }
 }

@@ -81,11 +81,10 @@ impl Node {
         p.extend_from_slice(&seq.to_le_bytes());
         match self {
             Node::Leaf(e) => {
-                for (k, v) in e.iter() {
-                    p.extend_from_slice(&(k.len() as u16).to_le_bytes());
-                    p.extend_from_slice(&(v.len() as u16).to_le_bytes());
-                    p.extend_from_slice(k);
-                    p.extend_from_slice(v);
+                for (kl, vl, kv) in e.packed() {
+                    p.extend_from_slice(&kl.to_le_bytes());
+                    p.extend_from_slice(&vl.to_le_bytes());
+                    p.extend_from_slice(kv);
                 }
             }
             Node::Branch { kids, .. } => {
@@ -105,8 +104,16 @@ impl Node {
 
     /// Parse a page that passed its checksum; `None` if it is not a node of `page` (a checksum
     /// collision or a bug, never trusted).
-    pub fn decode(p: &[u8], page: u64) -> Option<Node> {
-        Some(Self::decode_fresh(p, page)?.0)
+    pub fn decode(p: Vec<u8>, page: u64) -> Option<Node> {
+        if p.len() != PAGE || p[..4] != NODE_MAGIC || le64(&p[8..16]) != page {
+            return None;
+        }
+        if p[4] == 0 {
+            // A leaf keeps the page it was read into as the buffer of its entries.
+            let count = u16::from_le_bytes([p[6], p[7]]) as usize;
+            return Entries::from_page(p, HEADER, count).map(Node::Leaf);
+        }
+        Some(Self::decode_fresh(&p, page)?.0)
     }
 
     /// [`decode`](Self::decode), and for a branch which children the commit that wrote it also
@@ -125,7 +132,7 @@ impl Node {
         };
         let u16_at = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]) as usize;
         if level == 0 {
-            let e = Entries::from_packed(&p[HEADER..], count)?;
+            let e = Entries::from_page(p.to_vec(), HEADER, count)?;
             Some((Node::Leaf(e), Vec::new()))
         } else {
             let mut kids = Vec::with_capacity(count);
@@ -185,11 +192,12 @@ mod tests {
         let empty = Node::Leaf(Entries::new());
         let mut img = Vec::new();
         empty.encode(&mut img, 9, 1, |_| false);
-        assert_eq!(Node::decode(&img, 9).as_ref(), Some(&empty));
+        assert_eq!(Node::decode(img, 9).as_ref(), Some(&empty));
         let mut img = Vec::new();
         leaf.encode(&mut img, 77, 3, |_| false);
-        assert_eq!(Node::decode(&img, 77).as_ref(), Some(&leaf));
-        assert_eq!(Node::decode(&img, 78), None, "a node read from another page is refused");
+        assert_eq!(Node::decode(img.clone(), 77).as_ref(), Some(&leaf));
+        assert_eq!(Node::decode_fresh(&img, 77).map(|(n, _)| n).as_ref(), Some(&leaf));
+        assert_eq!(Node::decode(img, 78), None, "a node read from another page is refused");
         let branch = Node::Branch {
             level: 2,
             kids: vec![(vec![], Ptr { page: 5, crc: 9 }), (vec![1], Ptr { page: 6, crc: 1 })],

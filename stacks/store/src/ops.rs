@@ -334,8 +334,7 @@ impl<B: Block> Pager<B> {
             Around::After(bound) if inside(bound) => return Ok(false),
             _ => {}
         }
-        let meta = Meta { size: value.len() as u64, mtime, inline: Some(value.to_vec()) };
-        self.insert_at(at, p, meta.encode()).map_err(|f| f.at(key))?;
+        self.insert_at(at, p, Meta::encode_inline(mtime, value)).map_err(|f| f.at(key))?;
         Ok(true)
     }
 

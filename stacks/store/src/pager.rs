@@ -294,7 +294,7 @@ impl<B: Block> Pager<B> {
             return Ok(n);
         }
         let buf = self.read_checked(ptr).await?;
-        let node = Rc::new(Node::decode(&buf, ptr.page).ok_or(Fail::Corrupt(ptr.page))?);
+        let node = Rc::new(Node::decode(buf, ptr.page).ok_or(Fail::Corrupt(ptr.page))?);
         self.cache.put(ptr.page, node.clone());
         Ok(node)
     }
@@ -529,7 +529,7 @@ impl<B: Block> Pager<B> {
                 }
                 Err(e) => return Err(e),
             };
-            let Some(node) = Node::decode(&buf, ptr.page) else {
+            let Some(node) = Node::decode(buf, ptr.page) else {
                 walk.damaged.push(ptr.page);
                 continue;
             };
