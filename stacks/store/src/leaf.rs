@@ -121,6 +121,11 @@ impl Entries {
     }
 
     fn append_bytes(&mut self, key: &[u8], val: &[u8]) -> Slot {
+        // Out of room with bytes to reclaim: compact rather than grow, so that a leaf changed
+        // in place keeps to about a page.
+        if self.bytes.len() + key.len() + val.len() > self.bytes.capacity() && self.dead > 0 {
+            self.compact(key.len() + val.len());
+        }
         let at = self.bytes.len() as u32;
         self.bytes.extend_from_slice(key);
         self.bytes.extend_from_slice(val);
@@ -165,7 +170,8 @@ impl Entries {
     /// Split off the entries from index `at` on.
     pub fn split_off(&mut self, at: usize) -> Entries {
         let mut right = Entries::new();
-        right.bytes.reserve(self.slots[at..].iter().map(|s| s.key as usize + s.val as usize).sum());
+        // A page's room: the right half is where the keys that follow in a sorted batch go.
+        right.bytes.reserve(PAGE);
         right.slots.reserve(self.slots.len() - at);
         for s in self.slots.drain(at..).collect::<Vec<_>>() {
             let (k, v) = (self.key_of(s), self.val_of(s));
@@ -184,10 +190,14 @@ impl Entries {
     }
 
     fn compact_if_wasteful(&mut self) {
-        if self.dead <= PAGE {
-            return;
+        if self.dead > PAGE {
+            self.compact(0);
         }
-        let mut bytes = Vec::with_capacity(self.bytes.len() - self.dead);
+    }
+
+    /// Drop the dead bytes, leaving room for `extra` more (and at least a page in all).
+    fn compact(&mut self, extra: usize) {
+        let mut bytes = Vec::with_capacity((self.bytes.len() - self.dead + extra).max(PAGE));
         for s in &mut self.slots {
             let from = s.at as usize;
             s.at = bytes.len() as u32;

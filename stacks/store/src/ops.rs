@@ -58,23 +58,23 @@ fn dict_range(p: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     (from, to)
 }
 
-/// The order of `ops` by key if they are two or more sets of distinct keys, none of which is
-/// inside another (so that the order they are applied in does not change the outcome).
-fn independent_sets(ops: &[Op<'_>]) -> Option<Vec<usize>> {
+/// `ops` in key order if they are two or more sets of distinct keys, none of which is inside
+/// another (so that the order they are applied in does not change the outcome).
+fn independent_sets<'a>(ops: &[Op<'a>]) -> Option<Vec<(&'a Key, &'a [u8])>> {
     if ops.len() < 2 {
         return None;
     }
-    let mut keyed = Vec::with_capacity(ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        let Op::Set(k, _) = op else { return None };
-        keyed.push((*k, i));
+    let mut sets = Vec::with_capacity(ops.len());
+    for op in ops {
+        let Op::Set(k, v) = op else { return None };
+        sets.push((*k, *v));
     }
-    keyed.sort_unstable();
+    sets.sort_unstable_by(|a, b| a.0.cmp(b.0));
     // In key order a key's first successor that is not after its whole subtree is inside it.
-    if keyed.windows(2).any(|w| w[0].0.is_prefix_of(w[1].0)) {
+    if sets.windows(2).any(|w| w[0].0.is_prefix_of(w[1].0)) {
         return None;
     }
-    Some(keyed.into_iter().map(|(_, i)| i).collect())
+    Some(sets)
 }
 
 fn all_zero(b: &[u8]) -> bool {
@@ -379,9 +379,9 @@ impl<B: Block> Pager<B> {
         // order; in key order, neighbours share their path down the tree, so each node is
         // found where the last key left it. If that fails, the ops go again in the order given,
         // so the error is the one the first failing op in that order meets.
-        if let Some(order) = independent_sets(ops) {
+        if let Some(sorted) = independent_sets(ops) {
             let sp = self.savepoint();
-            if self.apply_each(order.iter().map(|i| ops[*i]), mtime).await.is_ok() {
+            if self.apply_each(sorted.into_iter().map(|(k, v)| Op::Set(k, v)), mtime).await.is_ok() {
                 return Ok(());
             }
             self.rollback(sp);

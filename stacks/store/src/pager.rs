@@ -150,10 +150,14 @@ impl Cache {
     }
 
     fn forget(&mut self, page: u64) {
-        if let Some((_, used, ram)) = self.nodes.remove(&page) {
-            self.by_use.remove(&used);
-            self.bytes -= ram;
-        }
+        self.take(page);
+    }
+
+    fn take(&mut self, page: u64) -> Option<Rc<Node>> {
+        let (node, used, ram) = self.nodes.remove(&page)?;
+        self.by_use.remove(&used);
+        self.bytes -= ram;
+        Some(node)
     }
 }
 
@@ -293,10 +297,15 @@ impl<B: Block> Pager<B> {
         if let Some(n) = self.cache.get(ptr.page) {
             return Ok(n);
         }
-        let buf = self.read_checked(ptr).await?;
-        let node = Rc::new(Node::decode(buf, ptr.page).ok_or(Fail::Corrupt(ptr.page))?);
+        let node = self.load(ptr).await?;
         self.cache.put(ptr.page, node.clone());
         Ok(node)
+    }
+
+    /// The node at `ptr`, read from the device.
+    async fn load(&mut self, ptr: Ptr) -> Result<Rc<Node>, Fail> {
+        let buf = self.read_checked(ptr).await?;
+        Ok(Rc::new(Node::decode(buf, ptr.page).ok_or(Fail::Corrupt(ptr.page))?))
     }
 
     /// A free page for this transaction, leaving `reserve` pages for removals.
@@ -343,11 +352,20 @@ impl<B: Block> Pager<B> {
         if self.dirty.contains_key(&ptr.page) {
             return Ok(ptr.page);
         }
-        let node = self.node(ptr).await?;
-        let page = self.allocate(reserve)?;
-        // The old page is freed by this commit: its cache entry would only make the copy below
-        // share the node and be cloned when first changed.
-        self.cache.forget(ptr.page);
+        // The old page is freed by this commit, so it leaves the cache (or, read now, never
+        // enters it): a cached copy would only make the dirty node shared, to be cloned when
+        // first changed, and push a node that stays out of the cache.
+        let node = match self.cache.take(ptr.page) {
+            Some(n) => n,
+            None => self.load(ptr).await?,
+        };
+        let page = match self.allocate(reserve) {
+            Ok(p) => p,
+            Err(f) => {
+                self.cache.put(ptr.page, node);
+                return Err(f);
+            }
+        };
         self.dirty.insert(page, node);
         self.free(ptr.page);
         Ok(page)
