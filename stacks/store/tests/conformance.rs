@@ -4,7 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use futures::executor::block_on;
 use morgana::block::Block;
-use morgana::kv::{Key, KvError, KvRo, KvRw};
+use morgana::kv::{Key, Kind, KvError, KvRo, KvRw};
 use morgana::time::WallClock;
 use morgana_mem::{FaultyBlock, MemBlock};
 use morgana_store::{Batch, OpenError, Store};
@@ -150,6 +150,31 @@ fn a_batch_of_many_sets_fails_with_the_first_error_in_its_own_order() {
         let store = Store::open(dev, Wall).await.unwrap();
         assert_eq!(store.get(&k("/k0002")).await.unwrap(), b"2");
         assert_eq!(store.list(&Key::root()).await.unwrap().len(), 1000 + 4, "1000 keys, /d, /e, /v, /t");
+    });
+}
+
+#[test]
+fn a_set_on_a_dictionary_is_refused_wherever_its_first_entry_falls() {
+    block_on(async {
+        let store = Store::open(MemBlock::new(512, 8192), Wall).await.unwrap();
+        // Dictionaries only, over many leaves: at every leaf boundary the first entry of some
+        // dictionary opens the next leaf, so its name finds nothing after it in its own leaf.
+        let dirs: Vec<Key> = (0..400).map(|i| k(&format!("/d{i:03}"))).collect();
+        let mut b = Batch::new();
+        for d in &dirs {
+            b.set(d.join("child").unwrap(), vec![1; 150]);
+        }
+        store.batch(&b).await.unwrap();
+        for d in &dirs {
+            assert_eq!(store.set(d, b"x").await, Err(KvError::ValueExpected(d.clone())), "{d}");
+        }
+        let mut b = Batch::new();
+        for d in dirs.iter().rev() {
+            b.set(d.clone(), b"x".to_vec());
+        }
+        assert_eq!(store.batch(&b).await, Err(KvError::ValueExpected(dirs[399].clone())));
+        assert_eq!(store.list(&Key::root()).await.unwrap().len(), 400);
+        assert!(store.list(&Key::root()).await.unwrap().iter().all(|(_, kind)| *kind == Kind::Dictionary));
     });
 }
 
