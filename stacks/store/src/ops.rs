@@ -58,20 +58,25 @@ fn dict_range(p: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     (from, to)
 }
 
-/// `ops` in key order if they are two or more sets of distinct keys, none of which is inside
-/// another (so that the order they are applied in does not change the outcome).
-fn independent_sets<'a>(ops: &[Op<'a>]) -> Option<Vec<(&'a Key, &'a [u8])>> {
+/// A set as a batch in key order holds it: the key's path, the key, the value.
+type Set<'a> = (Vec<u8>, &'a Key, &'a [u8]);
+
+/// `ops` in key order, each with its path, if they are two or more sets of distinct keys, none
+/// of which is inside another (so that the order they are applied in does not change the
+/// outcome).
+fn independent_sets<'a>(ops: &[Op<'a>]) -> Option<Vec<Set<'a>>> {
     if ops.len() < 2 {
         return None;
     }
     let mut sets = Vec::with_capacity(ops.len());
     for op in ops {
         let Op::Set(k, v) = op else { return None };
-        sets.push((*k, *v));
+        sets.push((path(k).ok()?, *k, *v));
     }
-    sets.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // Paths sort as their keys do (see keys.rs).
+    sets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     // In key order a key's first successor that is not after its whole subtree is inside it.
-    if sets.windows(2).any(|w| w[0].0.is_prefix_of(w[1].0)) {
+    if sets.windows(2).any(|w| w[0].1.is_prefix_of(w[1].1)) {
         return None;
     }
     Some(sets)
@@ -381,20 +386,36 @@ impl<B: Block> Pager<B> {
         // so the error is the one the first failing op in that order meets.
         if let Some(sorted) = independent_sets(ops) {
             let sp = self.savepoint();
-            if self.apply_each(sorted.into_iter().map(|(k, v)| Op::Set(k, v)), mtime).await.is_ok() {
+            if self.set_each(&sorted, mtime).await.is_ok() {
                 return Ok(());
             }
             self.rollback(sp);
         }
         let sp = self.savepoint();
-        self.apply_each(ops.iter().copied(), mtime).await.inspect_err(|_| self.rollback(sp))
+        self.apply_each(ops, mtime).await.inspect_err(|_| self.rollback(sp))
     }
 
-    async fn apply_each<'a>(&mut self, ops: impl Iterator<Item = Op<'a>>, mtime: u64) -> Result<(), KvError> {
+    async fn apply_each(&mut self, ops: &[Op<'_>], mtime: u64) -> Result<(), KvError> {
         for op in ops {
-            self.apply(op, mtime).await?;
+            self.apply(*op, mtime).await?;
         }
         Ok(())
+    }
+
+    async fn set_each(&mut self, sets: &[Set<'_>], mtime: u64) -> Result<(), KvError> {
+        for (p, key, value) in sets {
+            self.set_at(key, p, value, mtime).await?;
+        }
+        Ok(())
+    }
+
+    /// `Op::Set` of `key`, whose path is `p`.
+    async fn set_at(&mut self, key: &Key, p: &[u8], value: &[u8], mtime: u64) -> Result<(), KvError> {
+        if value.len() <= INLINE && self.set_inline(key, p, value, mtime).await? {
+            return Ok(());
+        }
+        let old = self.check_writable(key, p).await?;
+        self.set(p, value, mtime, old).await.map_err(|f| f.at(key))
     }
 
     /// Apply one change stamped `mtime` (ns since the epoch).
@@ -402,11 +423,7 @@ impl<B: Block> Pager<B> {
         match op {
             Op::Set(key, value) => {
                 let p = path(key).map_err(|f| f.at(key))?;
-                if value.len() <= INLINE && self.set_inline(key, &p, value, mtime).await? {
-                    return Ok(());
-                }
-                let old = self.check_writable(key, &p).await?;
-                self.set(&p, value, mtime, old).await.map_err(|f| f.at(key))
+                self.set_at(key, &p, value, mtime).await
             }
             Op::SetPartial(key, offset, data) => {
                 let p = path(key).map_err(|f| f.at(key))?;
