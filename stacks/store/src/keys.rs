@@ -24,7 +24,7 @@ const TAG_CHUNK: u8 = 2;
 
 /// The tree key of `key`'s meta entry.
 pub fn path(key: &Key) -> Result<Vec<u8>, Fail> {
-    let mut p = Vec::new();
+    let mut p = Vec::with_capacity(key.segments().map(|s| s.len() + 1).sum());
     for (i, s) in key.segments().enumerate() {
         if i > 0 {
             p.push(0);
@@ -93,6 +93,16 @@ impl Meta {
         if let Some(d) = &self.inline {
             v.extend_from_slice(d);
         }
+        v
+    }
+
+    /// The meta entry of an inline value, without copying the value twice.
+    pub fn encode_inline(mtime: u64, value: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(17 + value.len());
+        v.push(TAG_INLINE);
+        v.extend_from_slice(&(value.len() as u64).to_le_bytes());
+        v.extend_from_slice(&mtime.to_le_bytes());
+        v.extend_from_slice(value);
         v
     }
 

@@ -50,7 +50,8 @@
 //! ## On-disk format (version 2)
 //!
 //! The device is cut into 4096-byte pages (the sector size must divide 4096). All integers are
-//! little-endian unless said otherwise; every checksum is CRC-32C (Castagnoli).
+//! little-endian unless said otherwise; every checksum is CRC-32C (Castagnoli), computed with the
+//! CPU's CRC instructions on hosted targets and a table on bare metal.
 //!
 //! | pages | what |
 //! |---|---|
@@ -150,10 +151,11 @@
 //! - **Transaction:** the nodes a transaction changes, decoded, until it commits (a single-key
 //!   change: its path, two to four nodes; a batch: every leaf it touches; a large value: a
 //!   60-byte chunk entry per 4 KiB chunk, about 1.5 % of the bytes written), and while it
-//!   commits their page images (4 KiB each) and one run of up to 64 pages being written.
+//!   commits one run of up to 64 page images being written (each image is made in the run).
 //! - **Cache:** [`Options::cache_bytes`] (default 256 KiB) of clean decoded nodes between
-//!   operations, counted by the RAM they take (their entries plus each vector and allocation
-//!   header), least recently used first out; at least four nodes whatever it says.
+//!   operations, counted by the RAM they take (a leaf's keys and values in one buffer, a
+//!   branch's separators, and each allocation's header), least recently used first out; at
+//!   least four nodes whatever it says.
 //!
 //! Values are never held whole by the store: `get_partial` reads only the chunks that cover the
 //! range, one page at a time, into the result the caller asked for; `set_partial` reads and
@@ -191,6 +193,7 @@ extern crate alloc;
 pub mod exercise;
 mod format;
 mod keys;
+mod leaf;
 mod node;
 mod open;
 mod ops;
@@ -406,13 +409,7 @@ impl<B: Block, C: WallClock> Store<B, C> {
                     return Err(f.at(&Key::root()));
                 }
             }
-            let sp = g.pager.savepoint();
-            for op in ops {
-                if let Err(e) = g.pager.apply(*op, mtime).await {
-                    g.pager.rollback(sp);
-                    return Err(e);
-                }
-            }
+            g.pager.apply_all(ops, mtime).await?;
             g.open_txn
         };
         // Writers that queued behind us have added to the same transaction by now: whoever

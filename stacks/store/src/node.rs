@@ -8,6 +8,7 @@
 use alloc::vec::Vec;
 
 use crate::format::{FRESH, NODE_MAGIC, PAGE, Ptr, le64};
+use crate::leaf::Entries;
 
 /// Bytes of a node page before its entries.
 pub const HEADER: usize = 24;
@@ -18,7 +19,7 @@ pub const CAPACITY: usize = PAGE - HEADER;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     /// Level 0: keys and their values.
-    Leaf(Vec<(Vec<u8>, Vec<u8>)>),
+    Leaf(Entries),
     /// Level 1 and up: separator keys and the child below each.
     Branch {
         /// Height above the leaves.
@@ -32,18 +33,19 @@ impl Node {
     /// Bytes the entries take when encoded.
     pub fn used(&self) -> usize {
         match self {
-            Node::Leaf(e) => e.iter().map(|(k, v)| 4 + k.len() + v.len()).sum(),
+            Node::Leaf(e) => e.used(),
             Node::Branch { kids, .. } => kids.iter().map(|(k, _)| 2 + k.len() + Ptr::LEN).sum(),
         }
     }
 
     /// The RAM this node takes decoded: its entries' bytes, their vectors and the allocator's
-    /// overhead on each (16 bytes a block, as glibc's and most allocators' headers are).
+    /// overhead on each (16 bytes a block, as glibc's and most allocators' headers are); a
+    /// leaf's entries are two blocks.
     pub fn ram(&self) -> usize {
         const BLOCK: usize = 16;
         const VEC: usize = core::mem::size_of::<Vec<u8>>();
         let entries = match self {
-            Node::Leaf(e) => e.iter().map(|(k, v)| 2 * (VEC + BLOCK) + k.len() + v.len()).sum::<usize>(),
+            Node::Leaf(e) => 2 * BLOCK + e.ram(),
             Node::Branch { kids, .. } => kids.iter().map(|(k, _)| VEC + Ptr::LEN + BLOCK + k.len()).sum(),
         };
         64 + entries
@@ -65,10 +67,12 @@ impl Node {
         }
     }
 
-    /// The page image of this node at `page`, written by commit `seq`; `fresh(child)` says which
-    /// children the same commit wrote (their pointers carry [`FRESH`]).
-    pub fn encode(&self, page: u64, seq: u64, fresh: impl Fn(u64) -> bool) -> Vec<u8> {
-        let mut p = Vec::with_capacity(PAGE);
+    /// Append the page image of this node at `page`, written by commit `seq`, to `out`;
+    /// `fresh(child)` says which children the same commit wrote (their pointers carry
+    /// [`FRESH`]).
+    pub fn encode(&self, out: &mut Vec<u8>, page: u64, seq: u64, fresh: impl Fn(u64) -> bool) {
+        let start = out.len();
+        let p = out;
         p.extend_from_slice(&NODE_MAGIC);
         p.push(self.level());
         p.push(0);
@@ -77,11 +81,10 @@ impl Node {
         p.extend_from_slice(&seq.to_le_bytes());
         match self {
             Node::Leaf(e) => {
-                for (k, v) in e {
-                    p.extend_from_slice(&(k.len() as u16).to_le_bytes());
-                    p.extend_from_slice(&(v.len() as u16).to_le_bytes());
-                    p.extend_from_slice(k);
-                    p.extend_from_slice(v);
+                for (kl, vl, kv) in e.packed() {
+                    p.extend_from_slice(&kl.to_le_bytes());
+                    p.extend_from_slice(&vl.to_le_bytes());
+                    p.extend_from_slice(kv);
                 }
             }
             Node::Branch { kids, .. } => {
@@ -95,15 +98,22 @@ impl Node {
                 }
             }
         }
-        debug_assert!(p.len() <= PAGE, "a node outgrew its page");
-        p.resize(PAGE, 0);
-        p
+        debug_assert!(p.len() - start <= PAGE, "a node outgrew its page");
+        p.resize(start + PAGE, 0);
     }
 
     /// Parse a page that passed its checksum; `None` if it is not a node of `page` (a checksum
     /// collision or a bug, never trusted).
-    pub fn decode(p: &[u8], page: u64) -> Option<Node> {
-        Some(Self::decode_fresh(p, page)?.0)
+    pub fn decode(p: Vec<u8>, page: u64) -> Option<Node> {
+        if p.len() != PAGE || p[..4] != NODE_MAGIC || le64(&p[8..16]) != page {
+            return None;
+        }
+        if p[4] == 0 {
+            // A leaf keeps the page it was read into as the buffer of its entries.
+            let count = u16::from_le_bytes([p[6], p[7]]) as usize;
+            return Entries::from_page(p, HEADER, count).map(Node::Leaf);
+        }
+        Some(Self::decode_fresh(&p, page)?.0)
     }
 
     /// [`decode`](Self::decode), and for a branch which children the commit that wrote it also
@@ -122,14 +132,7 @@ impl Node {
         };
         let u16_at = |b: &[u8]| u16::from_le_bytes([b[0], b[1]]) as usize;
         if level == 0 {
-            let mut e = Vec::with_capacity(count);
-            for _ in 0..count {
-                let kl = u16_at(take(2)?);
-                let vl = u16_at(take(2)?);
-                let k = take(kl)?.to_vec();
-                let v = take(vl)?.to_vec();
-                e.push((k, v));
-            }
+            let e = Entries::from_page(p.to_vec(), HEADER, count)?;
             Some((Node::Leaf(e), Vec::new()))
         } else {
             let mut kids = Vec::with_capacity(count);
@@ -152,7 +155,7 @@ impl Node {
             Node::Leaf(e) => {
                 let at = split_point(e.iter().map(|(k, v)| 4 + k.len() + v.len()), half);
                 let right = e.split_off(at);
-                (right[0].0.clone(), Node::Leaf(right))
+                (right.key(0).to_vec(), Node::Leaf(right))
             }
             Node::Branch { level, kids } => {
                 let at = split_point(kids.iter().map(|(k, _)| 2 + k.len() + Ptr::LEN), half);
@@ -186,14 +189,21 @@ mod tests {
     #[test]
     fn nodes_round_trip_and_split_within_a_page() {
         let leaf = Node::Leaf((0..60u8).map(|i| (vec![i; 20], vec![i; 40])).collect());
-        let img = leaf.encode(77, 3, |_| false);
-        assert_eq!(Node::decode(&img, 77).as_ref(), Some(&leaf));
-        assert_eq!(Node::decode(&img, 78), None, "a node read from another page is refused");
+        let empty = Node::Leaf(Entries::new());
+        let mut img = Vec::new();
+        empty.encode(&mut img, 9, 1, |_| false);
+        assert_eq!(Node::decode(img, 9).as_ref(), Some(&empty));
+        let mut img = Vec::new();
+        leaf.encode(&mut img, 77, 3, |_| false);
+        assert_eq!(Node::decode(img.clone(), 77).as_ref(), Some(&leaf));
+        assert_eq!(Node::decode_fresh(&img, 77).map(|(n, _)| n).as_ref(), Some(&leaf));
+        assert_eq!(Node::decode(img, 78), None, "a node read from another page is refused");
         let branch = Node::Branch {
             level: 2,
             kids: vec![(vec![], Ptr { page: 5, crc: 9 }), (vec![1], Ptr { page: 6, crc: 1 })],
         };
-        let img = branch.encode(4, 1, |p| p == 6);
+        let mut img = Vec::new();
+        branch.encode(&mut img, 4, 1, |p| p == 6);
         assert_eq!(Node::decode_fresh(&img, 4), Some((branch, vec![false, true])));
         let mut big = Node::Leaf((0..5u8).map(|i| (vec![i; 500], vec![i; 520])).collect());
         let (sep, right) = big.split();

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::format::{PAGE, PAGE_U64};
 use crate::keys::{INLINE, Meta, chunk_index, chunk_key, chunk_ptr, dir_prefix, path, prefix_end};
 use crate::pager::{Fail, Pager};
+use crate::tree::Around;
 
 /// Pages kept free for removals and renames, so a full store can always be emptied.
 pub const RESERVE: u64 = 16;
@@ -55,6 +56,30 @@ fn dict_range(p: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
     let from = dir_prefix(p);
     let to = if p.is_empty() { None } else { prefix_end(&from) };
     (from, to)
+}
+
+/// A set as a batch in key order holds it: the key's path, the key, the value.
+type Set<'a> = (Vec<u8>, &'a Key, &'a [u8]);
+
+/// `ops` in key order, each with its path, if they are two or more sets of distinct keys, none
+/// of which is inside another (so that the order they are applied in does not change the
+/// outcome).
+fn independent_sets<'a>(ops: &[Op<'a>]) -> Option<Vec<Set<'a>>> {
+    if ops.len() < 2 {
+        return None;
+    }
+    let mut sets = Vec::with_capacity(ops.len());
+    for op in ops {
+        let Op::Set(k, v) = op else { return None };
+        sets.push((path(k).ok()?, *k, *v));
+    }
+    // Paths sort as their keys do (see keys.rs).
+    sets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // In key order a key's first successor that is not after its whole subtree is inside it.
+    if sets.windows(2).any(|w| w[0].1.is_prefix_of(w[1].1)) {
+        return None;
+    }
+    Some(sets)
 }
 
 fn all_zero(b: &[u8]) -> bool {
@@ -265,10 +290,8 @@ impl<B: Block> Pager<B> {
         Ok(h.finalize().into())
     }
 
-    /// The refusal, if any, of binding a value at `key`.
-    /// The refusal, if any, of binding a value at `key`; else the meta entry of the value it
-    /// holds now.
-    async fn check_writable(&mut self, key: &Key, p: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+    /// The refusal, if any, of binding a value at `key` for what its ancestors hold.
+    async fn check_ancestors(&mut self, key: &Key) -> Result<(), KvError> {
         let mut a = Key::root();
         let segs: Vec<&str> = key.segments().collect();
         for s in segs.iter().take(segs.len().saturating_sub(1)) {
@@ -278,10 +301,46 @@ impl<B: Block> Pager<B> {
                 return Err(KvError::DictionaryExpected(a));
             }
         }
+        Ok(())
+    }
+
+    /// The refusal, if any, of binding a value at `key`; else the meta entry of the value it
+    /// holds now.
+    async fn check_writable(&mut self, key: &Key, p: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.check_ancestors(key).await?;
         match self.probe(p).await.map_err(|f| f.at(key))? {
             (Some(Kind::Dictionary), _) => Err(KvError::ValueExpected(key.clone())),
             (_, meta) => Ok(meta),
         }
+    }
+
+    /// `Op::Set` of a value that fits in its meta entry with one descent of the tree: the path
+    /// to where it goes is copied into the transaction, and the leaf there tells whether `p` may
+    /// hold a value (the long way, a probe and then an insert, descends twice). `Ok(false)`
+    /// when the leaf cannot tell, or there is no room to copy the path: the caller takes the long
+    /// way, on a tree that is still whole. On an error the caller rolls the transaction back.
+    async fn set_inline(&mut self, key: &Key, p: &[u8], value: &[u8], mtime: u64) -> Result<bool, KvError> {
+        if p.is_empty() {
+            return Ok(false);
+        }
+        self.check_ancestors(key).await?;
+        let Ok(at) = self.dirty_path(p, RESERVE).await else { return Ok(false) };
+        // Whether `k` is inside the dictionary at `p`; the first key after `p` is, if any is.
+        let inside = |k: &[u8]| k.len() > p.len() && k.starts_with(p) && k[p.len()] == 0;
+        match self.around(&at, p) {
+            Around::Here(v) if Meta::decode(v).is_none_or(|m| m.inline.is_none()) => return Ok(false),
+            Around::Next(k) if inside(k) => {
+                // A chunk with no meta entry before it: let the long way say what it is.
+                if k.len() <= p.len() + 1 || k[p.len() + 1] == 0 {
+                    return Ok(false);
+                }
+                return Err(KvError::ValueExpected(key.clone()));
+            }
+            Around::After(bound) if inside(bound) => return Ok(false),
+            _ => {}
+        }
+        self.insert_at(at, p, Meta::encode_inline(mtime, value)).map_err(|f| f.at(key))?;
+        Ok(true)
     }
 
     /// Delete entries in `from..to` (to the end for `None`), freeing the chunk pages they held.
@@ -318,13 +377,53 @@ impl<B: Block> Pager<B> {
         Ok(())
     }
 
+    /// Apply `ops` in order as one change stamped `mtime` (ns since the epoch): all of them, or
+    /// on an error none (the transaction is rolled back to where it was).
+    pub async fn apply_all(&mut self, ops: &[Op<'_>], mtime: u64) -> Result<(), KvError> {
+        // Sets of keys that are distinct and none inside another give the same store in any
+        // order; in key order, neighbours share their path down the tree, so each node is
+        // found where the last key left it. If that fails, the ops go again in the order given,
+        // so the error is the one the first failing op in that order meets.
+        if let Some(sorted) = independent_sets(ops) {
+            let sp = self.savepoint();
+            if self.set_each(&sorted, mtime).await.is_ok() {
+                return Ok(());
+            }
+            self.rollback(sp);
+        }
+        let sp = self.savepoint();
+        self.apply_each(ops, mtime).await.inspect_err(|_| self.rollback(sp))
+    }
+
+    async fn apply_each(&mut self, ops: &[Op<'_>], mtime: u64) -> Result<(), KvError> {
+        for op in ops {
+            self.apply(*op, mtime).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_each(&mut self, sets: &[Set<'_>], mtime: u64) -> Result<(), KvError> {
+        for (p, key, value) in sets {
+            self.set_at(key, p, value, mtime).await?;
+        }
+        Ok(())
+    }
+
+    /// `Op::Set` of `key`, whose path is `p`.
+    async fn set_at(&mut self, key: &Key, p: &[u8], value: &[u8], mtime: u64) -> Result<(), KvError> {
+        if value.len() <= INLINE && self.set_inline(key, p, value, mtime).await? {
+            return Ok(());
+        }
+        let old = self.check_writable(key, p).await?;
+        self.set(p, value, mtime, old).await.map_err(|f| f.at(key))
+    }
+
     /// Apply one change stamped `mtime` (ns since the epoch).
     pub async fn apply(&mut self, op: Op<'_>, mtime: u64) -> Result<(), KvError> {
         match op {
             Op::Set(key, value) => {
                 let p = path(key).map_err(|f| f.at(key))?;
-                let old = self.check_writable(key, &p).await?;
-                self.set(&p, value, mtime, old).await.map_err(|f| f.at(key))
+                self.set_at(key, &p, value, mtime).await
             }
             Op::SetPartial(key, offset, data) => {
                 let p = path(key).map_err(|f| f.at(key))?;

@@ -150,10 +150,14 @@ impl Cache {
     }
 
     fn forget(&mut self, page: u64) {
-        if let Some((_, used, ram)) = self.nodes.remove(&page) {
-            self.by_use.remove(&used);
-            self.bytes -= ram;
-        }
+        self.take(page);
+    }
+
+    fn take(&mut self, page: u64) -> Option<Rc<Node>> {
+        let (node, used, ram) = self.nodes.remove(&page)?;
+        self.by_use.remove(&used);
+        self.bytes -= ram;
+        Some(node)
     }
 }
 
@@ -189,6 +193,9 @@ pub fn xor(a: &mut [u8], b: &[u8]) {
 /// chunks. A branch holds at least eight children (keys are at most 480 bytes), so 15 levels
 /// cover more leaves than the format has pages.
 pub const PARITY_RESERVE: u64 = 16;
+
+/// Pages a commit writes at most in one write.
+const RUN: usize = 64;
 
 /// A page of the newest commit that recovery rebuilt from parity, to be written afresh by the
 /// next commit: the key that leads to it.
@@ -290,10 +297,15 @@ impl<B: Block> Pager<B> {
         if let Some(n) = self.cache.get(ptr.page) {
             return Ok(n);
         }
-        let buf = self.read_checked(ptr).await?;
-        let node = Rc::new(Node::decode(&buf, ptr.page).ok_or(Fail::Corrupt(ptr.page))?);
+        let node = self.load(ptr).await?;
         self.cache.put(ptr.page, node.clone());
         Ok(node)
+    }
+
+    /// The node at `ptr`, read from the device.
+    async fn load(&mut self, ptr: Ptr) -> Result<Rc<Node>, Fail> {
+        let buf = self.read_checked(ptr).await?;
+        Ok(Rc::new(Node::decode(buf, ptr.page).ok_or(Fail::Corrupt(ptr.page))?))
     }
 
     /// A free page for this transaction, leaving `reserve` pages for removals.
@@ -340,11 +352,20 @@ impl<B: Block> Pager<B> {
         if self.dirty.contains_key(&ptr.page) {
             return Ok(ptr.page);
         }
-        let node = self.node(ptr).await?;
-        let page = self.allocate(reserve)?;
-        // The old page is freed by this commit: its cache entry would only make the copy below
-        // share the node and be cloned when first changed.
-        self.cache.forget(ptr.page);
+        // The old page is freed by this commit, so it leaves the cache (or, read now, never
+        // enters it): a cached copy would only make the dirty node shared, to be cloned when
+        // first changed, and push a node that stays out of the cache.
+        let node = match self.cache.take(ptr.page) {
+            Some(n) => n,
+            None => self.load(ptr).await?,
+        };
+        let page = match self.allocate(reserve) {
+            Ok(p) => p,
+            Err(f) => {
+                self.cache.put(ptr.page, node);
+                return Err(f);
+            }
+        };
         self.dirty.insert(page, node);
         self.free(ptr.page);
         Ok(page)
@@ -360,6 +381,11 @@ impl<B: Block> Pager<B> {
     /// A dirty node to change in place.
     pub fn dirty_mut(&mut self, page: u64) -> &mut Node {
         Rc::make_mut(self.dirty.get_mut(&page).expect("the node was made dirty"))
+    }
+
+    /// A dirty node, to look at.
+    pub fn dirty_ref(&self, page: u64) -> &Node {
+        self.dirty.get(&page).expect("the node was made dirty")
     }
 
     /// Whether `page` holds a node of the open transaction.
@@ -401,11 +427,23 @@ impl<B: Block> Pager<B> {
         let seq = self.seq + 1;
         let mut order: Vec<(u8, u64)> = self.dirty.iter().map(|(p, n)| (n.level(), *p)).collect();
         order.sort_unstable();
-        // Children before parents, so each parent records its children's checksums.
-        let mut images: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        // Children before parents, so each parent records its children's checksums. Each image
+        // is made in the run being written, so a commit holds one run of pages, not all of them.
         let mut sums: BTreeMap<u64, u32> = BTreeMap::new();
         let mut parity: BTreeMap<u8, (u32, Vec<u8>)> = BTreeMap::new();
+        let mut written = 0u64;
+        let mut run: Vec<u8> = Vec::with_capacity(RUN * PAGE);
+        let mut run_start = 0u64;
         for (level, page) in order {
+            // Neighbouring pages go down in one write, in runs of at most RUN pages.
+            if !run.is_empty() && (run_start + (run.len() / PAGE) as u64 != page || run.len() >= RUN * PAGE) {
+                self.write_pages(run_start, &run).await?;
+                written += run.len() as u64;
+                run.clear();
+            }
+            if run.is_empty() {
+                run_start = page;
+            }
             let node = Rc::make_mut(self.dirty.get_mut(&page).expect("listed"));
             if let Node::Branch { kids, .. } = node {
                 for (_, kid) in kids.iter_mut() {
@@ -414,13 +452,19 @@ impl<B: Block> Pager<B> {
                     }
                 }
             }
-            let img = node.encode(page, seq, |kid| sums.contains_key(&kid));
+            let at = run.len();
+            node.encode(&mut run, page, seq, |kid| sums.contains_key(&kid));
+            let img = &run[at..];
             let (count, xored) = parity.entry(level).or_insert_with(|| (0, vec![0; PAGE]));
             *count += 1;
-            xor(xored, &img);
-            sums.insert(page, crc(&img));
-            images.insert(page, img);
+            xor(xored, img);
+            sums.insert(page, crc(img));
         }
+        if !run.is_empty() {
+            self.write_pages(run_start, &run).await?;
+            written += run.len() as u64;
+        }
+        drop(run);
         let root_fresh = self.root.is_some_and(|r| sums.contains_key(&r.page));
         if let Some(root) = self.root.as_mut()
             && let Some(c) = sums.get(&root.page)
@@ -433,7 +477,6 @@ impl<B: Block> Pager<B> {
         }
         // Each parity page goes down in a write of its own, so that no single misdirected or
         // lost write takes a page and its parity together.
-        let mut written = 0u64;
         let mut groups = Vec::new();
         for (level, (count, img)) in parity {
             let page = match self.map.take(0) {
@@ -444,25 +487,6 @@ impl<B: Block> Pager<B> {
             self.write_pages(page, &img).await?;
             written += PAGE_U64;
             groups.push(Group { level, count, parity: Ptr { page, crc: crc(&img) } });
-        }
-        // Neighbouring pages go down in one write.
-        let mut run: Vec<u8> = Vec::new();
-        let mut run_start = 0u64;
-        for (page, img) in &images {
-            // Runs of at most 64 pages, so a large commit needs no second copy of all its pages.
-            if !run.is_empty() && (run_start + (run.len() / PAGE) as u64 != *page || run.len() >= 64 * PAGE) {
-                self.write_pages(run_start, &run).await?;
-                written += run.len() as u64;
-                run.clear();
-            }
-            if run.is_empty() {
-                run_start = *page;
-            }
-            run.extend_from_slice(img);
-        }
-        if !run.is_empty() {
-            self.write_pages(run_start, &run).await?;
-            written += run.len() as u64;
         }
         let parity_pages: Vec<u64> = groups.iter().map(|g| g.parity.page).collect();
         let record =
@@ -523,14 +547,14 @@ impl<B: Block> Pager<B> {
                 }
                 Err(e) => return Err(e),
             };
-            let Some(node) = Node::decode(&buf, ptr.page) else {
+            let Some(node) = Node::decode(buf, ptr.page) else {
                 walk.damaged.push(ptr.page);
                 continue;
             };
             match &node {
                 Node::Branch { kids, .. } => stack.extend(kids.iter().map(|(_, p)| *p)),
                 Node::Leaf(entries) => {
-                    for (_, v) in entries {
+                    for (_, v) in entries.iter() {
                         let Some(chunk) = crate::keys::chunk_ptr(v) else { continue };
                         let placed = chunk.page >= FIRST_DATA
                             && chunk.page < self.header.pages

@@ -77,14 +77,14 @@ impl<B: Block> Pager<B> {
                             .map(|((k, p), _)| Fresh { ptr: *p, key: k.clone() }),
                     ),
                     Node::Leaf(entries) => {
-                        for (k, v) in entries {
+                        for (k, v) in entries.iter() {
                             let (Some(ptr), Some(seq)) =
                                 (crate::keys::chunk_ptr(v), crate::keys::chunk_seq(v))
                             else {
                                 continue;
                             };
                             if seq == c.seq {
-                                chunks.push(Fresh { ptr, key: k.clone() });
+                                chunks.push(Fresh { ptr, key: k.to_vec() });
                             }
                         }
                     }
@@ -180,7 +180,7 @@ fn torn(mut tip: Tip) -> Tip {
 /// A key inside `node`'s range: its first.
 fn first_key(node: &Node) -> Vec<u8> {
     match node {
-        Node::Leaf(e) => e.first().map(|(k, _)| k.clone()).unwrap_or_default(),
+        Node::Leaf(e) => e.iter().next().map(|(k, _)| k.to_vec()).unwrap_or_default(),
         Node::Branch { kids, .. } => kids.first().map(|(k, _)| k.clone()).unwrap_or_default(),
     }
 }

@@ -12,8 +12,29 @@ use alloc::vec::Vec;
 use morgana::block::Block;
 
 use crate::format::Ptr;
+use crate::leaf::Entries;
 use crate::node::{CAPACITY, Node};
 use crate::pager::{Fail, Pager};
+
+/// Where a key goes in the open transaction: the dirty branches down to it, with the child taken
+/// in each, and the dirty leaf.
+pub struct Place {
+    path: Vec<(u64, usize)>,
+    leaf: u64,
+}
+
+/// What the tree holds at and just after a key, as far as the key's leaf and the branches above
+/// it show.
+pub enum Around<'a> {
+    /// The key is bound: its value.
+    Here(&'a [u8]),
+    /// Not bound; the next key, in the same leaf.
+    Next(&'a [u8]),
+    /// Not bound, and the next key is in a later leaf: every key there is at least this one.
+    After(&'a [u8]),
+    /// Not bound, and no key follows it.
+    End,
+}
 
 fn child_index(kids: &[(Vec<u8>, Ptr)], key: &[u8]) -> usize {
     kids.partition_point(|(k, _)| k.as_slice() <= key).saturating_sub(1)
@@ -32,12 +53,7 @@ impl<B: Block> Pager<B> {
             let node = self.node(ptr).await?;
             match &*node {
                 Node::Branch { kids, .. } => ptr = kids[child_index(kids, key)].1,
-                Node::Leaf(e) => {
-                    return Ok(e
-                        .binary_search_by(|(k, _)| k.as_slice().cmp(key))
-                        .ok()
-                        .map(|i| e[i].1.clone()));
-                }
+                Node::Leaf(e) => return Ok(e.search(key).ok().map(|i| e.val(i).to_vec())),
             }
         }
     }
@@ -50,9 +66,9 @@ impl<B: Block> Pager<B> {
             let node = self.node(ptr).await?;
             match &*node {
                 Node::Branch { kids, .. } => ptr = kids[child_index(kids, key)].1,
-                Node::Leaf(e) => match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                    Ok(i) => return Ok(Ok(e[i].1.clone())),
-                    Err(i) if i < e.len() => return Ok(Err(Some(e[i].0.clone()))),
+                Node::Leaf(e) => match e.search(key) {
+                    Ok(i) => return Ok(Ok(e.val(i).to_vec())),
+                    Err(i) if i < e.len() => return Ok(Err(Some(e.key(i).to_vec()))),
                     // Past this leaf's last entry: the next one is in another leaf.
                     Err(_) => return Ok(Err(self.seek(key).await?.map(|(k, _)| k))),
                 },
@@ -76,9 +92,9 @@ impl<B: Block> Pager<B> {
                     node = next;
                 }
                 Node::Leaf(e) => {
-                    let i = if first { e.partition_point(|(k, _)| k.as_slice() < key) } else { 0 };
-                    if let Some(hit) = e.get(i) {
-                        return Ok(Some(hit.clone()));
+                    let i = if first { e.lower_bound(key) } else { 0 };
+                    if i < e.len() {
+                        return Ok(Some((e.key(i).to_vec(), e.val(i).to_vec())));
                     }
                     // Past this leaf: the leftmost leaf of the next subtree up the path.
                     first = false;
@@ -122,17 +138,17 @@ impl<B: Block> Pager<B> {
 
     /// Copy the path to `key` into the open transaction: the branch pages with the child taken
     /// in each, and the leaf page.
-    async fn dirty_path(&mut self, key: &[u8], reserve: u64) -> Result<(Vec<(u64, usize)>, u64), Fail> {
+    pub async fn dirty_path(&mut self, key: &[u8], reserve: u64) -> Result<Place, Fail> {
         let root = match self.root {
             Some(r) => self.make_dirty(r, reserve).await?,
-            None => self.add_node(Node::Leaf(Vec::new()), reserve)?,
+            None => self.add_node(Node::Leaf(Entries::new()), reserve)?,
         };
         self.root = Some(dirty_ptr(root));
         let mut path = Vec::new();
         let mut page = root;
         loop {
             let (i, kid) = match self.dirty_mut(page) {
-                Node::Leaf(_) => return Ok((path, page)),
+                Node::Leaf(_) => return Ok(Place { path, leaf: page }),
                 Node::Branch { kids, .. } => {
                     let i = child_index(kids, key);
                     (i, kids[i].1)
@@ -152,16 +168,41 @@ impl<B: Block> Pager<B> {
         self.dirty_path(key, reserve).await.map(|_| ())
     }
 
-    /// Bind `key` to `val`, replacing what it held.
-    pub async fn insert(&mut self, key: &[u8], val: Vec<u8>, reserve: u64) -> Result<(), Fail> {
-        let (mut path, leaf) = self.dirty_path(key, reserve).await?;
-        if let Node::Leaf(e) = self.dirty_mut(leaf) {
-            match e.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                Ok(i) => e[i].1 = val,
-                Err(i) => e.insert(i, (key.to_vec(), val)),
+    /// What the leaf at `at`, and the branches above it, show of the tree at `key`.
+    pub fn around(&self, at: &Place, key: &[u8]) -> Around<'_> {
+        let Node::Leaf(e) = self.dirty_ref(at.leaf) else { return Around::End };
+        match e.search(key) {
+            Ok(i) => return Around::Here(e.val(i)),
+            Err(i) if i < e.len() => return Around::Next(e.key(i)),
+            Err(_) => {}
+        }
+        // Past the leaf's last entry: the next separator up the path bounds what follows.
+        for (page, i) in at.path.iter().rev() {
+            if let Node::Branch { kids, .. } = self.dirty_ref(*page)
+                && let Some((sep, _)) = kids.get(i + 1)
+            {
+                return Around::After(sep);
             }
         }
-        // Split upwards while a node outgrows its page.
+        Around::End
+    }
+
+    /// Bind `key` to `val`, replacing what it held.
+    pub async fn insert(&mut self, key: &[u8], val: Vec<u8>, reserve: u64) -> Result<(), Fail> {
+        let at = self.dirty_path(key, reserve).await?;
+        self.insert_at(at, key, val)
+    }
+
+    /// Bind `key` to `val` in the leaf at `at`, the place [`dirty_path`](Self::dirty_path) gave
+    /// for `key`, splitting upwards while a node outgrows its page.
+    pub fn insert_at(&mut self, at: Place, key: &[u8], val: Vec<u8>) -> Result<(), Fail> {
+        let Place { mut path, leaf } = at;
+        if let Node::Leaf(e) = self.dirty_mut(leaf) {
+            match e.search(key) {
+                Ok(i) => e.set(i, &val),
+                Err(i) => e.insert(i, key, &val),
+            }
+        }
         let mut page = leaf;
         while self.dirty_mut(page).used() > CAPACITY {
             let (sep, right) = self.dirty_mut(page).split();
@@ -214,9 +255,9 @@ impl<B: Block> Pager<B> {
             let Node::Branch { kids, .. } = self.dirty_mut(parent) else { return Ok(false) };
             kids[here].1 = dirty_ptr(op);
             let (lp, rp) = (kids[left].1.page, kids[right].1.page);
-            let moved = core::mem::replace(self.dirty_mut(rp), Node::Leaf(Vec::new()));
+            let moved = core::mem::replace(self.dirty_mut(rp), Node::Leaf(Entries::new()));
             match (self.dirty_mut(lp), moved) {
-                (Node::Leaf(a), Node::Leaf(b)) => a.extend(b),
+                (Node::Leaf(a), Node::Leaf(b)) => a.append(&b),
                 (Node::Branch { kids: a, .. }, Node::Branch { kids: b, .. }) => a.extend(b),
                 _ => return Err(Fail::Corrupt(rp)),
             }
@@ -234,12 +275,12 @@ impl<B: Block> Pager<B> {
         if self.get(key).await?.is_none() {
             return Ok(None);
         }
-        let (mut path, leaf) = self.dirty_path(key, 0).await?;
+        let Place { mut path, leaf } = self.dirty_path(key, 0).await?;
         let mut old = None;
         if let Node::Leaf(e) = self.dirty_mut(leaf)
-            && let Ok(i) = e.binary_search_by(|(k, _)| k.as_slice().cmp(key))
+            && let Ok(i) = e.search(key)
         {
-            old = Some(e.remove(i).1);
+            old = Some(e.remove(i));
         }
         // Drop nodes that emptied and merge nodes that fell under a quarter full into a
         // neighbour, upwards, so a tree that shrinks gives its pages back and loses height.

@@ -4,7 +4,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use futures::executor::block_on;
 use morgana::block::Block;
-use morgana::kv::{Key, KvError, KvRo, KvRw};
+use morgana::kv::{Key, Kind, KvError, KvRo, KvRw};
 use morgana::time::WallClock;
 use morgana_mem::{FaultyBlock, MemBlock};
 use morgana_store::{Batch, OpenError, Store};
@@ -102,6 +102,79 @@ fn a_batch_is_all_or_nothing() {
         assert_eq!(store.get(&k("/w")).await.unwrap(), b"value");
         assert_eq!(store.get(&k("/b")).await.unwrap(), vec![2; 9000]);
         assert!(store.stats().await.free_pages < free);
+    });
+}
+
+#[test]
+fn a_batch_of_many_sets_fails_with_the_first_error_in_its_own_order() {
+    block_on(async {
+        let store = Store::open(MemBlock::new(512, 8192), Wall).await.unwrap();
+        let name = |i: u32| k(&format!("/k{:04}", (i * 7919) % 1000));
+        // Enough keys for a tree of more than one level, set in no particular order.
+        let mut first = Batch::new();
+        for i in 0..1000 {
+            first.set(name(i), vec![i as u8; 150]);
+        }
+        first.set(k("/d/x"), b"dx".to_vec()).set(k("/e/y"), b"ey".to_vec()).set(k("/v"), b"v".to_vec());
+        store.batch(&first).await.unwrap();
+        for i in 0..1000 {
+            assert_eq!(store.get(&name(i)).await.unwrap(), vec![i as u8; 150]);
+        }
+        // Three sets that fail among good ones: in key order /d comes first, but the batch's
+        // own order puts /e first, and that is the error.
+        let mut bad = Batch::new();
+        bad.set(k("/new1"), b"1".to_vec())
+            .set(k("/e"), b"on a dictionary".to_vec())
+            .set(k("/k0001"), b"changed".to_vec())
+            .set(k("/d"), b"on a dictionary".to_vec())
+            .set(k("/v/under"), b"under a value".to_vec())
+            .set(k("/a-new"), b"2".to_vec());
+        assert_eq!(store.batch(&bad).await, Err(KvError::ValueExpected(k("/e"))));
+        assert_eq!(store.exists(&k("/new1")).await, Ok(None), "nothing of a failed batch is applied");
+        assert_eq!(store.exists(&k("/a-new")).await, Ok(None));
+        assert_eq!(
+            store.get(&k("/k0001")).await.unwrap(),
+            vec![(679 % 256) as u8; 150],
+            "i = 679 names /k0001"
+        );
+        assert_eq!(store.get(&k("/d/x")).await.unwrap(), b"dx");
+        let mut bad = Batch::new();
+        bad.set(k("/new1"), b"1".to_vec()).set(k("/v/under"), b"x".to_vec()).set(k("/d"), b"x".to_vec());
+        assert_eq!(store.batch(&bad).await, Err(KvError::DictionaryExpected(k("/v"))));
+        // A key set twice in one batch keeps the last value, as in order.
+        let mut twice = Batch::new();
+        twice.set(k("/t"), b"one".to_vec()).set(k("/k0002"), b"2".to_vec()).set(k("/t"), b"two".to_vec());
+        store.batch(&twice).await.unwrap();
+        assert_eq!(store.get(&k("/t")).await.unwrap(), b"two");
+        let dev = store.into_inner();
+        let store = Store::open(dev, Wall).await.unwrap();
+        assert_eq!(store.get(&k("/k0002")).await.unwrap(), b"2");
+        assert_eq!(store.list(&Key::root()).await.unwrap().len(), 1000 + 4, "1000 keys, /d, /e, /v, /t");
+    });
+}
+
+#[test]
+fn a_set_on_a_dictionary_is_refused_wherever_its_first_entry_falls() {
+    block_on(async {
+        let store = Store::open(MemBlock::new(512, 8192), Wall).await.unwrap();
+        // Dictionaries only, over many leaves: at every leaf boundary the first entry of some
+        // dictionary opens the next leaf, so its name finds nothing after it in its own leaf.
+        let dirs: Vec<Key> = (0..400).map(|i| k(&format!("/d{i:03}"))).collect();
+        let mut b = Batch::new();
+        for d in &dirs {
+            b.set(d.join("child").unwrap(), vec![1; 150]);
+        }
+        store.batch(&b).await.unwrap();
+        for d in &dirs {
+            assert_eq!(store.set(d, b"x").await, Err(KvError::ValueExpected(d.clone())), "{d}");
+        }
+        let mut b = Batch::new();
+        for d in dirs.iter().rev() {
+            b.set(d.clone(), b"x".to_vec());
+        }
+        assert_eq!(store.batch(&b).await, Err(KvError::ValueExpected(dirs[399].clone())));
+        assert_eq!(store.list(&Key::root()).await.unwrap().len(), 400);
+        assert!(store.list(&Key::root()).await.unwrap().iter().all(|(_, kind)| *kind == Kind::Dictionary));
     });
 }
 
