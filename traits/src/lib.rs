@@ -17,7 +17,8 @@
 //!
 //! Two helpers every server writes otherwise: [`time::timeout`]/[`time::deadline`] bound a future by a
 //! [`Clock`], and [`TaskGroup`] spawns tasks, counts them while they run and waits for room
-//! under a limit.
+//! under a limit. [`Either`] is one of two devices chosen at run time, as one type that
+//! implements every trait here both sides implement.
 //!
 //! `use morgana::prelude::*;` brings every trait an app calls methods of into scope.
 //!
@@ -32,6 +33,7 @@
 extern crate alloc;
 
 pub mod block;
+pub mod either;
 pub mod flow;
 pub mod kv;
 pub mod net;
@@ -43,6 +45,7 @@ pub mod task;
 pub mod time;
 
 pub use block::{Block, BlockError, BlockInfo};
+pub use either::Either;
 pub use embedded_io;
 pub use embedded_io_async;
 pub use flow::{Flow, FlowWrite};

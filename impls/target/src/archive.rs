@@ -4,7 +4,7 @@
 use alloc::string::String;
 use core::fmt;
 
-use morgana::{Block, KvRo};
+use morgana::{Block, Either, KvRo};
 use morgana_tar::{TarError, TarKv};
 
 use crate::Or;
@@ -53,14 +53,14 @@ impl<G: KvRo, B: Block, F: KvRo> Chosen<G, B, F> {
     /// device given back in nothing), the others as they are.
     pub async fn open(self) -> Result<Opened<G, B, F>, ArchiveError> {
         Ok(match self {
-            Self::Given(g) => Or::Given(g),
-            Self::Fallback(f) => Or::Fallback(Or::Fallback(f)),
+            Self::Given(g) => Either::Left(g),
+            Self::Fallback(f) => Either::Right(Either::Right(f)),
             Self::Archive { dev, name, file } => {
                 let sep = if file.is_empty() { "" } else { " " };
                 let arg = alloc::format!("--{name}{sep}{file}");
                 let tar = TarKv::open(dev).await.map_err(|error| ArchiveError { arg: arg.clone(), error })?;
                 log::info!("{arg}: serving a tar image of {} files", tar.len());
-                Or::Fallback(Or::Given(tar))
+                Either::Right(Either::Left(tar))
             }
         })
     }

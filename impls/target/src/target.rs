@@ -3,7 +3,7 @@
 use alloc::vec::Vec;
 use core::future::Future;
 
-use morgana::{Block, KvRo, KvRw, Net, Platform, Resolver, TcpStack, UdpStack};
+use morgana::{Block, Either, KvRo, KvRw, Net, Platform, Resolver, TcpStack, UdpStack};
 use morgana_args::{ArgSpec, Args};
 use morgana_rt::Stalled;
 
@@ -170,8 +170,8 @@ pub trait Target: Sized {
     /// The store `--name DIR` if given, else `fallback`, as one type.
     fn kv_ro_or<F: KvRo>(&mut self, name: &str, fallback: F) -> Result<Or<Self::KvRo, F>, StartError> {
         Ok(match self.kv_ro(name)? {
-            Some(given) => Or::Given(given),
-            None => Or::Fallback(fallback),
+            Some(given) => Either::Left(given),
+            None => Either::Right(fallback),
         })
     }
 }

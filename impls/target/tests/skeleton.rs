@@ -137,7 +137,7 @@ fn go(argv: &[&str]) -> (u8, String) {
             let clock = t.platform().clock();
             Ok(async move {
                 clock.sleep(Duration::from_secs(60)).await;
-                let given = matches!(site, morgana_target::Or::Given(_));
+                let given = matches!(site, morgana::Either::Left(_));
                 let _ = site.list(&morgana::Key::parse("/").unwrap()).await;
                 if fail { Err(format!("port {port}, site given: {given}")) } else { Ok(()) }
             })

@@ -90,7 +90,7 @@ impl Target for Unix {
     fn tcp_stack(&mut self) -> Result<UnixStack, StartError> {
         let stack = wiring::stack(&self.rt.platform(), &self.args)?;
         // Host sockets are the kernel's TCP (`ss -s`, `nstat` count it); a TAP has our stack.
-        if let morgana_tcpip::either::Either::Right(s) = &stack {
+        if let morgana::Either::Right(s) = &stack {
             self.counters.add_tcpip(s);
         }
         Ok(stack)

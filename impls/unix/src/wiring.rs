@@ -4,11 +4,11 @@
 use std::io;
 use std::net::Ipv4Addr;
 
+use morgana::Either;
 use morgana::Platform;
 use morgana_args::{ArgError, ArgSpec, Args, ByteSize, Ipv4Cidr};
 use morgana_target::StartError;
 use morgana_tcpip::Config;
-use morgana_tcpip::either::Either;
 
 use crate::block::{FileBlock, FileBlockError};
 use crate::kv::DirKv;

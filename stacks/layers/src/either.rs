@@ -28,88 +28,18 @@
 //! # }
 //! ```
 //!
-//! [`KvRw`] is implemented only when both sides are writable: a read-only side makes the whole
-//! `Either` read-only, at compile time.
+//! [`morgana::KvRw`] is implemented only when both sides are writable: a read-only side makes
+//! the whole `Either` read-only, at compile time. The type is the signature crate's
+//! [`morgana::Either`], re-exported here, which also implements the block, flow and transport
+//! traits.
 
-use alloc::vec::Vec;
-use core::time::Duration;
-
-use morgana::kv::{Key, Kind, KvError, KvRo, KvRw};
-
-/// One of two implementations of the same traits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Either<A, B> {
-    /// The first.
-    Left(A),
-    /// The second.
-    Right(B),
-}
-
-macro_rules! either {
-    ($self:expr, $x:ident => $e:expr) => {
-        match $self {
-            Either::Left($x) => $e,
-            Either::Right($x) => $e,
-        }
-    };
-}
-
-impl<A: KvRo, B: KvRo> KvRo for Either<A, B> {
-    async fn exists(&self, key: &Key) -> Result<Option<Kind>, KvError> {
-        either!(self, kv => kv.exists(key).await)
-    }
-
-    async fn get(&self, key: &Key) -> Result<Vec<u8>, KvError> {
-        either!(self, kv => kv.get(key).await)
-    }
-
-    async fn get_partial(&self, key: &Key, offset: u64, len: usize) -> Result<Vec<u8>, KvError> {
-        either!(self, kv => kv.get_partial(key, offset, len).await)
-    }
-
-    async fn list(&self, key: &Key) -> Result<Vec<(Key, Kind)>, KvError> {
-        either!(self, kv => kv.list(key).await)
-    }
-
-    async fn size(&self, key: &Key) -> Result<u64, KvError> {
-        either!(self, kv => kv.size(key).await)
-    }
-
-    async fn last_modified(&self, key: &Key) -> Result<Duration, KvError> {
-        either!(self, kv => kv.last_modified(key).await)
-    }
-
-    async fn digest(&self, key: &Key) -> Result<[u8; 32], KvError> {
-        either!(self, kv => kv.digest(key).await)
-    }
-}
-
-impl<A: KvRw, B: KvRw> KvRw for Either<A, B> {
-    async fn set(&self, key: &Key, value: &[u8]) -> Result<(), KvError> {
-        either!(self, kv => kv.set(key, value).await)
-    }
-
-    async fn set_partial(&self, key: &Key, offset: u64, data: &[u8]) -> Result<(), KvError> {
-        either!(self, kv => kv.set_partial(key, offset, data).await)
-    }
-
-    async fn remove(&self, key: &Key) -> Result<(), KvError> {
-        either!(self, kv => kv.remove(key).await)
-    }
-
-    async fn rename(&self, source: &Key, dest: &Key) -> Result<(), KvError> {
-        either!(self, kv => kv.rename(source, dest).await)
-    }
-
-    async fn allocate(&self, key: &Key, size: u64) -> Result<(), KvError> {
-        either!(self, kv => kv.allocate(key, size).await)
-    }
-}
+pub use morgana::Either;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use core::future::Future;
+    use morgana::kv::{Key, KvError, KvRo, KvRw};
     use morgana_crunch::{Crunch, File};
     use morgana_mem::MemKv;
     use morgana_rt::{Executor, Handle, VirtualTime};
