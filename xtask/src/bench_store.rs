@@ -79,9 +79,13 @@ pub fn run(root: &Path, args: &[String]) -> Outcome {
     virtio(root, Path::new(&dir), sizes, kvm, redb)
 }
 
-/// The workload inside QEMU on virtio-blk: one row, and its ratio to redb's figures.
+/// The workload inside QEMU on virtio-blk: one row, and its ratio to redb's figures (skipped in
+/// one line where QEMU is missing: the host's rows stand without it).
 fn virtio(root: &Path, dir: &Path, sizes: [&str; 3], kvm: bool, redb: Option<(f64, f64)>) -> Outcome {
-    cargo_morgana::virtio::check_qemu()?;
+    if let Err(missing) = cargo_morgana::virtio::check_qemu() {
+        println!("store (virtio): skipped: {}", missing.message);
+        return Ok(());
+    }
     build_images(root, &[], true)?;
     let image = dir.join("virtio-store.img");
     let _ = std::fs::remove_file(&image);

@@ -13,15 +13,13 @@
 //! Usage: `morgana-store-bench DIR [COMMITS] [BATCHES] [BATCH_KEYS] [CACHE_BYTES]` (the store's
 //! node cache; its default when not given).
 
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use futures::executor::block_on;
-use morgana::block::{Block, BlockError, BlockInfo};
 use morgana::kv::{Key, KvRw};
 use morgana::time::WallClock;
+use morgana_layers::{Meter, Metered};
 use morgana_store::{Batch, Options, Store};
 use morgana_unix::FileBlock;
 use redb::{Database, TableDefinition};
@@ -37,28 +35,6 @@ struct Wall;
 impl WallClock for Wall {
     fn now_unix(&self) -> Duration {
         std::time::SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
-    }
-}
-
-/// A block device that counts the bytes written to it.
-struct Counted {
-    dev: FileBlock,
-    written: Rc<Cell<u64>>,
-}
-
-impl Block for Counted {
-    fn info(&self) -> BlockInfo {
-        self.dev.info()
-    }
-    async fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-        self.dev.read(sector, buf).await
-    }
-    async fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
-        self.written.set(self.written.get() + buf.len() as u64);
-        self.dev.write(sector, buf).await
-    }
-    async fn flush(&mut self) -> Result<(), BlockError> {
-        self.dev.flush().await
     }
 }
 
@@ -115,8 +91,8 @@ trait Side {
 }
 
 struct Ours {
-    store: Store<Counted, Wall>,
-    written: Rc<Cell<u64>>,
+    store: Store<Metered<FileBlock>, Wall>,
+    meter: Meter,
     path: PathBuf,
 }
 
@@ -128,10 +104,9 @@ impl Ours {
         std::fs::write(&path, vec![0u8; IMAGE as usize]).map_err(|e| e.to_string())?;
         std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(|e| e.to_string())?;
         let dev = FileBlock::open(&path).map_err(|e| e.to_string())?;
-        let written = Rc::new(Cell::new(0));
-        let store = block_on(Store::open_with(Counted { dev, written: written.clone() }, Wall, options))
-            .map_err(|e| e.to_string())?;
-        Ok(Self { store, written, path })
+        let (dev, meter) = Metered::new(dev);
+        let store = block_on(Store::open_with(dev, Wall, options)).map_err(|e| e.to_string())?;
+        Ok(Self { store, meter, path })
     }
 
     fn k(i: u64) -> Key {
@@ -151,7 +126,7 @@ impl Side for Ours {
         block_on(self.store.batch(&batch)).map_err(|e| e.to_string())
     }
     fn written(&self) -> Option<u64> {
-        Some(self.written.get())
+        Some(self.meter.counts().bytes_written)
     }
 }
 

@@ -144,7 +144,7 @@ mod store_bench {
     use alloc::format;
     use alloc::vec::Vec;
 
-    use morgana::block::{Block, BlockError, BlockInfo};
+    use morgana::block::Block;
     use morgana::kv::{Key, KvRw};
     use morgana::{Clock, WallClock};
     use morgana_store::{Batch, Store};
@@ -155,28 +155,6 @@ mod store_bench {
         pub commits: u64,
         pub batches: u64,
         pub batch_keys: u64,
-    }
-
-    /// The disk, counting the bytes written to it (for the write amplification).
-    struct Counted<B> {
-        dev: B,
-        written: alloc::rc::Rc<core::cell::Cell<u64>>,
-    }
-
-    impl<B: Block> Block for Counted<B> {
-        fn info(&self) -> BlockInfo {
-            self.dev.info()
-        }
-        async fn read(&mut self, sector: u64, buf: &mut [u8]) -> Result<(), BlockError> {
-            self.dev.read(sector, buf).await
-        }
-        async fn write(&mut self, sector: u64, buf: &[u8]) -> Result<(), BlockError> {
-            self.written.set(self.written.get() + buf.len() as u64);
-            self.dev.write(sector, buf).await
-        }
-        async fn flush(&mut self) -> Result<(), BlockError> {
-            self.dev.flush().await
-        }
     }
 
     /// Key `i`, 24 bytes, and its 150-byte value: bench/store's.
@@ -196,8 +174,8 @@ mod store_bench {
         B: Block,
         C: Clock + WallClock + Clone,
     {
-        let written = alloc::rc::Rc::new(core::cell::Cell::new(0));
-        let dev = Counted { dev: disk, written: written.clone() };
+        let (dev, meter) = morgana_layers::Metered::new(disk);
+        let written = || meter.counts().bytes_written;
         let store = Store::open(dev, clock.clone()).await.map_err(|e| {
             log::error!("store-bench: {e}");
             "store-bench: the disk could not be opened"
@@ -209,7 +187,7 @@ mod store_bench {
                 "store-bench: a commit failed"
             })?;
         }
-        let (t1, w1) = (clock.now(), written.get());
+        let (t1, w1) = (clock.now(), written());
         for b in 0..sizes.batches {
             let from = 1_000_000 + b * sizes.batch_keys;
             let mut batch = Batch::new();
@@ -221,7 +199,7 @@ mod store_bench {
                 "store-bench: a batch failed"
             })?;
         }
-        let (t2, w2) = (clock.now(), written.get());
+        let (t2, w2) = (clock.now(), written());
         log::info!(
             "store-bench: commits {} in {} us ({w1} bytes written); batches {} of {} keys in {} us ({} bytes written)",
             sizes.commits,

@@ -10,6 +10,8 @@
 //! - [`Either`]: one of two key-value stores, chosen at run time (a directory or the compiled-in
 //!   site), as one type that implements [`morgana::KvRo`], and [`morgana::KvRw`] when both
 //!   sides do: no `dyn`, no allocation.
+//! - [`Metered`]: any [`morgana::Block`], counting the reads, writes and flushes that reach it
+//!   and their bytes (a store's write amplification), read through a [`Meter`] kept beside it.
 //!
 //! Fault injection under a stack is `morgana_mem::FaultyNet` (seeded loss, duplication,
 //! reordering, corruption and delay on what a `Net` receives), which is `no_std` too.
@@ -22,7 +24,9 @@
 extern crate alloc;
 
 pub mod either;
+pub mod meter;
 pub mod pcap;
 
 pub use either::Either;
+pub use meter::{BlockCounts, Meter, Metered};
 pub use pcap::{CaptureStats, PcapWriter};
