@@ -62,11 +62,7 @@ pub const ARGS: &[ArgSpec] = &[
 
 /// The certificate store (`server.pem`, `server.key`), `--certs DIR` where the target has
 /// directories, else the built-in development certificate.
-pub const CERTS: StoreArg = StoreArg::new(
-    "certs",
-    "directory with server.pem and server.key [default: the built-in development certificate for localhost]",
-    "drop --certs to serve the built-in development certificate",
-);
+pub const CERTS: StoreArg = morgana_app::CERTS;
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -145,11 +145,7 @@ pub const SITE_IMAGE: Store = Store::new(
 
 /// The certificate store (`server.pem`, `server.key`), `--certs DIR` where the target has
 /// directories, else the built-in development certificate.
-pub const CERTS: Store = Store::new(
-    "certs",
-    "directory with server.pem and server.key [default: the built-in development certificate for localhost]",
-    "drop --certs to serve the built-in development certificate",
-);
+pub const CERTS: Store = morgana_app::CERTS;
 
 /// Say once, at start, when the target cannot hold `config.max_connections` open: `limit` is
 /// the target's [`connection_limit`](morgana_target::Target::connection_limit) (on a host, the

@@ -57,6 +57,16 @@ pub fn tls_provider() -> alloc::sync::Arc<rustls::crypto::CryptoProvider> {
     alloc::sync::Arc::new(provider)
 }
 
+/// The certificate store of a TLS server (`server.pem` and `server.key`, PEM): `--certs DIR`
+/// where the target has directories. Without it the server serves the built-in development
+/// certificate (`morgana_tls::Identity::from_certs_or_dev`), which says so in its log.
+#[cfg(feature = "tls")]
+pub const CERTS: Store = Store::new(
+    "certs",
+    "directory with server.pem and server.key [default: the built-in development certificate for localhost]",
+    "drop --certs to serve the built-in development certificate",
+);
+
 /// The program's entry on the selected target: see the [crate documentation](crate).
 #[macro_export]
 macro_rules! main {
