@@ -7,9 +7,10 @@
 //!   classic libpcap record (Ethernet, nanosecond timestamps from a [`morgana::Clock`]) to an
 //!   [`embedded_io::Write`]: a `Vec<u8>`, a `std::fs::File` through embedded-io-adapters'
 //!   `FromStd`, a serial port. A write that fails stops the capture, never the network.
-//! - [`Either`]: one of two key-value stores, chosen at run time (a directory or the compiled-in
-//!   site), as one type that implements [`morgana::KvRo`], and [`morgana::KvRw`] when both
-//!   sides do: no `dyn`, no allocation.
+//! - [`Either`]: one of two devices chosen at run time (a directory or the compiled-in site),
+//!   as one type that implements each device trait both sides do ([`morgana::KvRo`], and
+//!   [`morgana::KvRw`] when both sides are writable): no `dyn`, no allocation. It is the
+//!   signature crate's [`morgana::Either`], re-exported.
 //! - [`Metered`]: any [`morgana::Block`], counting the reads, writes and flushes that reach it
 //!   and their bytes (a store's write amplification), read through a [`Meter`] kept beside it.
 //!
